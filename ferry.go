@@ -1,0 +1,189 @@
+// Package ferry holds Ferry's domain types. Every other package depends on it;
+// it depends on nothing of Ferry's.
+package ferry
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Runtime names a language runtime.
+type Runtime string
+
+const (
+	RuntimePython Runtime = "python"
+	RuntimeNode   Runtime = "nodejs"
+	RuntimeGo     Runtime = "go"
+)
+
+// Runtimes lists the supported runtimes, in the order docs show them.
+var Runtimes = []Runtime{RuntimePython, RuntimeNode, RuntimeGo}
+
+// Valid reports whether r is a supported runtime.
+func (r Runtime) Valid() bool {
+	for _, x := range Runtimes {
+		if r == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Limits are the resources and behaviour a function version runs with.
+type Limits struct {
+	TimeoutSeconds int     `json:"timeout_seconds"`
+	MemoryMB       int     `json:"memory_mb"`
+	CPUs           float64 `json:"cpus"`
+	MaxConcurrency int     `json:"max_concurrency"`
+	Network        bool    `json:"network"`
+	Retries        int     `json:"retries"`
+}
+
+// Defaults and bounds for Limits; the API validates against them.
+var (
+	DefaultLimits = Limits{TimeoutSeconds: 30, MemoryMB: 128, CPUs: 0.5, MaxConcurrency: 10}
+	MaxLimits     = Limits{TimeoutSeconds: 900, MemoryMB: 4096, CPUs: 4, MaxConcurrency: 100, Retries: 10}
+)
+
+// WithDefaults returns l with zero fields set to DefaultLimits.
+func (l Limits) WithDefaults() Limits {
+	if l.TimeoutSeconds == 0 {
+		l.TimeoutSeconds = DefaultLimits.TimeoutSeconds
+	}
+	if l.MemoryMB == 0 {
+		l.MemoryMB = DefaultLimits.MemoryMB
+	}
+	if l.CPUs == 0 {
+		l.CPUs = DefaultLimits.CPUs
+	}
+	if l.MaxConcurrency == 0 {
+		l.MaxConcurrency = DefaultLimits.MaxConcurrency
+	}
+	return l
+}
+
+// Function is a named, versioned function. Its versions are immutable.
+type Function struct {
+	Name          string    `json:"name"`
+	Description   string    `json:"description"`
+	LatestVersion int       `json:"latest_version"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// Version is one immutable deployment of a function.
+type Version struct {
+	Function    string            `json:"name"`
+	Version     int               `json:"version"`
+	Runtime     Runtime           `json:"runtime"`
+	Handler     string            `json:"handler"`
+	Checksum    string            `json:"checksum"` // sha256 hex of the code bundle
+	CodeSize    int64             `json:"code_size"`
+	CodeKey     string            `json:"-"` // object key in the code store
+	Limits      Limits            `json:"limits"`
+	Env         map[string]string `json:"env"`
+	Description string            `json:"description"`
+	CreatedAt   time.Time         `json:"created_at"`
+}
+
+// InvocationStatus is the lifecycle state of an invocation.
+type InvocationStatus string
+
+const (
+	StatusPending   InvocationStatus = "pending"
+	StatusRunning   InvocationStatus = "running"
+	StatusCompleted InvocationStatus = "completed"
+	StatusFailed    InvocationStatus = "failed"
+	StatusTimeout   InvocationStatus = "timeout"
+	StatusCancelled InvocationStatus = "cancelled"
+)
+
+// Final reports whether s is a terminal status.
+func (s InvocationStatus) Final() bool {
+	return s != StatusPending && s != StatusRunning && s != ""
+}
+
+// Valid reports whether s is a known status.
+func (s InvocationStatus) Valid() bool {
+	switch s {
+	case StatusPending, StatusRunning, StatusCompleted, StatusFailed, StatusTimeout, StatusCancelled:
+		return true
+	}
+	return false
+}
+
+// FunctionError describes a failure of the user's code (or of its run).
+type FunctionError struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+	Stack   string `json:"stack,omitempty"`
+}
+
+// Metrics are measured by the executor for one invocation.
+type Metrics struct {
+	DurationMS float64 `json:"duration_ms"` // handler execution
+	InitMS     float64 `json:"init_ms"`     // container start + handler load (cold only)
+	QueueMS    float64 `json:"queue_ms"`    // accepted until execution began
+	TotalMS    float64 `json:"total_ms"`    // accepted until recorded
+	Cold       bool    `json:"cold"`
+	MemoryPeak int64   `json:"memory_peak"` // bytes
+	CPUTimeMS  float64 `json:"cpu_time_ms"`
+}
+
+// Invocation is one run of a function version.
+type Invocation struct {
+	ID             uuid.UUID        `json:"id"`
+	Function       string           `json:"function"`
+	Version        int              `json:"version"`
+	Status         InvocationStatus `json:"status"`
+	Event          json.RawMessage  `json:"event,omitempty"`
+	Result         json.RawMessage  `json:"result,omitempty"`
+	Error          *FunctionError   `json:"error,omitempty"`
+	Metrics        *Metrics         `json:"metrics,omitempty"`
+	IdempotencyKey string           `json:"idempotency_key,omitempty"`
+	RetryOf        *uuid.UUID       `json:"retry_of,omitempty"`
+	ChainRunID     *uuid.UUID       `json:"chain_run_id,omitempty"`
+	WorkflowID     string           `json:"workflow_id"`
+	RunID          string           `json:"run_id,omitempty"`
+	CreatedAt      time.Time        `json:"created_at"`
+	StartedAt      *time.Time       `json:"started_at,omitempty"`
+	FinishedAt     *time.Time       `json:"finished_at,omitempty"`
+}
+
+// Role is an API key's role.
+type Role string
+
+const (
+	RoleAdmin     Role = "admin"     // everything, including keys
+	RoleDeveloper Role = "developer" // deploy, read, invoke
+	RoleInvoker   Role = "invoker"   // read and invoke only
+)
+
+// Permission is a per-function grant to a key.
+type Permission string
+
+const (
+	PermRead    Permission = "read"
+	PermWrite   Permission = "write"
+	PermExecute Permission = "execute"
+	PermAdmin   Permission = "admin"
+)
+
+// APIKey is a stored key; the secret itself is never stored, only its hash.
+type APIKey struct {
+	ID         uuid.UUID  `json:"id"`
+	Name       string     `json:"name"`
+	Prefix     string     `json:"prefix"` // first characters of the key, shown to identify it
+	Role       Role       `json:"role"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+}
+
+// Page asks for one page of a listing. Cursor is opaque, from a previous page.
+type Page struct {
+	Limit  int
+	Cursor string
+}
