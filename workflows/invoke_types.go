@@ -1,0 +1,82 @@
+package workflows
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/ferry-faas/ferry"
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+)
+
+// Search attributes registered on the Temporal namespace (scripts/stack.sh does it
+// for the local stack) so that every invocation is easy to find in the UI.
+var (
+	AttrFunction = temporal.NewSearchAttributeKeyKeyword("FerryFunction")
+	AttrRuntime  = temporal.NewSearchAttributeKeyKeyword("FerryRuntime")
+	AttrStatus   = temporal.NewSearchAttributeKeyKeyword("FerryStatus")
+)
+
+// InvokeInput starts one invocation. The version is pinned by the caller, which
+// has already created the pending invocation record.
+type InvokeInput struct {
+	InvocationID uuid.UUID       `json:"invocation_id"`
+	Function     string          `json:"function"`
+	Version      int             `json:"version"`
+	Event        json.RawMessage `json:"event,omitempty"`
+	// EventKey names the event in the object store when it is too large for
+	// Temporal's history; Event is empty then.
+	EventKey   string    `json:"event_key,omitempty"`
+	AcceptedAt time.Time `json:"accepted_at"`
+	// TimeoutSeconds and Retries are copied from the version so the workflow can
+	// choose its activity options without a lookup.
+	TimeoutSeconds int `json:"timeout_seconds"`
+	Retries        int `json:"retries"`
+}
+
+// InvokeOutput is the final invocation record as stored in PostgreSQL.
+type InvokeOutput struct {
+	Invocation ferry.Invocation `json:"invocation"`
+}
+
+// InvokeStartOptions are the options every InvokeFunction start uses: workflow id
+// = invocation id, eager start (the worker in the same process takes the first
+// task without a round trip), and the search attributes the UI filters on.
+func InvokeStartOptions(taskQueue string, inv ferry.Invocation, v ferry.Version) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                       inv.ID.String(),
+		TaskQueue:                taskQueue,
+		EnableEagerStart:         true,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowExecutionTimeout: InvokeExecutionTimeout(v.Limits),
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			AttrFunction.ValueSet(v.Function),
+			AttrRuntime.ValueSet(string(v.Runtime)),
+			AttrStatus.ValueSet(string(ferry.StatusPending)),
+		),
+		Memo: map[string]any{"function": v.Function, "version": v.Version},
+	}
+}
+
+// InvokeInputFor builds the workflow input for a pending invocation.
+func InvokeInputFor(inv ferry.Invocation, v ferry.Version) InvokeInput {
+	return InvokeInput{
+		InvocationID:   inv.ID,
+		Function:       v.Function,
+		Version:        v.Version,
+		Event:          inv.Event,
+		AcceptedAt:     inv.CreatedAt,
+		TimeoutSeconds: v.Limits.TimeoutSeconds,
+		Retries:        v.Limits.Retries,
+	}
+}
+
+// InvokeExecutionTimeout bounds a whole invocation: every attempt's timeout plus
+// room for cold starts, Go builds and infrastructure retries.
+func InvokeExecutionTimeout(l ferry.Limits) time.Duration {
+	l = l.WithDefaults()
+	return time.Duration(l.TimeoutSeconds*(l.Retries+1))*time.Second + 15*time.Minute
+}
