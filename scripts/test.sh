@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# `make test`: start the test stack (own ports and data under .data/test, never
+# the dev stack), run go vet and every test with the race detector against it,
+# and stop the stack again on exit, also on failure or Ctrl-C.
+#
+# The test stack starts from empty data each run (KEEP_TEST_DATA=1 keeps it).
+# Extra `go test` flags can be passed in GOTESTFLAGS, e.g. GOTESTFLAGS='-run TestX'.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="/usr/local/go/bin:$PATH"
+. scripts/env.sh
+ferry_env test
+
+# Two `make test` at once would share (and stop) one test stack: take turns.
+mkdir -p "$(dirname "$STACK_DATA_DIR")"
+exec 9>"$STACK_DATA_DIR.lock"
+if ! flock -n 9; then
+	echo "[test] another make test is running; waiting for it" >&2
+	flock 9
+fi
+
+trap 'scripts/stack.sh down test' EXIT
+scripts/stack.sh down test
+if [ -z "${KEEP_TEST_DATA:-}" ]; then
+	rm -rf "$STACK_DATA_DIR"
+fi
+scripts/stack.sh up test
+eval "$(scripts/env.sh test)"
+env | grep '^FERRY_' | sort >&2
+
+echo "[test] go vet ./..." >&2
+go vet ./...
+
+echo "[test] go test -race ./... (raw JSON in $STACK_DATA_DIR/go-test.json)" >&2
+go build -o bin/testsummary ./scripts/testsummary
+# shellcheck disable=SC2086 # GOTESTFLAGS is a list of flags
+go test -race -count=1 -timeout 40m -json ${GOTESTFLAGS:-} ./... 2>&1 |
+	bin/testsummary -raw "$STACK_DATA_DIR/go-test.json"
