@@ -1,0 +1,316 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ferry-faas/ferry"
+)
+
+// InvocationFilter narrows ListInvocations; zero fields match everything.
+type InvocationFilter struct {
+	Function   string
+	Status     ferry.InvocationStatus
+	ChainRunID *uuid.UUID
+}
+
+// Outcome is the final state of an invocation, recorded by FinishInvocation.
+type Outcome struct {
+	Status     ferry.InvocationStatus
+	Result     json.RawMessage
+	Error      *ferry.FunctionError
+	Metrics    *ferry.Metrics
+	Logs       string
+	FinishedAt time.Time
+}
+
+// invocationColumns omits logs: they are read on their own by InvocationLogs.
+const invocationColumns = `id, function, version, status, event, result, error, metrics,
+	coalesce(idempotency_key, ''), retry_of, chain_run_id, workflow_id, run_id,
+	created_at, started_at, finished_at`
+
+// listColumns leaves out the payloads, which can be large.
+const listColumns = `id, function, version, status, NULL::json, NULL::json, error, metrics,
+	coalesce(idempotency_key, ''), retry_of, chain_run_id, workflow_id, run_id,
+	created_at, started_at, finished_at`
+
+func scanInvocation(row pgx.Row) (ferry.Invocation, error) {
+	var inv ferry.Invocation
+	var status string
+	var event, result []byte
+	err := row.Scan(&inv.ID, &inv.Function, &inv.Version, &status, &event, &result, &inv.Error, &inv.Metrics,
+		&inv.IdempotencyKey, &inv.RetryOf, &inv.ChainRunID, &inv.WorkflowID, &inv.RunID,
+		&inv.CreatedAt, &inv.StartedAt, &inv.FinishedAt)
+	inv.Status = ferry.InvocationStatus(status)
+	if event != nil {
+		inv.Event = json.RawMessage(event)
+	}
+	if result != nil {
+		inv.Result = json.RawMessage(result)
+	}
+	inv.CreatedAt = inv.CreatedAt.UTC()
+	inv.StartedAt = utcPtr(inv.StartedAt)
+	inv.FinishedAt = utcPtr(inv.FinishedAt)
+	return inv, err
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func invocationName(id uuid.UUID) string { return "invocation " + id.String() }
+
+// rawJSON maps an empty payload to SQL NULL.
+func rawJSON(b json.RawMessage) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return string(b)
+}
+
+// nullString maps "" to SQL NULL.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// CreateInvocation records a new invocation. A zero ID gets a fresh time-ordered
+// UUID, a zero status is pending and a zero CreatedAt is now. When
+// inv.IdempotencyKey is set and an invocation of the same function with that key
+// exists, it returns the existing record and created=false.
+func (db *DB) CreateInvocation(ctx context.Context, inv ferry.Invocation) (ferry.Invocation, bool, error) {
+	if inv.Function == "" {
+		return ferry.Invocation{}, false, ferry.Errorf(ferry.EINVALID, "function name is required")
+	}
+	if inv.Status == "" {
+		inv.Status = ferry.StatusPending
+	}
+	if !inv.Status.Valid() {
+		return ferry.Invocation{}, false, ferry.Errorf(ferry.EINVALID, "unknown invocation status %q", inv.Status)
+	}
+	if inv.ID == uuid.Nil {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return ferry.Invocation{}, false, ferry.Errorf(ferry.EINTERNAL, "generating an invocation id: %v", err)
+		}
+		inv.ID = id
+	}
+	if inv.CreatedAt.IsZero() {
+		inv.CreatedAt = time.Now()
+	}
+	errJSON, err := jsonOrNil(sanitizeError(inv.Error))
+	if err != nil {
+		return ferry.Invocation{}, false, err
+	}
+	metricsJSON, err := jsonOrNil(inv.Metrics)
+	if err != nil {
+		return ferry.Invocation{}, false, err
+	}
+	what := invocationName(inv.ID)
+	// A concurrent insert with the same key makes ON CONFLICT wait for it and then
+	// skip; the existing row is read afterwards. Two attempts cover the case where
+	// that other insert rolled back in between.
+	for attempt := 0; attempt < 2; attempt++ {
+		created, err := scanInvocation(db.pool.QueryRow(ctx, `
+			INSERT INTO invocations (id, function, version, status, event, result, error, metrics,
+				idempotency_key, retry_of, chain_run_id, workflow_id, run_id, created_at, started_at, finished_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+			ON CONFLICT (function, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+			RETURNING `+invocationColumns,
+			inv.ID, inv.Function, inv.Version, string(inv.Status), rawJSON(inv.Event), rawJSON(inv.Result),
+			errJSON, metricsJSON, nullString(inv.IdempotencyKey), inv.RetryOf, inv.ChainRunID,
+			inv.WorkflowID, inv.RunID, inv.CreatedAt, inv.StartedAt, inv.FinishedAt))
+		if err == nil {
+			return created, true, nil
+		}
+		if err != pgx.ErrNoRows || inv.IdempotencyKey == "" {
+			return ferry.Invocation{}, false, db.mapErr(err, what)
+		}
+		existing, err := scanInvocation(db.pool.QueryRow(ctx, `SELECT `+invocationColumns+`
+			FROM invocations WHERE function = $1 AND idempotency_key = $2`, inv.Function, inv.IdempotencyKey))
+		if err == nil {
+			return existing, false, nil
+		}
+		if err != pgx.ErrNoRows {
+			return ferry.Invocation{}, false, db.mapErr(err, what)
+		}
+	}
+	return ferry.Invocation{}, false, ferry.Errorf(ferry.ECONFLICT,
+		"invocation of function %q with idempotency key %q is being created concurrently", inv.Function, inv.IdempotencyKey)
+}
+
+// GetInvocation returns one invocation, without its logs.
+func (db *DB) GetInvocation(ctx context.Context, id uuid.UUID) (ferry.Invocation, error) {
+	inv, err := scanInvocation(db.pool.QueryRow(ctx,
+		`SELECT `+invocationColumns+` FROM invocations WHERE id = $1`, id))
+	if err != nil {
+		return ferry.Invocation{}, db.mapErr(err, invocationName(id))
+	}
+	return inv, nil
+}
+
+type invocationKeyset struct {
+	CreatedAt time.Time `json:"t"`
+	ID        uuid.UUID `json:"i"`
+}
+
+// ListInvocations lists invocations newest first (by created_at, then id). List
+// rows leave out Event and Result.
+func (db *DB) ListInvocations(ctx context.Context, f InvocationFilter, p ferry.Page) ([]ferry.Invocation, string, error) {
+	n, err := limit(p)
+	if err != nil {
+		return nil, "", err
+	}
+	if f.Status != "" && !f.Status.Valid() {
+		return nil, "", ferry.Errorf(ferry.EINVALID, "unknown invocation status %q", f.Status)
+	}
+	var before invocationKeyset
+	ok, err := decodeCursor(p.Cursor, &before)
+	if err != nil {
+		return nil, "", err
+	}
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	if f.Function != "" {
+		where = append(where, "function = "+arg(f.Function))
+	}
+	if f.Status != "" {
+		where = append(where, "status = "+arg(string(f.Status)))
+	}
+	if f.ChainRunID != nil {
+		where = append(where, "chain_run_id = "+arg(*f.ChainRunID))
+	}
+	if ok {
+		where = append(where, fmt.Sprintf("(created_at, id) < (%s, %s)", arg(before.CreatedAt), arg(before.ID)))
+	}
+	q := `SELECT ` + listColumns + ` FROM invocations`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY created_at DESC, id DESC LIMIT " + arg(n+1)
+	rows, err := db.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", db.mapErr(err, "invocations")
+	}
+	invs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ferry.Invocation, error) { return scanInvocation(r) })
+	if err != nil {
+		return nil, "", db.mapErr(err, "invocations")
+	}
+	next := ""
+	if len(invs) > n {
+		invs = invs[:n]
+		last := invs[n-1]
+		next = encodeCursor(invocationKeyset{CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	return invs, next, nil
+}
+
+// StartInvocation moves a pending invocation to running and records when and in
+// which workflow run. It does nothing when the invocation is already running or
+// final, so activity retries may call it again.
+func (db *DB) StartInvocation(ctx context.Context, id uuid.UUID, runID string, at time.Time) error {
+	if at.IsZero() {
+		at = time.Now()
+	}
+	tag, err := db.pool.Exec(ctx, `UPDATE invocations SET status = 'running', run_id = $2, started_at = $3
+		WHERE id = $1 AND status = 'pending'`, id, runID, at)
+	if err != nil {
+		return db.mapErr(err, invocationName(id))
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var exists bool
+	if err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM invocations WHERE id = $1)`, id).Scan(&exists); err != nil {
+		return db.mapErr(err, invocationName(id))
+	}
+	if !exists {
+		return notFound("%s not found", invocationName(id))
+	}
+	return nil
+}
+
+// FinishInvocation records the outcome of an invocation that is not final yet.
+// Once final, a record never changes: a second call (an activity retry, or a
+// cancel racing a completion) returns the stored record and updated=false.
+func (db *DB) FinishInvocation(ctx context.Context, id uuid.UUID, o Outcome) (ferry.Invocation, bool, error) {
+	if !o.Status.Final() || !o.Status.Valid() {
+		return ferry.Invocation{}, false, ferry.Errorf(ferry.EINVALID, "%q is not a final invocation status", o.Status)
+	}
+	if o.FinishedAt.IsZero() {
+		o.FinishedAt = time.Now()
+	}
+	errJSON, err := jsonOrNil(sanitizeError(o.Error))
+	if err != nil {
+		return ferry.Invocation{}, false, err
+	}
+	metricsJSON, err := jsonOrNil(o.Metrics)
+	if err != nil {
+		return ferry.Invocation{}, false, err
+	}
+	what := invocationName(id)
+	inv, err := scanInvocation(db.pool.QueryRow(ctx, `
+		UPDATE invocations SET status = $2, result = $3, error = $4, metrics = $5, logs = $6, finished_at = $7
+		WHERE id = $1 AND status IN ('pending', 'running')
+		RETURNING `+invocationColumns,
+		id, string(o.Status), rawJSON(o.Result), errJSON, metricsJSON, cleanText(o.Logs), o.FinishedAt))
+	if err == nil {
+		return inv, true, nil
+	}
+	if err != pgx.ErrNoRows {
+		return ferry.Invocation{}, false, db.mapErr(err, what)
+	}
+	inv, err = db.GetInvocation(ctx, id)
+	return inv, false, err
+}
+
+// InvocationLogs returns the captured output of an invocation.
+func (db *DB) InvocationLogs(ctx context.Context, id uuid.UUID) (string, error) {
+	var logs string
+	if err := db.pool.QueryRow(ctx, `SELECT logs FROM invocations WHERE id = $1`, id).Scan(&logs); err != nil {
+		return "", db.mapErr(err, invocationName(id))
+	}
+	return logs, nil
+}
+
+// jsonOrNil marshals v for a jsonb column, mapping a nil pointer to SQL NULL.
+func jsonOrNil[T any](v *T) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, ferry.Errorf(ferry.EINVALID, "cannot encode %T: %v", v, err)
+	}
+	return string(b), nil
+}
+
+// cleanText makes user output storable: PostgreSQL text holds neither NUL bytes
+// nor invalid UTF-8.
+func cleanText(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+}
+
+// sanitizeError cleans a function error's strings; jsonb rejects \u0000.
+func sanitizeError(e *ferry.FunctionError) *ferry.FunctionError {
+	if e == nil {
+		return nil
+	}
+	return &ferry.FunctionError{Type: cleanText(e.Type), Message: cleanText(e.Message), Stack: cleanText(e.Stack)}
+}
