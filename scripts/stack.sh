@@ -79,7 +79,11 @@ stop_pidfile() {
 	local name=$1 pidfile=$2 pid
 	pid=$(pidfile_pid "$pidfile")
 	if ! pid_alive "$pid"; then
-		[ -f "$pidfile" ] && log "$name: not running (removing stale pid file)"
+		if [ -f "$pidfile" ]; then
+			log "$name: not running (removing stale pid file)"
+		else
+			log "$name: not started by this script"
+		fi
 		rm -f "$pidfile"
 		return 0
 	fi
