@@ -104,6 +104,21 @@ stop_pidfile() {
 # ---------------------------------------------------------------- PostgreSQL
 
 PGDATA_DIR=$DATA/pg
+# PostgreSQL runs as the postgres user, which cannot reach a checkout under a
+# private folder (e.g. /root). Then the cluster lives under /var/lib and
+# .data/<env>/pg is a symlink to it.
+if [ -L "$PGDATA_DIR" ]; then
+	PGDATA_DIR=$(readlink -f "$PGDATA_DIR")
+elif [ "$action" = up ] && [ "$(id -u)" = 0 ] && [ ! -e "$PGDATA_DIR" ]; then
+	mkdir -p "$DATA"
+	if ! runuser -u postgres -- test -x "$DATA" 2>/dev/null; then
+		alt=/var/lib/ferry-stack/$(printf %s "$ROOT" | md5sum | cut -c1-12)/$STACK_ENV/pg
+		log "postgres: user postgres cannot reach $DATA; cluster goes to $alt"
+		mkdir -p "$(dirname "$alt")"
+		ln -s "$alt" "$PGDATA_DIR"
+		PGDATA_DIR=$alt
+	fi
+fi
 
 pg_bindir() {
 	local d
@@ -121,7 +136,8 @@ pg_bindir() {
 # `postgres` user; everybody else runs it as themselves.
 as_postgres() {
 	if [ "$(id -u)" = 0 ]; then
-		runuser -u postgres -- "$@"
+		# From /, which postgres can always enter (all paths here are absolute).
+		(cd / && runuser -u postgres -- "$@")
 	else
 		"$@"
 	fi
@@ -143,7 +159,7 @@ pg_up() {
 		if [ "$(id -u)" = 0 ]; then
 			chown postgres: "$PGDATA_DIR"
 			runuser -u postgres -- test -w "$PGDATA_DIR" ||
-				die "user postgres cannot write $PGDATA_DIR (a parent folder is not searchable by other users?)"
+				die "user postgres cannot write $PGDATA_DIR"
 		fi
 		chmod 700 "$PGDATA_DIR"
 		as_postgres "$PGBIN/initdb" -D "$PGDATA_DIR" -U ferry --auth=trust \
@@ -203,9 +219,11 @@ pg_status() {
 TEMPORAL_PID=$DATA/temporal.pid
 TEMPORAL_LOG=$DATA/temporal.log
 
+# Ready means the frontend answers and the namespace exists (start-dev creates
+# it while starting).
 temporal_ready() {
-	"$TEMPORAL" operator cluster health --address "$HOST:$STACK_TEMPORAL_PORT" --command-timeout 3s 2>/dev/null |
-		grep -q SERVING
+	"$TEMPORAL" operator namespace describe --address "$HOST:$STACK_TEMPORAL_PORT" \
+		--namespace "$FERRY_TEMPORAL_NAMESPACE" --command-timeout 3s >/dev/null 2>&1
 }
 
 temporal_up() {

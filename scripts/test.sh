@@ -23,6 +23,8 @@ fi
 trap 'scripts/stack.sh down test' EXIT
 scripts/stack.sh down test
 if [ -z "${KEEP_TEST_DATA:-}" ]; then
+	# The cluster may live elsewhere behind a symlink (see stack.sh).
+	if [ -L "$STACK_DATA_DIR/pg" ]; then rm -rf "$(readlink -f "$STACK_DATA_DIR/pg")"; fi
 	rm -rf "$STACK_DATA_DIR"
 fi
 scripts/stack.sh up test
