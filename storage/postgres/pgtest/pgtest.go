@@ -4,6 +4,8 @@ package pgtest
 
 import (
 	"context"
+	"fmt"
+	"hash/fnv"
 	"net/url"
 	"regexp"
 	"strings"
@@ -19,9 +21,9 @@ import (
 var validName = regexp.MustCompile(`^ferry_test_[a-z0-9_]+$`)
 
 // CreateDatabase drops and re-creates the database called name (which must start
-// with "ferry_test_") and returns its URL. The database is left in place after
-// the test for inspection; the next run replaces it. When the server cannot be
-// reached the test is skipped, or fails under FERRY_REQUIRE_SERVICES.
+// with "ferry_test_") and returns its URL. It is dropped when the test passes and
+// left for inspection when it fails (the next run replaces it). When the server
+// cannot be reached the test is skipped, or fails under FERRY_REQUIRE_SERVICES.
 func CreateDatabase(t testing.TB, name string) string {
 	t.Helper()
 	if !validName.MatchString(name) {
@@ -46,6 +48,23 @@ func CreateDatabase(t testing.TB, name string) string {
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
 		t.Fatalf("pgtest: creating %s: %v", name, err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pgtest: database %s kept for inspection", name)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Logf("pgtest: dropping %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
+			t.Logf("pgtest: dropping %s: %v", name, err)
+		}
+	})
 	return withDatabase(t, testenv.DatabaseURL, name)
 }
 
@@ -78,4 +97,17 @@ func Open(t testing.TB, name string) *postgres.DB {
 		t.Fatalf("pgtest: migrating %s: %v", name, err)
 	}
 	return db
+}
+
+// Name turns a test's name into a database name: "ferry_test_" + prefix + the
+// test name in lower case, for one database per test.
+func Name(t testing.TB, prefix string) string {
+	n := strings.ToLower(prefix + "_" + t.Name())
+	n = regexp.MustCompile(`[^a-z0-9_]+`).ReplaceAllString(n, "_")
+	if len(n) > 50 { // identifiers are capped at 63 bytes; keep long names distinct
+		h := fnv.New32a()
+		h.Write([]byte(n))
+		n = fmt.Sprintf("%s_%08x", n[:41], h.Sum32())
+	}
+	return "ferry_test_" + n
 }
