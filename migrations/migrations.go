@@ -41,4 +41,3 @@ func Apply(ctx context.Context, db *sql.DB) error {
 	}
 	return nil
 }
-

@@ -69,13 +69,12 @@ func (db *DB) KeyByHash(ctx context.Context, hash []byte) (ferry.APIKey, error) 
 	if err != nil {
 		return ferry.APIKey{}, db.mapErr(err, "API key")
 	}
-	now := time.Now()
+	now := time.Now().UTC().Truncate(time.Microsecond) // the column's precision
 	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) >= lastUsedPrecision {
 		if _, err := db.pool.Exec(ctx, `UPDATE api_keys SET last_used_at = $2 WHERE id = $1`, k.ID, now); err != nil {
 			return ferry.APIKey{}, db.mapErr(err, keyName(k.ID))
 		}
-		t := now.UTC()
-		k.LastUsedAt = &t
+		k.LastUsedAt = &now
 	}
 	return k, nil
 }
