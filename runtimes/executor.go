@@ -1,0 +1,547 @@
+// Package runtimes runs function code in hardened Docker containers: a warm pool
+// of runner containers per function version, the runner protocol, a reaper for
+// containers no live pool owns, safe bundle unpacking and the Go builder.
+package runtimes
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/ferry-faas/ferry"
+)
+
+// Spec is one invocation of one function version.
+type Spec struct {
+	InvocationID string
+	Function     string
+	Version      int
+	Runtime      ferry.Runtime
+	Handler      string
+	Checksum     string
+	// CodeDir is the host folder with the unpacked bundle (for Go: the folder
+	// holding the built bootstrap binary). It is part of the warm-pool key and
+	// must keep its content while containers use it: a folder per checksum
+	// that is never rewritten lets invocations reuse warm containers.
+	CodeDir string
+	Limits  ferry.Limits
+	Env     map[string]string
+	Event   json.RawMessage
+}
+
+// Status is the outcome of one execution.
+type Status string
+
+const (
+	StatusCompleted Status = "completed"
+	StatusFailed    Status = "failed"
+	StatusTimeout   Status = "timeout"
+	StatusOOM       Status = "oom"
+)
+
+// Error types the executor itself reports in Result.Error (user-code errors
+// carry the language's own type, e.g. ValueError or TypeError).
+const (
+	ErrTypeTimeout        = "Runtime.Timeout"
+	ErrTypeOutOfMemory    = "Runtime.OutOfMemory"
+	ErrTypeExit           = "Runtime.ExitError"
+	ErrTypeInit           = "Runtime.InitError"
+	ErrTypeProtocol       = "Runtime.ProtocolError"
+	ErrTypeResultTooLarge = "Runtime.ResultTooLarge"
+)
+
+// Result is what one execution produced. Metrics.QueueMS is the time spent
+// waiting for a free container; TotalMS is left to the caller.
+type Result struct {
+	Status  Status
+	Result  json.RawMessage
+	Error   *ferry.FunctionError
+	Logs    string
+	Metrics ferry.Metrics
+}
+
+// Config configures an Executor. Zero fields take the documented defaults.
+type Config struct {
+	DataDir       string                   // sockets under DataDir/run; default .data/dev
+	IdleTimeout   time.Duration            // keep-alive of an idle container; default 10m
+	MaxContainers int                      // global cap; default 32
+	LogLimit      int                      // bytes of logs kept per invocation; default 256 KiB
+	ResultLimit   int                      // bytes of a result; default 6 MiB
+	InitTimeout   time.Duration            // container start + handler load; default 30s
+	Images        map[ferry.Runtime]string // per runtime, and "go-builder"; defaults DefaultImages
+	Logger        *slog.Logger
+}
+
+// DefaultImages are the locally built runtime images (scripts/images.sh).
+var DefaultImages = map[ferry.Runtime]string{
+	ferry.RuntimePython: "ferry/python:latest",
+	ferry.RuntimeNode:   "ferry/nodejs:latest",
+	ferry.RuntimeGo:     "ferry/go:latest",
+	goBuilderRuntime:    GoBuilderImage,
+}
+
+// GoBuilderImage compiles Go bundles (BuildGo).
+const GoBuilderImage = "ferry/go-builder:latest"
+
+func (c Config) withDefaults() Config {
+	if c.DataDir == "" {
+		c.DataDir = ".data/dev"
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 10 * time.Minute
+	}
+	if c.MaxContainers <= 0 {
+		c.MaxContainers = 32
+	}
+	if c.LogLimit <= 0 {
+		c.LogLimit = 256 << 10
+	}
+	if c.ResultLimit <= 0 {
+		c.ResultLimit = 6 << 20
+	}
+	if c.InitTimeout <= 0 {
+		c.InitTimeout = 30 * time.Second
+	}
+	images := make(map[ferry.Runtime]string, len(DefaultImages))
+	for rt, img := range DefaultImages {
+		images[rt] = img
+	}
+	for rt, img := range c.Images {
+		if img != "" {
+			images[rt] = img
+		}
+	}
+	c.Images = images
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// dockerAPI is the part of the Docker client the executor uses.
+type dockerAPI interface {
+	Ping(ctx context.Context) (types.Ping, error)
+	ContainerCreate(ctx context.Context, config *container.Config, hostConfig *container.HostConfig, networkingConfig *network.NetworkingConfig, platform *ocispec.Platform, containerName string) (container.CreateResponse, error)
+	ContainerStart(ctx context.Context, containerID string, options container.StartOptions) error
+	ContainerKill(ctx context.Context, containerID, signal string) error
+	ContainerRemove(ctx context.Context, containerID string, options container.RemoveOptions) error
+	ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error)
+	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
+	ContainerLogs(ctx context.Context, containerID string, options container.LogsOptions) (io.ReadCloser, error)
+	ContainerWait(ctx context.Context, containerID string, condition container.WaitCondition) (<-chan container.WaitResponse, <-chan error)
+	ImageInspect(ctx context.Context, imageID string, opts ...client.ImageInspectOption) (image.InspectResponse, error)
+}
+
+var _ dockerAPI = (*client.Client)(nil)
+
+// PoolStats counts the executor's containers, for metrics.
+type PoolStats struct {
+	Total    int `json:"total"`    // started or starting
+	Busy     int `json:"busy"`     // running an invocation (or starting for one)
+	Idle     int `json:"idle"`     // warm, waiting for an invocation
+	Versions int `json:"versions"` // distinct warm-pool keys
+}
+
+// Executor runs invocations in a warm pool of runner containers. It is safe
+// for concurrent use.
+type Executor struct {
+	docker dockerAPI
+	cfg    Config
+	log    *slog.Logger
+	poolID string // this executor's id, in every container's ferry.pool label
+	runDir string // absolute DataDir/run
+
+	mu       sync.Mutex
+	pools    map[string]*keyPool
+	all      map[*instance]struct{} // every started container, idle or busy
+	building map[string]struct{}    // ids of running Go builder containers
+	total    int                    // containers including reserved slots being started
+	busy     int
+	changed  chan struct{} // closed and replaced when a slot or container frees up
+	closed   bool
+
+	bg         sync.WaitGroup // background removals
+	stopReaper context.CancelFunc
+	reaperDone chan struct{}
+}
+
+// keyPool holds the containers of one warm-pool key (one function version
+// with one set of settings).
+type keyPool struct {
+	idle  []*instance // most recently used last
+	count int         // containers of this key: idle, busy and starting
+}
+
+// NewExecutor checks the configuration, removes orphaned containers and starts
+// the periodic reaper.
+func NewExecutor(ctx context.Context, docker *client.Client, cfg Config) (*Executor, error) {
+	if docker == nil {
+		return nil, ferry.Errorf(ferry.EINVALID, "runtimes: no Docker client")
+	}
+	return newExecutor(ctx, docker, cfg)
+}
+
+func newExecutor(ctx context.Context, docker dockerAPI, cfg Config) (*Executor, error) {
+	cfg = cfg.withDefaults()
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, ferry.Errorf(ferry.EINVALID, "runtimes: data dir %q: %v", cfg.DataDir, err)
+	}
+	cfg.DataDir = dataDir
+	runDir := filepath.Join(dataDir, "run")
+	// A Unix socket path holds at most 107 bytes: run/<container name>/ferry.sock.
+	if n := len(runDir) + 1 + containerNameLen + 1 + len(socketName); n > 107 {
+		return nil, ferry.Errorf(ferry.EINVALID, "runtimes: data dir %q is too long for Unix socket paths (%d > 107 bytes)", dataDir, n)
+	}
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return nil, ferry.Errorf(ferry.EINTERNAL, "runtimes: create %s: %v", runDir, err)
+	}
+	e := &Executor{
+		docker:   docker,
+		cfg:      cfg,
+		poolID:   randomHex(8),
+		runDir:   runDir,
+		pools:    make(map[string]*keyPool),
+		all:      make(map[*instance]struct{}),
+		building: make(map[string]struct{}),
+		changed:  make(chan struct{}),
+	}
+	e.log = cfg.Logger.With("component", "executor", "pool", e.poolID)
+	if err := e.Ping(ctx); err != nil {
+		return nil, err
+	}
+	e.reap(ctx)
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.stopReaper = cancel
+	e.reaperDone = make(chan struct{})
+	go e.reapLoop(rctx)
+	return e, nil
+}
+
+// PoolID is the executor's instance id (label ferry.pool of its containers).
+func (e *Executor) PoolID() string { return e.poolID }
+
+// Ping reports whether the Docker engine answers.
+func (e *Executor) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := e.docker.Ping(ctx); err != nil {
+		return ferry.Errorf(ferry.EUNAVAILABLE, "docker engine unreachable: %v", err)
+	}
+	return nil
+}
+
+// Stats returns the current container counts.
+func (e *Executor) Stats() PoolStats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := PoolStats{Total: e.total, Busy: e.busy, Versions: len(e.pools)}
+	for _, p := range e.pools {
+		st.Idle += len(p.idle)
+	}
+	return st
+}
+
+// Close removes every container of the pool, busy ones included (their
+// invocations fail with EUNAVAILABLE), and stops the reaper. It is idempotent.
+func (e *Executor) Close(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		e.bg.Wait()
+		return nil
+	}
+	e.closed = true
+	all := make([]*instance, 0, len(e.all))
+	for in := range e.all {
+		all = append(all, in)
+	}
+	for _, p := range e.pools {
+		p.idle = nil
+	}
+	e.notifyLocked()
+	e.mu.Unlock()
+
+	e.stopReaper()
+	<-e.reaperDone
+	var wg sync.WaitGroup
+	for _, in := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.removeInstance(ctx, in)
+		}()
+	}
+	wg.Wait()
+	done := make(chan struct{})
+	go func() { e.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ferry.Errorf(ferry.EUNAVAILABLE, "runtimes: close: %v", ctx.Err())
+	}
+}
+
+// Execute runs one invocation. The error is for infrastructure failures only
+// (Docker unreachable: EUNAVAILABLE; bad spec: EINVALID); failures of the
+// function itself are a Result with status failed, timeout or oom. When ctx is
+// cancelled the container is killed and ctx.Err() is returned.
+func (e *Executor) Execute(ctx context.Context, s Spec) (Result, error) {
+	s.Limits = s.Limits.WithDefaults()
+	img, err := e.checkSpec(&s)
+	if err != nil {
+		return Result{}, err
+	}
+	key := poolKey(s, img)
+
+	queued := time.Now()
+	in, err := e.acquire(ctx, key, s.Limits.MaxConcurrency)
+	if err != nil {
+		return Result{}, err
+	}
+	queueMS := msSince(queued)
+
+	var initMS float64
+	cold := in == nil
+	if cold {
+		var initRes *Result
+		in, initRes, err = e.start(ctx, s, key, img)
+		if err != nil || initRes != nil {
+			e.releaseSlot(key)
+			if initRes != nil {
+				initRes.Metrics.QueueMS = queueMS
+				return *initRes, nil
+			}
+			return Result{}, err
+		}
+		initMS = in.initMS
+	}
+
+	res, reuse, err := e.invoke(ctx, in, s)
+	e.release(in, reuse)
+	if err != nil {
+		return Result{}, err
+	}
+	res.Metrics.Cold = cold
+	res.Metrics.InitMS = initMS
+	res.Metrics.QueueMS = queueMS
+	return res, nil
+}
+
+func (e *Executor) checkSpec(s *Spec) (string, error) {
+	if !s.Runtime.Valid() {
+		return "", ferry.Errorf(ferry.EINVALID, "unknown runtime %q", s.Runtime)
+	}
+	img := e.cfg.Images[s.Runtime]
+	if s.Function == "" || s.Handler == "" {
+		return "", ferry.Errorf(ferry.EINVALID, "spec needs a function name and a handler")
+	}
+	if s.CodeDir == "" {
+		return "", ferry.Errorf(ferry.EINVALID, "spec of %s has no code folder", s.Function)
+	}
+	abs, err := filepath.Abs(s.CodeDir)
+	if err != nil {
+		return "", ferry.Errorf(ferry.EINVALID, "code folder %q: %v", s.CodeDir, err)
+	}
+	s.CodeDir = abs
+	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+		return "", ferry.Errorf(ferry.EINVALID, "code folder %s of %s is missing", abs, s.Function)
+	}
+	if s.InvocationID == "" {
+		s.InvocationID = randomHex(16)
+	}
+	if len(s.Event) == 0 {
+		s.Event = json.RawMessage("null")
+	}
+	return img, nil
+}
+
+// poolKey identifies the containers an invocation may reuse: everything that
+// goes into the container's configuration. The function name is part of it,
+// so containers are never shared between functions.
+func poolKey(s Spec, img string) string {
+	k := struct {
+		Function string
+		Version  int
+		Runtime  ferry.Runtime
+		Image    string
+		Handler  string
+		Checksum string
+		CodeDir  string
+		MemoryMB int
+		CPUs     float64
+		Network  bool
+		Env      map[string]string // encoding/json sorts map keys
+	}{s.Function, s.Version, s.Runtime, img, s.Handler, s.Checksum, s.CodeDir,
+		s.Limits.MemoryMB, s.Limits.CPUs, s.Limits.Network, s.Env}
+	b, _ := json.Marshal(k)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+// acquire returns an idle container of key, or nil after reserving a slot for
+// a new one. It waits while the key is at maxConc containers or the executor
+// at its global cap with nothing idle to evict.
+func (e *Executor) acquire(ctx context.Context, key string, maxConc int) (*instance, error) {
+	for {
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "executor is shut down")
+		}
+		p := e.pools[key]
+		if p == nil {
+			p = &keyPool{}
+			e.pools[key] = p
+		}
+		for len(p.idle) > 0 {
+			in := p.idle[len(p.idle)-1]
+			p.idle = p.idle[:len(p.idle)-1]
+			if in.alive() {
+				e.busy++
+				e.mu.Unlock()
+				return in, nil
+			}
+			// Died while idle (killed from outside): drop it and look again.
+			e.dropLocked(in)
+		}
+		if p.count < maxConc {
+			if e.total >= e.cfg.MaxContainers {
+				if victim := e.lruIdleLocked(); victim != nil {
+					e.log.Debug("evict idle container", "container", victim.name)
+					e.dropLocked(victim)
+				}
+			}
+			if e.total < e.cfg.MaxContainers {
+				p.count++
+				e.total++
+				e.busy++
+				e.mu.Unlock()
+				return nil, nil
+			}
+		}
+		wait := e.changed
+		e.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			e.mu.Lock()
+			e.prunePoolLocked(key)
+			e.mu.Unlock()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// lruIdleLocked removes and returns the least recently used idle container of
+// any key, or nil.
+func (e *Executor) lruIdleLocked() *instance {
+	var victim *instance
+	var vp *keyPool
+	for _, p := range e.pools {
+		if len(p.idle) > 0 && (victim == nil || p.idle[0].lastUsed.Before(victim.lastUsed)) {
+			victim, vp = p.idle[0], p
+		}
+	}
+	if victim != nil {
+		vp.idle = vp.idle[1:]
+	}
+	return victim
+}
+
+// dropLocked forgets a container that is not in any idle list and removes it
+// in the background.
+func (e *Executor) dropLocked(in *instance) {
+	delete(e.all, in)
+	if p := e.pools[in.key]; p != nil {
+		p.count--
+		e.prunePoolLocked(in.key)
+	}
+	e.total--
+	e.notifyLocked()
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		e.removeInstance(context.Background(), in)
+	}()
+}
+
+func (e *Executor) prunePoolLocked(key string) {
+	if p := e.pools[key]; p != nil && p.count <= 0 && len(p.idle) == 0 {
+		delete(e.pools, key)
+	}
+}
+
+func (e *Executor) notifyLocked() {
+	close(e.changed)
+	e.changed = make(chan struct{})
+}
+
+// releaseSlot gives back a slot reserved by acquire whose container never
+// became usable (its removal is already handled).
+func (e *Executor) releaseSlot(key string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p := e.pools[key]; p != nil {
+		p.count--
+		e.prunePoolLocked(key)
+	}
+	e.total--
+	e.busy--
+	e.notifyLocked()
+}
+
+// release returns a container after an invocation: back to the idle list when
+// reuse is true, otherwise it is removed.
+func (e *Executor) release(in *instance, reuse bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.busy--
+	if reuse && !e.closed {
+		if _, ok := e.all[in]; ok {
+			in.lastUsed = time.Now()
+			p := e.pools[in.key]
+			p.idle = append(p.idle, in)
+			e.notifyLocked()
+			return
+		}
+	}
+	if _, ok := e.all[in]; ok {
+		e.dropLocked(in)
+		return
+	}
+	e.notifyLocked()
+}
+
+func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// fresh returns a context for cleanup work that must run even when the
+// caller's context is cancelled.
+func fresh(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
+}
+
+func fmtMS(d time.Duration) string { return fmt.Sprintf("%.3g s", d.Seconds()) }

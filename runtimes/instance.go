@@ -1,0 +1,486 @@
+package runtimes
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/ferry-faas/ferry"
+)
+
+// containerNameLen is the length of "ferry-<pool id>-<random>".
+const containerNameLen = len("ferry-") + 8 + 1 + 8
+
+// instance is one runner container and its protocol connection.
+type instance struct {
+	name   string
+	id     string
+	key    string
+	runDir string
+	ln     *net.UnixListener
+	conn   *net.UnixConn
+	r      *bufio.Reader
+	initMS float64
+
+	lastUsed time.Time // guarded by Executor.mu
+
+	removeOnce sync.Once
+}
+
+// alive reports, without blocking, whether the runner still holds its end of
+// the connection and has sent nothing unasked. It catches containers that
+// died while idle before an invocation is lost to them.
+func (in *instance) alive() bool {
+	if in.r.Buffered() > 0 {
+		return false
+	}
+	if err := in.conn.SetDeadline(time.Time{}); err != nil {
+		return false
+	}
+	raw, err := in.conn.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var n int
+	var rerr error
+	err = raw.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, rerr = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return true
+	})
+	if err != nil {
+		return false
+	}
+	_ = n // n == 0 with no error is EOF; n > 0 is unexpected data
+	return errors.Is(rerr, syscall.EAGAIN)
+}
+
+// start creates and starts a container for s and waits for its runner's ready
+// frame. A function whose handler fails to load yields a Result (status
+// failed, timeout or oom) instead of an instance.
+func (e *Executor) start(ctx context.Context, s Spec, key, img string) (*instance, *Result, error) {
+	began := time.Now()
+	name := "ferry-" + e.poolID + "-" + randomHex(4)
+	in := &instance{name: name, key: key, runDir: filepath.Join(e.runDir, name)}
+	fail := func(res *Result, err error) (*instance, *Result, error) {
+		e.mu.Lock()
+		delete(e.all, in)
+		e.mu.Unlock()
+		e.removeInstance(ctx, in)
+		if res != nil {
+			res.Metrics.Cold = true
+			res.Metrics.InitMS = msSince(began)
+		}
+		return nil, res, err
+	}
+
+	// The runner (uid 1000) must be able to reach the socket in this folder.
+	if err := os.Mkdir(in.runDir, 0o777); err != nil {
+		return fail(nil, ferry.Errorf(ferry.EINTERNAL, "create run folder: %v", err))
+	}
+	if err := os.Chmod(in.runDir, 0o777); err != nil {
+		return fail(nil, ferry.Errorf(ferry.EINTERNAL, "chmod run folder: %v", err))
+	}
+	sock := filepath.Join(in.runDir, socketName)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		return fail(nil, ferry.Errorf(ferry.EINTERNAL, "listen on runner socket: %v", err))
+	}
+	in.ln = ln
+	if err := os.Chmod(sock, 0o666); err != nil {
+		return fail(nil, ferry.Errorf(ferry.EINTERNAL, "chmod runner socket: %v", err))
+	}
+
+	cfg, host := containerConfig(s, containerParams{
+		Image: img, RunDir: in.runDir, PoolID: e.poolID, Key: key, LogLimit: e.cfg.LogLimit,
+	})
+	created, err := e.docker.ContainerCreate(ctx, cfg, host, nil, nil, name)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fail(nil, ctx.Err())
+		}
+		if cerrdefs.IsNotFound(err) {
+			return fail(nil, ferry.Errorf(ferry.EUNAVAILABLE, "runtime image %s is missing (build it with `make images`)", img))
+		}
+		return fail(nil, dockerError("create container", err))
+	}
+	in.id = created.ID
+	e.mu.Lock()
+	closed := e.closed
+	e.all[in] = struct{}{}
+	e.mu.Unlock()
+	if closed {
+		return fail(nil, ferry.Errorf(ferry.EUNAVAILABLE, "executor is shut down"))
+	}
+
+	// Registered before the start so that an early exit cannot be missed.
+	waitCtx, cancelWait := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWait()
+	exitC, waitErrC := e.docker.ContainerWait(waitCtx, in.id, container.WaitConditionNextExit)
+
+	if err := e.docker.ContainerStart(ctx, in.id, container.StartOptions{}); err != nil {
+		if ctx.Err() != nil {
+			return fail(nil, ctx.Err())
+		}
+		return fail(nil, dockerError("start container", err))
+	}
+
+	type accepted struct {
+		c   *net.UnixConn
+		err error
+	}
+	accC := make(chan accepted, 1)
+	go func() {
+		c, err := ln.AcceptUnix()
+		accC <- accepted{c, err}
+	}()
+	initDeadline := began.Add(e.cfg.InitTimeout)
+	timer := time.NewTimer(time.Until(initDeadline))
+	defer timer.Stop()
+	for in.conn == nil {
+		select {
+		case a := <-accC:
+			if a.err != nil {
+				return fail(nil, ferry.Errorf(ferry.EINTERNAL, "accept runner connection: %v", a.err))
+			}
+			in.conn = a.c
+		case <-exitC:
+			res, err := e.diagnose(ctx, in, "start-up")
+			return fail(&res, err)
+		case <-waitErrC:
+			exitC, waitErrC = nil, nil // keep waiting for the connection or the timer
+		case <-timer.C:
+			res := e.initTimeout(ctx, in)
+			return fail(&res, nil)
+		case <-ctx.Done():
+			return fail(nil, ctx.Err())
+		}
+	}
+	in.r = bufio.NewReader(in.conn)
+
+	_ = in.conn.SetReadDeadline(initDeadline)
+	stop := context.AfterFunc(ctx, func() { _ = in.conn.SetReadDeadline(time.Now()) })
+	f, err := readFrame(in.r, e.maxFrame())
+	stop()
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return fail(nil, ctx.Err())
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			res := e.initTimeout(ctx, in)
+			return fail(&res, nil)
+		default:
+			res, err := e.diagnose(ctx, in, "start-up")
+			return fail(&res, err)
+		}
+	}
+	switch f.Type {
+	case frameReady:
+	case frameInitError:
+		fe := f.Error
+		if fe == nil {
+			fe = &ferry.FunctionError{Type: ErrTypeInit, Message: "the handler could not be loaded"}
+		}
+		logs, _ := e.capLogs(f.Logs, f.LogsTruncated)
+		return fail(&Result{Status: StatusFailed, Error: fe, Logs: logs}, nil)
+	default:
+		return fail(&Result{Status: StatusFailed, Error: &ferry.FunctionError{
+			Type: ErrTypeProtocol, Message: fmt.Sprintf("runner sent %q instead of ready", f.Type)}}, nil)
+	}
+	_ = in.conn.SetDeadline(time.Time{})
+	in.initMS = msSince(began)
+
+	// Keep the listener open: another executor's reaper probes it to tell
+	// whether the container's owner is still alive (see reap).
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	e.log.Debug("container ready", "container", name, "function", s.Function, "version", s.Version, "init_ms", in.initMS)
+	return in, nil, nil
+}
+
+func (e *Executor) initTimeout(ctx context.Context, in *instance) Result {
+	e.kill(ctx, in)
+	return Result{Status: StatusTimeout, Error: &ferry.FunctionError{
+		Type:    ErrTypeTimeout,
+		Message: "the runtime did not become ready within " + fmtMS(e.cfg.InitTimeout),
+	}, Logs: e.tailLogs(ctx, in)}
+}
+
+// invoke sends one invocation to a ready container and reads its result.
+// reuse reports whether the container may serve another invocation.
+func (e *Executor) invoke(ctx context.Context, in *instance, s Spec) (res Result, reuse bool, err error) {
+	timeout := time.Duration(s.Limits.TimeoutSeconds) * time.Second
+	began := time.Now()
+	deadline := began.Add(timeout)
+	_ = in.conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = in.conn.SetDeadline(time.Now()) })
+
+	err = writeFrame(in.conn, invokeFrame{Type: frameInvoke, ID: s.InvocationID, Event: s.Event, DeadlineMS: deadline.UnixMilli()})
+	var f frame
+	if err == nil {
+		f, err = readFrame(in.r, e.maxFrame())
+	}
+	elapsed := msSince(began)
+	if !stop() {
+		// ctx was cancelled and the deadline may be moved at any moment:
+		// never hand this connection to another invocation.
+		if err == nil {
+			e.kill(ctx, in)
+			return Result{}, false, ctx.Err()
+		}
+	}
+
+	if err != nil {
+		var tooLarge errFrameTooLarge
+		switch {
+		case errors.As(err, &tooLarge):
+			// The frame was skipped whole: the runner is still usable.
+			_ = in.conn.SetDeadline(time.Time{})
+			return Result{Status: StatusFailed, Error: &ferry.FunctionError{
+				Type:    ErrTypeResultTooLarge,
+				Message: fmt.Sprintf("the response of %d bytes exceeds the limit of %d bytes", tooLarge.size, tooLarge.limit),
+			}, Metrics: ferry.Metrics{DurationMS: elapsed}}, true, nil
+		case ctx.Err() != nil:
+			e.kill(ctx, in)
+			return Result{}, false, ctx.Err()
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			e.kill(ctx, in)
+			return Result{Status: StatusTimeout, Error: &ferry.FunctionError{
+				Type:    ErrTypeTimeout,
+				Message: fmt.Sprintf("function timed out after %d s", s.Limits.TimeoutSeconds),
+			}, Metrics: ferry.Metrics{DurationMS: elapsed}}, false, nil
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+			res, err := e.diagnose(ctx, in, "the invocation")
+			res.Metrics.DurationMS = elapsed
+			return res, false, err
+		default:
+			e.kill(ctx, in)
+			return Result{Status: StatusFailed, Error: &ferry.FunctionError{
+				Type: ErrTypeProtocol, Message: "runner protocol error: " + err.Error(),
+			}, Metrics: ferry.Metrics{DurationMS: elapsed}}, false, nil
+		}
+	}
+	_ = in.conn.SetDeadline(time.Time{})
+	if f.Type != frameResult {
+		e.kill(ctx, in)
+		return Result{Status: StatusFailed, Error: &ferry.FunctionError{
+			Type: ErrTypeProtocol, Message: fmt.Sprintf("runner sent %q instead of a result", f.Type),
+		}, Metrics: ferry.Metrics{DurationMS: elapsed}}, false, nil
+	}
+
+	logs, _ := e.capLogs(f.Logs, f.LogsTruncated)
+	res = Result{Logs: logs, Metrics: ferry.Metrics{
+		DurationMS: f.DurationMS, MemoryPeak: f.MemoryPeak, CPUTimeMS: f.CPUMS,
+	}}
+	if res.Metrics.DurationMS <= 0 {
+		res.Metrics.DurationMS = elapsed
+	}
+	switch {
+	case !f.OK:
+		res.Status = StatusFailed
+		res.Error = f.Error
+		if res.Error == nil {
+			res.Error = &ferry.FunctionError{Type: "Error", Message: "the function failed without an error message"}
+		}
+	case len(f.Result) > e.cfg.ResultLimit:
+		res.Status = StatusFailed
+		res.Error = &ferry.FunctionError{Type: ErrTypeResultTooLarge,
+			Message: fmt.Sprintf("the result of %d bytes exceeds the limit of %d bytes", len(f.Result), e.cfg.ResultLimit)}
+	default:
+		res.Status = StatusCompleted
+		res.Result = f.Result
+		if len(res.Result) == 0 {
+			res.Result = []byte("null")
+		}
+	}
+	return res, true, nil
+}
+
+// diagnose explains why a runner went away: out of memory, or an exit.
+func (e *Executor) diagnose(ctx context.Context, in *instance, during string) (Result, error) {
+	cctx, cancel := fresh(ctx, 10*time.Second)
+	defer cancel()
+	if e.isClosed() {
+		return Result{}, ferry.Errorf(ferry.EUNAVAILABLE, "executor is shut down")
+	}
+	// The connection drops a moment before the engine records the exit.
+	wctx, wcancel := context.WithTimeout(cctx, 2*time.Second)
+	exitC, errC := e.docker.ContainerWait(wctx, in.id, container.WaitConditionNotRunning)
+	select {
+	case <-exitC:
+	case <-errC:
+	}
+	wcancel()
+	info, err := e.docker.ContainerInspect(cctx, in.id)
+	if err != nil {
+		if e.isClosed() {
+			return Result{}, ferry.Errorf(ferry.EUNAVAILABLE, "executor is shut down")
+		}
+		return Result{}, dockerError("inspect container", err)
+	}
+	st := info.State
+	if st.Running {
+		e.kill(ctx, in)
+		return Result{Status: StatusFailed, Error: &ferry.FunctionError{
+			Type: ErrTypeProtocol, Message: "the runner closed its connection during " + during,
+		}, Logs: e.tailLogs(ctx, in)}, nil
+	}
+	if !st.OOMKilled && st.ExitCode == 137 {
+		// The OOM event can reach the engine just after the exit.
+		time.Sleep(100 * time.Millisecond)
+		if again, err := e.docker.ContainerInspect(cctx, in.id); err == nil {
+			st = again.State
+		}
+	}
+	logs := e.tailLogs(ctx, in)
+	if st.OOMKilled {
+		mb := 0
+		if info.HostConfig != nil {
+			mb = int(info.HostConfig.Memory >> 20)
+		}
+		return Result{Status: StatusOOM, Error: &ferry.FunctionError{
+			Type:    ErrTypeOutOfMemory,
+			Message: fmt.Sprintf("the function ran out of memory (limit %d MB) during %s", mb, during),
+		}, Logs: logs}, nil
+	}
+	if e.isClosed() {
+		return Result{}, ferry.Errorf(ferry.EUNAVAILABLE, "executor is shut down")
+	}
+	msg := fmt.Sprintf("the runtime exited with code %d during %s", st.ExitCode, during)
+	if st.ExitCode > 128 {
+		msg += fmt.Sprintf(" (signal %d)", st.ExitCode-128)
+	}
+	if last := lastLine(logs); last != "" {
+		msg += ": " + last
+	}
+	return Result{Status: StatusFailed, Error: &ferry.FunctionError{Type: ErrTypeExit, Message: msg}, Logs: logs}, nil
+}
+
+func (e *Executor) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
+}
+
+// kill stops a container at once; its removal follows when it is released.
+func (e *Executor) kill(ctx context.Context, in *instance) {
+	if in.id == "" {
+		return
+	}
+	cctx, cancel := fresh(ctx, 5*time.Second)
+	defer cancel()
+	if err := e.docker.ContainerKill(cctx, in.id, "KILL"); err != nil && !cerrdefs.IsNotFound(err) && !cerrdefs.IsConflict(err) {
+		e.log.Warn("kill container", "container", in.name, "err", err)
+	}
+}
+
+// removeInstance removes the container and its run folder. It is idempotent
+// and runs to completion even when ctx is cancelled.
+func (e *Executor) removeInstance(ctx context.Context, in *instance) {
+	in.removeOnce.Do(func() {
+		if in.conn != nil {
+			_ = in.conn.Close()
+		}
+		if in.ln != nil {
+			_ = in.ln.Close()
+		}
+		if in.id != "" {
+			cctx, cancel := fresh(ctx, 30*time.Second)
+			err := e.docker.ContainerRemove(cctx, in.id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+			cancel()
+			if err != nil && !cerrdefs.IsNotFound(err) {
+				e.log.Warn("remove container", "container", in.name, "err", err)
+			}
+		}
+		if err := os.RemoveAll(in.runDir); err != nil {
+			e.log.Warn("remove run folder", "dir", in.runDir, "err", err)
+		}
+	})
+}
+
+// tailLogs returns the end of what the container wrote to its own stdout and
+// stderr (the runner's output outside invocations), at most 8 KiB.
+func (e *Executor) tailLogs(ctx context.Context, in *instance) string {
+	cctx, cancel := fresh(ctx, 5*time.Second)
+	defer cancel()
+	rc, err := e.docker.ContainerLogs(cctx, in.id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "100"})
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	_, _ = stdcopy.StdCopy(&buf, &buf, io.LimitReader(rc, 1<<20))
+	const keep = 8 << 10
+	b := buf.Bytes()
+	if len(b) > keep {
+		b = b[len(b)-keep:]
+		for len(b) > 0 && !utf8.RuneStart(b[0]) {
+			b = b[1:]
+		}
+	}
+	return string(b)
+}
+
+// capLogs enforces the log limit and appends the truncation marker.
+func (e *Executor) capLogs(logs string, truncated bool) (string, bool) {
+	if len(logs) > e.cfg.LogLimit {
+		cut := e.cfg.LogLimit
+		for cut > 0 && !utf8.RuneStart(logs[cut]) {
+			cut--
+		}
+		logs, truncated = logs[:cut], true
+	}
+	if truncated {
+		if logs != "" && logs[len(logs)-1] != '\n' {
+			logs += "\n"
+		}
+		logs += fmt.Sprintf("[ferry: logs truncated after %d bytes]\n", e.cfg.LogLimit)
+	}
+	return logs, truncated
+}
+
+// maxFrame bounds one runner frame: the result, the logs JSON-escaped (up to
+// six bytes per byte) and room for an error's stack.
+func (e *Executor) maxFrame() int { return e.cfg.ResultLimit + 6*e.cfg.LogLimit + 1<<20 }
+
+func lastLine(s string) string {
+	s = string(bytes.TrimRight([]byte(s), "\r\n\t "))
+	if i := bytes.LastIndexByte([]byte(s), '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
+}
+
+// dockerError turns a Docker client error into a *ferry.Error: an unreachable
+// engine is EUNAVAILABLE (retryable), anything else EINTERNAL.
+func dockerError(op string, err error) error {
+	if client.IsErrConnectionFailed(err) || cerrdefs.IsUnavailable(err) {
+		return ferry.Errorf(ferry.EUNAVAILABLE, "docker: %s: engine unreachable: %v", op, err)
+	}
+	return ferry.Errorf(ferry.EINTERNAL, "docker: %s: %v", op, err)
+}

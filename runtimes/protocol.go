@@ -1,0 +1,94 @@
+package runtimes
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/ferry-faas/ferry"
+)
+
+// The runner protocol (runtimes/README.md): every frame is a 4-byte big-endian
+// length followed by a JSON object of that length, over a Unix socket that is
+// separate from the function's stdout/stderr.
+
+// frame is the union of every message type; fields unused by a type stay zero.
+type frame struct {
+	Type string `json:"type"`
+
+	// ready
+	InitMS float64 `json:"init_ms,omitempty"`
+
+	// result (and init_error: Error, Logs)
+	OK            bool                 `json:"ok,omitempty"`
+	Result        json.RawMessage      `json:"result,omitempty"`
+	Error         *ferry.FunctionError `json:"error,omitempty"`
+	DurationMS    float64              `json:"duration_ms,omitempty"`
+	Logs          string               `json:"logs,omitempty"`
+	LogsTruncated bool                 `json:"logs_truncated,omitempty"`
+	MemoryPeak    int64                `json:"memory_peak,omitempty"`
+	CPUMS         float64              `json:"cpu_ms,omitempty"`
+}
+
+// invokeFrame is the only frame the host sends.
+type invokeFrame struct {
+	Type       string          `json:"type"` // always "invoke"
+	ID         string          `json:"id"`
+	Event      json.RawMessage `json:"event"`
+	DeadlineMS int64           `json:"deadline_ms"` // unix epoch ms
+}
+
+const (
+	frameReady     = "ready"
+	frameInitError = "init_error"
+	frameInvoke    = "invoke"
+	frameResult    = "result"
+)
+
+// errFrameTooLarge is returned by readFrame when a frame exceeds the limit; the
+// frame's bytes have been consumed, so the stream is still in sync.
+type errFrameTooLarge struct{ size, limit int }
+
+func (e errFrameTooLarge) Error() string {
+	return fmt.Sprintf("frame of %d bytes exceeds the limit of %d bytes", e.size, e.limit)
+}
+
+// writeFrame writes v as one frame in a single write call.
+func writeFrame(w io.Writer, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 4+len(body))
+	binary.BigEndian.PutUint32(buf, uint32(len(body)))
+	copy(buf[4:], body)
+	_, err = w.Write(buf)
+	return err
+}
+
+// readFrame reads one frame. A frame larger than limit is skipped and reported
+// as errFrameTooLarge; any other error leaves the stream unusable.
+func readFrame(r *bufio.Reader, limit int) (frame, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return frame{}, err
+	}
+	n := int(binary.BigEndian.Uint32(hdr[:]))
+	if n > limit {
+		if _, err := io.CopyN(io.Discard, r, int64(n)); err != nil {
+			return frame{}, err
+		}
+		return frame{}, errFrameTooLarge{size: n, limit: limit}
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return frame{}, err
+	}
+	var f frame
+	if err := json.Unmarshal(body, &f); err != nil {
+		return frame{}, fmt.Errorf("malformed frame: %w", err)
+	}
+	return f, nil
+}

@@ -1,0 +1,169 @@
+package runtimes
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+)
+
+// Orphans. Several executors (workers) may share one Docker engine, and each
+// labels its containers with its own pool id; an executor writes nothing else
+// anywhere to announce that it is alive. So a container of another pool is
+// only removed when it is provably nobody's:
+//
+//   - it is not running (exited, created, dead) and was created more than
+//     orphanGrace ago. A live executor removes the containers it stops at once
+//     and starts the ones it creates within milliseconds, so a stopped one that
+//     old was left behind by a crash; or
+//   - it is running, older than orphanGrace, and its owner's protocol socket
+//     (the bind-mounted run folder, visible on this host) refuses connections:
+//     every executor keeps that listener open for the container's lifetime, and
+//     the kernel closes it when the executor's process dies. A socket that
+//     cannot be checked (another mount namespace) is left alone; its runner
+//     exits when its connection drops, and then the first rule applies.
+//
+// Containers of this executor's own pool that it does not know (creation
+// answered with an error after the engine had created it) are removed after
+// the same grace. Run folders without a container are removed after the grace.
+
+// reapInterval is how often the reaper runs, derived from the idle timeout.
+func (e *Executor) reapInterval() time.Duration {
+	d := e.cfg.IdleTimeout / 4
+	return min(max(d, time.Second), 30*time.Second)
+}
+
+// orphanGrace is longer than any start-up, so a container that another
+// executor is still starting is never taken for an orphan.
+func (e *Executor) orphanGrace() time.Duration { return e.cfg.InitTimeout + time.Minute }
+
+func (e *Executor) reapLoop(ctx context.Context) {
+	defer close(e.reaperDone)
+	t := time.NewTicker(e.reapInterval())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			e.expireIdle(time.Now())
+			e.reap(ctx)
+		}
+	}
+}
+
+// expireIdle removes idle containers unused for longer than the keep-alive.
+func (e *Executor) expireIdle(now time.Time) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for key, p := range e.pools {
+		i := 0
+		for i < len(p.idle) && now.Sub(p.idle[i].lastUsed) >= e.cfg.IdleTimeout {
+			i++
+		}
+		expired := p.idle[:i]
+		p.idle = append([]*instance(nil), p.idle[i:]...)
+		for _, in := range expired {
+			e.log.Debug("idle container expired", "container", in.name)
+			e.dropLocked(in)
+			n++
+		}
+		e.prunePoolLocked(key)
+	}
+	return n
+}
+
+// reap removes orphaned containers and run folders (see the comment above).
+func (e *Executor) reap(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	list, err := e.docker.ContainerList(ctx, container.ListOptions{
+		All:     true,
+		Filters: filters.NewArgs(filters.Arg("label", labelManaged+"=true")),
+	})
+	if err != nil {
+		e.log.Warn("reaper: list containers", "err", err)
+		return
+	}
+	e.mu.Lock()
+	known := make(map[string]bool, len(e.all))
+	for in := range e.all {
+		known[in.id] = true
+	}
+	for id := range e.building {
+		known[id] = true
+	}
+	e.mu.Unlock()
+
+	now := time.Now()
+	names := make(map[string]bool, len(list))
+	for _, c := range list {
+		name := ""
+		if len(c.Names) > 0 {
+			name = strings.TrimPrefix(c.Names[0], "/")
+		}
+		names[name] = true
+		if known[c.ID] || now.Sub(time.Unix(c.Created, 0)) < e.orphanGrace() {
+			continue
+		}
+		own := c.Labels[labelPool] == e.poolID
+		runSrc := ""
+		for _, m := range c.Mounts {
+			if m.Destination == runnerDir {
+				runSrc = m.Source
+			}
+		}
+		orphan := own || c.State != "running" || ownerGone(runSrc)
+		if !orphan {
+			continue
+		}
+		e.log.Info("reaper: remove orphaned container", "container", name, "owner", c.Labels[labelPool], "state", c.State)
+		err := e.docker.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			e.log.Warn("reaper: remove container", "container", name, "err", err)
+			continue
+		}
+		if runSrc != "" && filepath.Dir(runSrc) == e.runDir {
+			_ = os.RemoveAll(runSrc)
+		}
+	}
+
+	// Run folders of containers that no longer exist.
+	entries, err := os.ReadDir(e.runDir)
+	if err != nil {
+		return
+	}
+	for _, d := range entries {
+		if !d.IsDir() || !strings.HasPrefix(d.Name(), "ferry-") || names[d.Name()] {
+			continue
+		}
+		fi, err := d.Info()
+		if err != nil || now.Sub(fi.ModTime()) < e.orphanGrace() {
+			continue
+		}
+		_ = os.RemoveAll(filepath.Join(e.runDir, d.Name()))
+	}
+}
+
+// ownerGone reports whether the protocol socket in a container's run folder
+// provably has no listener, that is, the executor that owned it is dead.
+func ownerGone(runSrc string) bool {
+	if runSrc == "" {
+		return false
+	}
+	c, err := net.DialTimeout("unix", filepath.Join(runSrc, socketName), time.Second)
+	if err == nil {
+		_ = c.Close()
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
