@@ -1,11 +1,10 @@
 package workflows
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/ferry-faas/ferry"
-	"github.com/google/uuid"
+	"github.com/ferry-faas/ferry/activities"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -20,26 +19,11 @@ var (
 )
 
 // InvokeInput starts one invocation. The version is pinned by the caller, which
-// has already created the pending invocation record.
-type InvokeInput struct {
-	InvocationID uuid.UUID       `json:"invocation_id"`
-	Function     string          `json:"function"`
-	Version      int             `json:"version"`
-	Event        json.RawMessage `json:"event,omitempty"`
-	// EventKey names the event in the object store when it is too large for
-	// Temporal's history; Event is empty then.
-	EventKey   string    `json:"event_key,omitempty"`
-	AcceptedAt time.Time `json:"accepted_at"`
-	// TimeoutSeconds and Retries are copied from the version so the workflow can
-	// choose its activity options without a lookup.
-	TimeoutSeconds int `json:"timeout_seconds"`
-	Retries        int `json:"retries"`
-}
+// has already created the pending invocation record. It is the Run activity's input.
+type InvokeInput = activities.RunInput
 
 // InvokeOutput is the final invocation record as stored in PostgreSQL.
-type InvokeOutput struct {
-	Invocation ferry.Invocation `json:"invocation"`
-}
+type InvokeOutput = activities.RunOutput
 
 // InvokeStartOptions are the options every InvokeFunction start uses: workflow id
 // = invocation id, eager start (the worker in the same process takes the first

@@ -1,0 +1,263 @@
+// Package activities holds Ferry's Temporal activities. They do the I/O that
+// workflows must not: read versions, fetch code, run containers, record results.
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/runtimes"
+	"github.com/ferry-faas/ferry/storage/postgres"
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+)
+
+// InlineLimit is the largest payload that travels through Temporal's history;
+// bigger events and results go through the object store or PostgreSQL by reference.
+const InlineLimit = 256 << 10
+
+// ErrTypeFunctionFailed marks a user-code failure that Temporal should retry
+// because the function asked for retries.
+const ErrTypeFunctionFailed = "FunctionFailed"
+
+// Store is what the invocation activities need from PostgreSQL.
+type Store interface {
+	GetVersion(ctx context.Context, name string, version int) (ferry.Version, error)
+	StartInvocation(ctx context.Context, id uuid.UUID, runID string, at time.Time) error
+	FinishInvocation(ctx context.Context, id uuid.UUID, o postgres.Outcome) (ferry.Invocation, bool, error)
+}
+
+// Objects is what the activities need from the object store.
+type Objects interface {
+	Get(ctx context.Context, key string) ([]byte, error)
+	Put(ctx context.Context, key string, data []byte) error
+	Exists(ctx context.Context, key string) (bool, error)
+}
+
+// Executor runs code in containers.
+type Executor interface {
+	Execute(ctx context.Context, s runtimes.Spec) (runtimes.Result, error)
+	BuildGo(ctx context.Context, srcDir, handler, outDir string) error
+}
+
+// Observer is told about every finished invocation (Prometheus metrics).
+type Observer interface {
+	ObserveInvocation(inv ferry.Invocation)
+}
+
+// RunInput starts one invocation (workflows.InvokeInput is the same type).
+type RunInput struct {
+	InvocationID uuid.UUID       `json:"invocation_id"`
+	Function     string          `json:"function"`
+	Version      int             `json:"version"`
+	Event        json.RawMessage `json:"event,omitempty"`
+	// EventKey names the event in the object store when it was too large for
+	// Temporal's history; Event is empty then.
+	EventKey   string    `json:"event_key,omitempty"`
+	AcceptedAt time.Time `json:"accepted_at"`
+	// TimeoutSeconds and Retries are copied from the version so that the
+	// workflow can choose its activity options without a lookup.
+	TimeoutSeconds int `json:"timeout_seconds"`
+	Retries        int `json:"retries"`
+}
+
+// RunOutput is the final record as stored. Event is never included, and Result
+// only when it is small enough for Temporal's history (ResultOmitted otherwise).
+type RunOutput struct {
+	Invocation    ferry.Invocation `json:"invocation"`
+	ResultOmitted bool             `json:"result_omitted,omitempty"`
+}
+
+// FinishInput records a final status that the workflow, not the function,
+// decided on: a cancellation, or infrastructure that never came back.
+type FinishInput struct {
+	InvocationID uuid.UUID              `json:"invocation_id"`
+	Status       ferry.InvocationStatus `json:"status"`
+	Error        *ferry.FunctionError   `json:"error,omitempty"`
+}
+
+// Invocations runs function invocations. Its exported methods are activities.
+type Invocations struct {
+	Store    Store
+	Objects  Objects
+	Executor Executor
+	Code     *CodeCache
+	Observer Observer // optional
+	Logger   *slog.Logger
+
+	versions sync.Map // versionKey → ferry.Version; versions are immutable
+}
+
+type versionKey struct {
+	name    string
+	version int
+}
+
+func (a *Invocations) version(ctx context.Context, name string, v int) (ferry.Version, error) {
+	k := versionKey{name, v}
+	if cached, ok := a.versions.Load(k); ok {
+		return cached.(ferry.Version), nil
+	}
+	ver, err := a.Store.GetVersion(ctx, name, v)
+	if err != nil {
+		return ferry.Version{}, err
+	}
+	a.versions.Store(k, ver)
+	return ver, nil
+}
+
+// Run executes one invocation and records its outcome. It returns an error only
+// when Temporal should try again: infrastructure trouble, or a failed function
+// that still has retries left.
+func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
+	info := activity.GetInfo(ctx)
+	log := a.Logger.With("invocation", in.InvocationID, "function", in.Function, "version", in.Version, "attempt", info.Attempt)
+
+	v, err := a.version(ctx, in.Function, in.Version)
+	if errors.Is(err, context.Canceled) {
+		return RunOutput{}, err
+	}
+	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+		// The function was deleted between accept and run: nothing to retry.
+		return a.finish(ctx, in.InvocationID, postgres.Outcome{Status: ferry.StatusFailed,
+			Error: &ferry.FunctionError{Type: "FunctionNotFound", Message: ferry.ErrorMessage(err)}})
+	}
+	if err != nil {
+		return RunOutput{}, err
+	}
+	if err := a.Store.StartInvocation(ctx, in.InvocationID, info.WorkflowExecution.RunID, time.Now()); err != nil {
+		return RunOutput{}, err
+	}
+	event := in.Event
+	if in.EventKey != "" {
+		if event, err = a.Objects.Get(ctx, in.EventKey); err != nil {
+			return RunOutput{}, err
+		}
+	}
+	codeDir, err := a.Code.Dir(ctx, v)
+	if err != nil {
+		if ferry.ErrorCode(err) == ferry.EUNPROCESSABLE { // e.g. a Go bundle that does not compile
+			return a.finish(ctx, in.InvocationID, postgres.Outcome{Status: ferry.StatusFailed,
+				Error: &ferry.FunctionError{Type: "BuildError", Message: ferry.ErrorMessage(err)}})
+		}
+		return RunOutput{}, err
+	}
+
+	if !info.IsLocalActivity {
+		stop := heartbeat(ctx)
+		defer stop()
+	}
+	began := time.Now()
+	res, err := a.Executor.Execute(ctx, runtimes.Spec{
+		InvocationID: in.InvocationID.String(),
+		Function:     v.Function,
+		Version:      v.Version,
+		Runtime:      v.Runtime,
+		Handler:      v.Handler,
+		Checksum:     v.Checksum,
+		CodeDir:      codeDir,
+		Limits:       v.Limits.WithDefaults(),
+		Env:          v.Env,
+		Event:        event,
+	})
+	if err != nil {
+		log.Warn("execute failed", "err", err)
+		return RunOutput{}, err
+	}
+	out := outcome(res, v.Limits.WithDefaults())
+	if out.Status != ferry.StatusCompleted && int(info.Attempt) <= in.Retries {
+		log.Info("function failed, retrying", "status", out.Status)
+		return RunOutput{}, temporal.NewApplicationError(
+			fmt.Sprintf("function %s: %s", out.Status, errorText(out.Error)), ErrTypeFunctionFailed)
+	}
+	m := res.Metrics
+	if !in.AcceptedAt.IsZero() {
+		m.QueueMS = ms(began.Sub(in.AcceptedAt))
+		m.TotalMS = ms(time.Since(in.AcceptedAt))
+	}
+	out.Metrics = &m
+	return a.finish(ctx, in.InvocationID, out)
+}
+
+// Finish records a final status decided by the workflow.
+func (a *Invocations) Finish(ctx context.Context, in FinishInput) (RunOutput, error) {
+	return a.finish(ctx, in.InvocationID, postgres.Outcome{Status: in.Status, Error: in.Error})
+}
+
+func (a *Invocations) finish(ctx context.Context, id uuid.UUID, o postgres.Outcome) (RunOutput, error) {
+	o.FinishedAt = time.Now()
+	inv, updated, err := a.Store.FinishInvocation(ctx, id, o)
+	if err != nil {
+		return RunOutput{}, err
+	}
+	if updated && a.Observer != nil {
+		a.Observer.ObserveInvocation(inv)
+	}
+	inv.Event = nil
+	out := RunOutput{Invocation: inv}
+	if len(inv.Result) > InlineLimit {
+		out.Invocation.Result, out.ResultOmitted = nil, true
+	}
+	return out, nil
+}
+
+// outcome turns the executor's result into what is recorded.
+func outcome(res runtimes.Result, l ferry.Limits) postgres.Outcome {
+	o := postgres.Outcome{Result: res.Result, Error: res.Error, Logs: res.Logs}
+	switch res.Status {
+	case runtimes.StatusCompleted:
+		o.Status = ferry.StatusCompleted
+	case runtimes.StatusTimeout:
+		o.Status = ferry.StatusTimeout
+		if o.Error == nil {
+			o.Error = &ferry.FunctionError{Type: "Timeout", Message: fmt.Sprintf("function did not finish within %d s", l.TimeoutSeconds)}
+		}
+	case runtimes.StatusOOM:
+		// An OOM kill is the function's failure, recorded as such with its own type.
+		o.Status = ferry.StatusFailed
+		o.Error = &ferry.FunctionError{Type: "OutOfMemory", Message: fmt.Sprintf("function exceeded its memory limit of %d MB", l.MemoryMB)}
+	default:
+		o.Status = ferry.StatusFailed
+		if o.Error == nil {
+			o.Error = &ferry.FunctionError{Type: "Error", Message: "function failed"}
+		}
+	}
+	return o
+}
+
+func errorText(e *ferry.FunctionError) string {
+	if e == nil {
+		return ""
+	}
+	return e.Type + ": " + e.Message
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// heartbeat tells Temporal the activity is alive until stop is called; a
+// cancellation requested by the workflow reaches ctx through the heartbeat replies.
+func heartbeat(ctx context.Context) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
+}

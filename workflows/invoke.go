@@ -1,0 +1,125 @@
+// Package workflows holds Ferry's Temporal workflows. Everything here must stay
+// deterministic: I/O belongs in activities, changes go behind workflow.GetVersion.
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/activities"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// LocalActivityMaxSeconds is the longest function timeout that runs as a local
+// activity. Local activities save two Temporal round trips per invocation (see
+// docs/ARCHITECTURE.md); longer functions run as regular activities that
+// heartbeat, so a cancellation or a dead worker is noticed within seconds.
+const LocalActivityMaxSeconds = 10
+
+// prepareMargin covers what happens before the handler runs: fetching code,
+// building Go, starting a container.
+const prepareMargin = 5 * time.Minute
+
+// Error types of a workflow that ended because the function did not complete.
+const (
+	ErrTypeFunctionFailed  = "FunctionFailed"
+	ErrTypeFunctionTimeout = "FunctionTimeout"
+)
+
+// InvokeFunction runs one invocation. The activity records the outcome in
+// PostgreSQL; the workflow mirrors the status into the FerryStatus search
+// attribute and fails when the function did, so that the Temporal UI tells
+// failed invocations apart.
+func InvokeFunction(ctx workflow.Context, in InvokeInput) (InvokeOutput, error) {
+	var a *activities.Invocations
+	timeout := time.Duration(max(in.TimeoutSeconds, 1)) * time.Second
+	retry := &temporal.RetryPolicy{
+		InitialInterval:    200 * time.Millisecond,
+		BackoffCoefficient: 2,
+		MaximumInterval:    30 * time.Second,
+	}
+	var run workflow.Future
+	if in.TimeoutSeconds <= LocalActivityMaxSeconds {
+		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: timeout + prepareMargin,
+			RetryPolicy:         retry,
+		})
+		run = workflow.ExecuteLocalActivity(lctx, a.Run, in)
+	} else {
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: timeout + prepareMargin,
+			HeartbeatTimeout:    10 * time.Second,
+			WaitForCancellation: true,
+			RetryPolicy:         retry,
+		})
+		run = workflow.ExecuteActivity(actx, a.Run, in)
+	}
+
+	var out InvokeOutput
+	err := run.Get(ctx, &out)
+	switch {
+	case err != nil && temporal.IsCanceledError(err) || ctx.Err() != nil:
+		out, err = finish(ctx, activities.FinishInput{InvocationID: in.InvocationID, Status: ferry.StatusCancelled,
+			Error: &ferry.FunctionError{Type: "Cancelled", Message: "invocation cancelled"}})
+		if err != nil {
+			return out, err
+		}
+		setStatus(ctx, ferry.StatusCancelled)
+		return out, temporal.NewCanceledError()
+	case err != nil:
+		// Retries ran out on infrastructure failures: record it so the
+		// invocation does not stay "running" forever.
+		var appErr *temporal.ApplicationError
+		msg := err.Error()
+		if errors.As(err, &appErr) {
+			msg = appErr.Message()
+		}
+		typ := "InfrastructureError"
+		if appErr != nil && appErr.Type() == activities.ErrTypeFunctionFailed {
+			typ = "FunctionFailed"
+		}
+		out, ferr := finish(ctx, activities.FinishInput{InvocationID: in.InvocationID, Status: ferry.StatusFailed,
+			Error: &ferry.FunctionError{Type: typ, Message: msg}})
+		if ferr != nil {
+			return out, ferr
+		}
+	}
+	status := out.Invocation.Status
+	setStatus(ctx, status)
+	if status == ferry.StatusCompleted {
+		return out, nil
+	}
+	typ := ErrTypeFunctionFailed
+	if status == ferry.StatusTimeout {
+		typ = ErrTypeFunctionTimeout
+	}
+	msg := string(status)
+	if e := out.Invocation.Error; e != nil {
+		msg = fmt.Sprintf("%s: %s", e.Type, e.Message)
+	}
+	return out, temporal.NewNonRetryableApplicationError(msg, typ, nil)
+}
+
+// finish records a status decided by the workflow. It runs on a disconnected
+// context so that it also runs after a cancellation.
+func finish(ctx workflow.Context, in activities.FinishInput) (InvokeOutput, error) {
+	var a *activities.Invocations
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	dctx = workflow.WithLocalActivityOptions(dctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
+	})
+	var out InvokeOutput
+	err := workflow.ExecuteLocalActivity(dctx, a.Finish, in).Get(dctx, &out)
+	return out, err
+}
+
+func setStatus(ctx workflow.Context, s ferry.InvocationStatus) {
+	// Only fails for unregistered attributes; the invocation must not fail for it.
+	if err := workflow.UpsertTypedSearchAttributes(ctx, AttrStatus.ValueSet(string(s))); err != nil {
+		workflow.GetLogger(ctx).Warn("upsert FerryStatus", "err", err)
+	}
+}

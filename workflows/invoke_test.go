@@ -1,0 +1,120 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/activities"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+)
+
+func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(InvokeFunction)
+	env.RegisterActivity(&activities.Invocations{})
+	return env
+}
+
+func record(id uuid.UUID, status ferry.InvocationStatus) activities.RunOutput {
+	return activities.RunOutput{Invocation: ferry.Invocation{ID: id, Function: "f", Version: 1, Status: status}}
+}
+
+func TestInvokeCompletedUsesLocalActivityForShortFunctions(t *testing.T) {
+	env := newEnv(t)
+	id := uuid.New()
+	env.OnActivity("Run", mock.Anything, mock.Anything).Return(record(id, ferry.StatusCompleted), nil).Once()
+	env.ExecuteWorkflow(InvokeFunction, InvokeInput{InvocationID: id, Function: "f", Version: 1, TimeoutSeconds: 5})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var out InvokeOutput
+	if err := env.GetWorkflowResult(&out); err != nil || out.Invocation.Status != ferry.StatusCompleted {
+		t.Fatalf("result %+v, %v", out, err)
+	}
+	env.AssertExpectations(t)
+}
+
+func TestInvokeLongFunctionRunsRegularActivity(t *testing.T) {
+	env := newEnv(t)
+	id := uuid.New()
+	regular := false
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		regular = !info.IsLocalActivity
+	})
+	env.OnActivity("Run", mock.Anything, mock.Anything).Return(record(id, ferry.StatusCompleted), nil).Once()
+	env.ExecuteWorkflow(InvokeFunction, InvokeInput{InvocationID: id, TimeoutSeconds: 60})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if !regular {
+		t.Fatal("a 60 s function should run as a regular (heartbeating) activity")
+	}
+}
+
+func TestInvokeFunctionFailureFailsWorkflowWithType(t *testing.T) {
+	for status, typ := range map[ferry.InvocationStatus]string{
+		ferry.StatusFailed:  ErrTypeFunctionFailed,
+		ferry.StatusTimeout: ErrTypeFunctionTimeout,
+	} {
+		env := newEnv(t)
+		id := uuid.New()
+		env.OnActivity("Run", mock.Anything, mock.Anything).Return(record(id, status), nil).Once()
+		env.ExecuteWorkflow(InvokeFunction, InvokeInput{InvocationID: id, TimeoutSeconds: 5})
+		var appErr *temporal.ApplicationError
+		if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != typ || !appErr.NonRetryable() {
+			t.Fatalf("%s: want non-retryable %s, got %v", status, typ, err)
+		}
+	}
+}
+
+func TestInvokeInfrastructureFailureIsRecorded(t *testing.T) {
+	env := newEnv(t)
+	id := uuid.New()
+	env.OnActivity("Run", mock.Anything, mock.Anything).
+		Return(activities.RunOutput{}, temporal.NewNonRetryableApplicationError("docker down", "Unavailable", nil))
+	var finished activities.FinishInput
+	env.OnActivity("Finish", mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.FinishInput) (activities.RunOutput, error) {
+			finished = in
+			return record(id, in.Status), nil
+		}).Once()
+	env.ExecuteWorkflow(InvokeFunction, InvokeInput{InvocationID: id, TimeoutSeconds: 5})
+	if env.GetWorkflowError() == nil {
+		t.Fatal("want the workflow to fail")
+	}
+	if finished.Status != ferry.StatusFailed || finished.Error == nil || finished.Error.Type != "InfrastructureError" {
+		t.Fatalf("finish got %+v", finished)
+	}
+}
+
+func TestInvokeCancelRecordsCancelled(t *testing.T) {
+	env := newEnv(t)
+	id := uuid.New()
+	env.OnActivity("Run", mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, _ activities.RunInput) (activities.RunOutput, error) {
+			<-ctx.Done()
+			return activities.RunOutput{}, ctx.Err()
+		})
+	var finished activities.FinishInput
+	env.OnActivity("Finish", mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.FinishInput) (activities.RunOutput, error) {
+			finished = in
+			return record(id, in.Status), nil
+		}).Once()
+	env.RegisterDelayedCallback(env.CancelWorkflow, 0)
+	env.ExecuteWorkflow(InvokeFunction, InvokeInput{InvocationID: id, TimeoutSeconds: 60})
+	if err := env.GetWorkflowError(); !temporal.IsCanceledError(err) {
+		t.Fatalf("want cancelled, got %v", err)
+	}
+	if finished.Status != ferry.StatusCancelled {
+		t.Fatalf("finish got %+v", finished)
+	}
+}
