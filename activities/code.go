@@ -24,7 +24,7 @@ type CodeCache struct {
 	Root    string
 	Objects Objects
 	Builder Builder
-	Unpack  func(bundle []byte, dst string) error
+	Unpack  func(rt ferry.Runtime, handler string, bundle []byte, dst string) error
 
 	flight singleflight.Group
 }
@@ -45,7 +45,7 @@ func (c *CodeCache) source(ctx context.Context, v ferry.Version) (string, error)
 		if err != nil {
 			return err
 		}
-		return c.Unpack(bundle, tmp)
+		return c.Unpack(v.Runtime, v.Handler, bundle, tmp)
 	})
 }
 
