@@ -56,7 +56,7 @@ func unprocessable(format string, args ...any) error {
 type entryType int
 
 const (
-	entFile entryType = iota
+	entFile entryType = iota + 1
 	entDir
 	entSymlink
 	entHardlink
