@@ -1,0 +1,141 @@
+// Package api is Ferry's REST API (Echo v4): functions, invocations, API keys,
+// health, readiness and metrics. routes.go lists every route; errors become HTTP
+// in one place, httpError in errors.go.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+
+	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/metrics"
+	"github.com/ferry-faas/ferry/runtimes"
+	"github.com/ferry-faas/ferry/storage/postgres"
+)
+
+// Store is the part of the PostgreSQL store the API uses (*postgres.DB).
+type Store interface {
+	KeyStore
+	CreateVersion(ctx context.Context, v ferry.Version) (ferry.Version, error)
+	GetFunction(ctx context.Context, name string) (ferry.Function, error)
+	ListFunctions(ctx context.Context, p ferry.Page) ([]ferry.Function, string, error)
+	GetVersion(ctx context.Context, name string, version int) (ferry.Version, error)
+	ListVersions(ctx context.Context, name string, p ferry.Page) ([]ferry.Version, string, error)
+	DeleteFunction(ctx context.Context, name string) ([]string, error)
+	CreateInvocation(ctx context.Context, inv ferry.Invocation) (ferry.Invocation, bool, error)
+	GetInvocation(ctx context.Context, id uuid.UUID) (ferry.Invocation, error)
+	ListInvocations(ctx context.Context, f postgres.InvocationFilter, p ferry.Page) ([]ferry.Invocation, string, error)
+	InvocationLogs(ctx context.Context, id uuid.UUID) (string, error)
+	FinishInvocation(ctx context.Context, id uuid.UUID, o postgres.Outcome) (ferry.Invocation, bool, error)
+	KeyByHash(ctx context.Context, hash []byte) (ferry.APIKey, error)
+	ListKeys(ctx context.Context) ([]ferry.APIKey, error)
+	RevokeKey(ctx context.Context, id uuid.UUID) error
+	Grant(ctx context.Context, keyID uuid.UUID, function string, p ferry.Permission) error
+	RevokePermission(ctx context.Context, keyID uuid.UUID, function string, p ferry.Permission) error
+	Permissions(ctx context.Context, keyID uuid.UUID, function string) ([]ferry.Permission, error)
+}
+
+// CodeStore is the object store for code bundles and large payloads (*s3.Store).
+type CodeStore interface {
+	PutCode(ctx context.Context, data []byte) (key, checksum string, err error)
+	Put(ctx context.Context, key string, data []byte) error
+	Delete(ctx context.Context, key string) error
+}
+
+// Temporal is the part of the Temporal client the API uses (client.Client).
+type Temporal interface {
+	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
+	GetWorkflow(ctx context.Context, workflowID, runID string) client.WorkflowRun
+	CancelWorkflow(ctx context.Context, workflowID, runID string) error
+}
+
+var (
+	_ Store    = (*postgres.DB)(nil)
+	_ Temporal = (client.Client)(nil)
+)
+
+// Deps are the API's dependencies, filled in by main.
+type Deps struct {
+	Store    Store
+	Code     CodeStore
+	Temporal Temporal // nil: invoke, cancel and retry answer 503
+	// TaskQueue is the Temporal task queue of the workers.
+	TaskQueue string
+	// ValidateBundle checks a code bundle at deploy time (runtimes.ValidateBundle).
+	ValidateBundle func(rt ferry.Runtime, handler string, bundle []byte, filename string) error
+	// ReservedEnv reports env names a function may not set (default runtimes.ReservedEnv).
+	ReservedEnv func(name string) bool
+	// Ready are the readiness checks of /readyz by name (postgres, temporal, s3, docker).
+	Ready    map[string]func(ctx context.Context) error
+	Metrics  *metrics.Metrics
+	Gatherer prometheus.Gatherer // served at /metrics; nil: 404
+	Logger   *slog.Logger
+	// MaxBodyBytes bounds every request body except deploys (default 6 MiB).
+	MaxBodyBytes int64
+	// MaxCodeBytes bounds a code bundle (default 50 MiB); a JSON deploy may be
+	// a third larger for base64.
+	MaxCodeBytes int64
+	// KeyCacheTTL is how long an API key lookup and a key's permissions are
+	// cached (default 10 s): the time a revocation made on another API
+	// instance takes to apply.
+	KeyCacheTTL time.Duration
+	// CancelWait is how long cancel waits for the invocation to end before
+	// answering 202 (default 10 s).
+	CancelWait time.Duration
+}
+
+// Defaults for Deps.
+const (
+	DefaultMaxBodyBytes = 6 << 20
+	DefaultMaxCodeBytes = 50 << 20
+	DefaultKeyCacheTTL  = 10 * time.Second
+	DefaultCancelWait   = 10 * time.Second
+	// MaxInlineEvent is the largest event sent through Temporal's history; larger
+	// ones go to the object store.
+	MaxInlineEvent = 256 << 10
+)
+
+// server holds the dependencies for the handlers.
+type server struct {
+	Deps
+	auth *authenticator
+}
+
+// New returns the API's HTTP handler.
+func New(d Deps) *echo.Echo {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.MaxBodyBytes <= 0 {
+		d.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if d.MaxCodeBytes <= 0 {
+		d.MaxCodeBytes = DefaultMaxCodeBytes
+	}
+	if d.KeyCacheTTL == 0 {
+		d.KeyCacheTTL = DefaultKeyCacheTTL
+	}
+	if d.CancelWait == 0 {
+		d.CancelWait = DefaultCancelWait
+	}
+	if d.ReservedEnv == nil {
+		d.ReservedEnv = runtimes.ReservedEnv
+	}
+	if d.TaskQueue == "" {
+		d.TaskQueue = "ferry"
+	}
+	s := &server{Deps: d, auth: newAuthenticator(d.Store, d.KeyCacheTTL)}
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.requestID, s.accessLog)
+	s.routes(e)
+	return e
+}

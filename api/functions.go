@@ -1,0 +1,481 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ferry-faas/ferry"
+)
+
+var (
+	namePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+	envPattern  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+const (
+	minMemoryMB    = 32
+	maxEnvBytes    = 32 << 10
+	maxDescription = 1024
+	maxHandler     = 256
+)
+
+func validateName(name string) error {
+	if name == "" {
+		return ferry.Errorf(ferry.EINVALID, "name: is required")
+	}
+	if !namePattern.MatchString(name) {
+		return ferry.Errorf(ferry.EINVALID, "name: must match ^[a-z][a-z0-9-]{0,62}$ (got %q)", name)
+	}
+	return nil
+}
+
+// deployRequest is the JSON body of POST /v1/functions; multipart forms carry
+// the same fields, with the code as a file part.
+type deployRequest struct {
+	Name           string            `json:"name"`
+	Runtime        ferry.Runtime     `json:"runtime"`
+	Handler        string            `json:"handler"`
+	Code           string            `json:"code"` // base64
+	Filename       string            `json:"filename"`
+	TimeoutSeconds int               `json:"timeout_seconds"`
+	MemoryMB       int               `json:"memory_mb"`
+	CPUs           float64           `json:"cpus"`
+	Env            map[string]string `json:"env"`
+	MaxConcurrency int               `json:"max_concurrency"`
+	Network        bool              `json:"network"`
+	Retries        int               `json:"retries"`
+	Description    string            `json:"description"`
+
+	bundle []byte // decoded code
+}
+
+func (s *server) deploy(c echo.Context) error {
+	req, err := s.readDeploy(c)
+	if err != nil {
+		return err
+	}
+	v, err := s.validateDeploy(&req)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	// A new name may be created by developers; a new version needs write on it.
+	isNew := false
+	if _, err := s.Store.GetFunction(ctx, v.Function); ferry.ErrorCode(err) == ferry.ENOTFOUND {
+		isNew = true
+	} else if err != nil {
+		return err
+	}
+	p := principalOf(c)
+	if isNew {
+		if p.Key.Role != ferry.RoleAdmin && p.Key.Role != ferry.RoleDeveloper {
+			return forbidden(p, "creating functions needs a developer or admin key")
+		}
+	} else if err := s.require(c, v.Function, ferry.PermWrite); err != nil {
+		return err
+	}
+	if s.ValidateBundle != nil {
+		if err := s.ValidateBundle(v.Runtime, v.Handler, req.bundle, req.Filename); err != nil {
+			return bundleError(err)
+		}
+	}
+	key, sum, err := s.Code.PutCode(ctx, req.bundle)
+	if err != nil {
+		return err
+	}
+	v.CodeKey, v.Checksum, v.CodeSize = key, sum, int64(len(req.bundle))
+	created, err := s.Store.CreateVersion(ctx, v)
+	if err != nil {
+		return err
+	}
+	if isNew && p.Key.Role == ferry.RoleDeveloper {
+		// The creator administers the function (and may grant it to others).
+		if err := s.Store.Grant(ctx, p.Key.ID, created.Function, ferry.PermAdmin); err != nil {
+			return err
+		}
+		s.auth.forgetKey(p.Key.ID)
+	}
+	s.Logger.Info("function deployed", "function", created.Function, "version", created.Version,
+		"runtime", created.Runtime, "checksum", created.Checksum, "code_size", created.CodeSize,
+		"request_id", requestIDOf(c))
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/functions/"+created.Function)
+	return c.JSON(http.StatusCreated, created)
+}
+
+// bundleError names the field in a validator's error and makes sure a
+// rejected bundle is a 4xx (an error without a code: unprocessable).
+func bundleError(err error) error {
+	var fe *ferry.Error
+	if !errors.As(err, &fe) {
+		return ferry.Errorf(ferry.EUNPROCESSABLE, "code: %v", err)
+	}
+	field := "code: "
+	if fe.Code == ferry.EINVALID {
+		field = "handler: "
+	}
+	if strings.HasPrefix(fe.Message, strings.TrimSuffix(field, ": ")) {
+		return fe
+	}
+	return &ferry.Error{Code: fe.Code, Message: field + fe.Message}
+}
+
+// readDeploy parses a JSON or multipart deploy request.
+func (s *server) readDeploy(c echo.Context) (deployRequest, error) {
+	var req deployRequest
+	ct := c.Request().Header.Get(echo.HeaderContentType)
+	mt, params, _ := mime.ParseMediaType(ct)
+	switch {
+	case mt == "multipart/form-data":
+		return s.readDeployMultipart(c, params["boundary"])
+	case mt == "" || mt == "application/json":
+		if err := decodeJSON(c, &req); err != nil {
+			return req, err
+		}
+		if req.Code == "" {
+			return req, ferry.Errorf(ferry.EINVALID, "code: is required (base64 of a source file, .zip or .tar.gz)")
+		}
+		b, err := base64.StdEncoding.DecodeString(req.Code)
+		if err != nil {
+			return req, ferry.Errorf(ferry.EINVALID, "code: not valid base64 (%v)", err)
+		}
+		req.Code, req.bundle = "", b
+		return req, nil
+	default:
+		return req, ferry.Errorf(ferry.EINVALID, "Content-Type: must be application/json or multipart/form-data, not %q", mt)
+	}
+}
+
+const maxFormField = 64 << 10
+
+func (s *server) readDeployMultipart(c echo.Context, boundary string) (deployRequest, error) {
+	var req deployRequest
+	if boundary == "" {
+		return req, ferry.Errorf(ferry.EINVALID, "Content-Type: multipart/form-data without a boundary")
+	}
+	mr, err := c.Request().MultipartReader()
+	if err != nil {
+		return req, ferry.Errorf(ferry.EINVALID, "body: not a multipart form: %v", err)
+	}
+	seen := map[string]bool{}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return req, multipartError(err)
+		}
+		field := part.FormName()
+		if field == "code" {
+			if seen["code"] {
+				return req, ferry.Errorf(ferry.EINVALID, "code: sent more than once")
+			}
+			seen["code"] = true
+			b, err := io.ReadAll(io.LimitReader(part, s.MaxCodeBytes+1))
+			if err != nil {
+				return req, multipartError(err)
+			}
+			if int64(len(b)) > s.MaxCodeBytes {
+				return req, ferry.Errorf(ferry.ETOOLARGE, "code: larger than the limit of %s", byteSize(s.MaxCodeBytes))
+			}
+			req.bundle = b
+			if fn := part.FileName(); fn != "" && req.Filename == "" {
+				req.Filename = fn
+			}
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(part, maxFormField+1))
+		if err != nil {
+			return req, multipartError(err)
+		}
+		if len(b) > maxFormField {
+			return req, ferry.Errorf(ferry.EINVALID, "%s: longer than %s", field, byteSize(maxFormField))
+		}
+		if err := req.setFormField(field, string(b), seen[field]); err != nil {
+			return req, err
+		}
+		seen[field] = true
+	}
+	if !seen["code"] {
+		return req, ferry.Errorf(ferry.EINVALID, "code: is required (a file part named \"code\")")
+	}
+	return req, nil
+}
+
+func multipartError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) || isBodyTooLarge(err) {
+		return err
+	}
+	return ferry.Errorf(ferry.EINVALID, "body: malformed multipart form: %v", err)
+}
+
+// setFormField sets one multipart field; env may repeat (K=V each) or be one
+// JSON object.
+func (r *deployRequest) setFormField(field, value string, repeated bool) error {
+	if repeated && field != "env" {
+		return ferry.Errorf(ferry.EINVALID, "%s: sent more than once", field)
+	}
+	atoi := func() (int, error) {
+		n, err := strconv.Atoi(strings.TrimSpace(value))
+		if err != nil {
+			return 0, ferry.Errorf(ferry.EINVALID, "%s: must be an integer, not %q", field, value)
+		}
+		return n, nil
+	}
+	var err error
+	switch field {
+	case "name":
+		r.Name = value
+	case "runtime":
+		r.Runtime = ferry.Runtime(value)
+	case "handler":
+		r.Handler = value
+	case "filename":
+		r.Filename = value
+	case "description":
+		r.Description = value
+	case "timeout_seconds":
+		r.TimeoutSeconds, err = atoi()
+	case "memory_mb":
+		r.MemoryMB, err = atoi()
+	case "max_concurrency":
+		r.MaxConcurrency, err = atoi()
+	case "retries":
+		r.Retries, err = atoi()
+	case "cpus":
+		r.CPUs, err = strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			err = ferry.Errorf(ferry.EINVALID, "cpus: must be a number, not %q", value)
+		}
+	case "network":
+		r.Network, err = strconv.ParseBool(strings.TrimSpace(value))
+		if err != nil {
+			err = ferry.Errorf(ferry.EINVALID, "network: must be true or false, not %q", value)
+		}
+	case "env":
+		if r.Env == nil {
+			r.Env = map[string]string{}
+		}
+		if strings.HasPrefix(strings.TrimSpace(value), "{") {
+			var m map[string]string
+			if jerr := json.Unmarshal([]byte(value), &m); jerr != nil {
+				return ferry.Errorf(ferry.EINVALID, "env: must be a JSON object of strings or KEY=VALUE: %v", jerr)
+			}
+			for k, v := range m {
+				r.Env[k] = v
+			}
+			return nil
+		}
+		k, v, ok := strings.Cut(value, "=")
+		if !ok {
+			return ferry.Errorf(ferry.EINVALID, "env: %q is not KEY=VALUE", value)
+		}
+		r.Env[k] = v
+	default:
+		return ferry.Errorf(ferry.EINVALID, "%s: unknown field", field)
+	}
+	return err
+}
+
+// validateDeploy checks every field and returns the version to store (without
+// its code key and checksum).
+func (s *server) validateDeploy(r *deployRequest) (ferry.Version, error) {
+	if err := validateName(r.Name); err != nil {
+		return ferry.Version{}, err
+	}
+	if !r.Runtime.Valid() {
+		names := make([]string, len(ferry.Runtimes))
+		for i, rt := range ferry.Runtimes {
+			names[i] = string(rt)
+		}
+		return ferry.Version{}, ferry.Errorf(ferry.EINVALID, "runtime: must be one of %s (got %q)", strings.Join(names, ", "), r.Runtime)
+	}
+	if err := validateHandler(r.Handler); err != nil {
+		return ferry.Version{}, err
+	}
+	if len(r.bundle) == 0 {
+		return ferry.Version{}, ferry.Errorf(ferry.EINVALID, "code: is empty")
+	}
+	if int64(len(r.bundle)) > s.MaxCodeBytes {
+		return ferry.Version{}, ferry.Errorf(ferry.ETOOLARGE, "code: %s is larger than the limit of %s",
+			byteSize(int64(len(r.bundle))), byteSize(s.MaxCodeBytes))
+	}
+	fn, err := bundleFilename(r.Filename)
+	if err != nil {
+		return ferry.Version{}, err
+	}
+	r.Filename = fn
+	l := ferry.Limits{TimeoutSeconds: r.TimeoutSeconds, MemoryMB: r.MemoryMB, CPUs: r.CPUs,
+		MaxConcurrency: r.MaxConcurrency, Network: r.Network, Retries: r.Retries}
+	if err := validateLimits(l); err != nil {
+		return ferry.Version{}, err
+	}
+	if err := s.validateEnv(r.Env); err != nil {
+		return ferry.Version{}, err
+	}
+	if len(r.Description) > maxDescription {
+		return ferry.Version{}, ferry.Errorf(ferry.EINVALID, "description: must be at most %d characters", maxDescription)
+	}
+	return ferry.Version{Function: r.Name, Runtime: r.Runtime, Handler: r.Handler,
+		Limits: l.WithDefaults(), Env: r.Env, Description: r.Description}, nil
+}
+
+func validateHandler(h string) error {
+	switch {
+	case h == "":
+		return ferry.Errorf(ferry.EINVALID, "handler: is required")
+	case len(h) > maxHandler || strings.ContainsAny(h, " \t\r\n\x00"):
+		return ferry.Errorf(ferry.EINVALID, "handler: must be at most %d characters without spaces", maxHandler)
+	}
+	// The syntax per runtime is checked with the bundle (ValidateBundle).
+	return nil
+}
+
+// bundleFilename keeps only the base name of an uploaded file's name; the
+// validator detects archives by their magic bytes and uses the name for
+// messages and for the source file's extension.
+func bundleFilename(given string) (string, error) {
+	if given == "" {
+		return "", nil
+	}
+	fn := path.Base(strings.ReplaceAll(given, `\`, "/"))
+	if fn == "." || fn == "/" || fn == ".." {
+		return "", ferry.Errorf(ferry.EINVALID, "filename: %q is not a file name", given)
+	}
+	return fn, nil
+}
+
+func validateLimits(l ferry.Limits) error {
+	m := ferry.MaxLimits
+	switch {
+	case l.TimeoutSeconds < 0 || l.TimeoutSeconds > m.TimeoutSeconds:
+		return ferry.Errorf(ferry.EINVALID, "timeout_seconds: must be between 1 and %d (0 for the default %d)", m.TimeoutSeconds, ferry.DefaultLimits.TimeoutSeconds)
+	case l.MemoryMB != 0 && (l.MemoryMB < minMemoryMB || l.MemoryMB > m.MemoryMB):
+		return ferry.Errorf(ferry.EINVALID, "memory_mb: must be between %d and %d (0 for the default %d)", minMemoryMB, m.MemoryMB, ferry.DefaultLimits.MemoryMB)
+	case l.CPUs < 0 || l.CPUs > m.CPUs:
+		return ferry.Errorf(ferry.EINVALID, "cpus: must be more than 0 and at most %g (0 for the default %g)", m.CPUs, ferry.DefaultLimits.CPUs)
+	case l.MaxConcurrency < 0 || l.MaxConcurrency > m.MaxConcurrency:
+		return ferry.Errorf(ferry.EINVALID, "max_concurrency: must be between 1 and %d (0 for the default %d)", m.MaxConcurrency, ferry.DefaultLimits.MaxConcurrency)
+	case l.Retries < 0 || l.Retries > m.Retries:
+		return ferry.Errorf(ferry.EINVALID, "retries: must be between 0 and %d", m.Retries)
+	}
+	return nil
+}
+
+func (s *server) validateEnv(env map[string]string) error {
+	keys := make([]string, 0, len(env))
+	size := 0
+	for k, v := range env {
+		keys = append(keys, k)
+		size += len(k) + len(v)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		switch {
+		case !envPattern.MatchString(k):
+			return ferry.Errorf(ferry.EINVALID, "env: %q is not a valid variable name", k)
+		case s.ReservedEnv != nil && s.ReservedEnv(k):
+			return ferry.Errorf(ferry.EINVALID, "env: %s is set by Ferry and cannot be overridden", k)
+		case strings.ContainsRune(env[k], 0):
+			return ferry.Errorf(ferry.EINVALID, "env: value of %s contains a NUL byte", k)
+		}
+	}
+	if size > maxEnvBytes {
+		return ferry.Errorf(ferry.EINVALID, "env: %s in total, more than the limit of %s", byteSize(int64(size)), byteSize(maxEnvBytes))
+	}
+	return nil
+}
+
+// --- read and delete ---
+
+func (s *server) listFunctions(c echo.Context) error {
+	p, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	fns, next, err := s.Store.ListFunctions(c.Request().Context(), p)
+	if err != nil {
+		return err
+	}
+	// Invokers see only what they were granted; a page may come out shorter.
+	visible := fns[:0]
+	for _, f := range fns {
+		ok, err := s.can(c, f.Name, ferry.PermRead)
+		if err != nil {
+			return err
+		}
+		if ok {
+			visible = append(visible, f)
+		}
+	}
+	return c.JSON(http.StatusOK, listResponse("functions", visible, next))
+}
+
+func (s *server) getFunction(c echo.Context) error {
+	name := c.Param("name")
+	if err := s.require(c, name, ferry.PermRead); err != nil {
+		return err
+	}
+	version := 0
+	if q := c.QueryParam("version"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 1 {
+			return ferry.Errorf(ferry.EINVALID, "version: must be a positive integer")
+		}
+		version = n
+	}
+	v, err := s.Store.GetVersion(c.Request().Context(), name, version)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+func (s *server) listVersions(c echo.Context) error {
+	name := c.Param("name")
+	if err := s.require(c, name, ferry.PermRead); err != nil {
+		return err
+	}
+	p, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	vs, next, err := s.Store.ListVersions(c.Request().Context(), name, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, listResponse("versions", vs, next))
+}
+
+func (s *server) deleteFunction(c echo.Context) error {
+	name := c.Param("name")
+	if err := s.require(c, name, ferry.PermAdmin); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	orphans, err := s.Store.DeleteFunction(ctx, name)
+	if err != nil {
+		return err
+	}
+	s.auth.forgetFunction(name)
+	// The function is gone once the rows are; stale objects are only storage.
+	for _, key := range orphans {
+		if err := s.Code.Delete(ctx, key); err != nil {
+			s.Logger.Warn("deleting code of a removed function", "function", name, "key", key, "err", err)
+		}
+	}
+	s.Logger.Info("function deleted", "function", name, "code_objects", len(orphans), "request_id", requestIDOf(c))
+	return c.NoContent(http.StatusNoContent)
+}

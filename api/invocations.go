@@ -1,0 +1,370 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"go.temporal.io/api/serviceerror"
+
+	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/storage/postgres"
+	"github.com/ferry-faas/ferry/workflows"
+)
+
+// Response headers of a sync invoke.
+const (
+	headerInvocationID  = "Ferry-Invocation-Id"
+	headerFunctionError = "Ferry-Function-Error"
+	headerIdempotency   = "Idempotency-Key"
+	maxIdempotencyKey   = 255
+	workflowType        = "InvokeFunction"
+)
+
+func (s *server) invoke(c echo.Context) error {
+	name := c.Param("name")
+	if err := s.require(c, name, ferry.PermExecute); err != nil {
+		return err
+	}
+	version := 0
+	if q := c.QueryParam("version"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 1 {
+			return ferry.Errorf(ferry.EINVALID, "version: must be a positive integer")
+		}
+		version = n
+	}
+	async, err := wantsAsync(c)
+	if err != nil {
+		return err
+	}
+	idemKey := c.Request().Header.Get(headerIdempotency)
+	if len(idemKey) > maxIdempotencyKey {
+		return ferry.Errorf(ferry.EINVALID, "Idempotency-Key: must be at most %d characters", maxIdempotencyKey)
+	}
+	event, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(event))) == 0 {
+		event = nil // no body: the handler gets null
+	} else if !json.Valid(event) {
+		return ferry.Errorf(ferry.EINVALID, "body: the event must be valid JSON")
+	}
+	if s.Temporal == nil {
+		return ferry.Errorf(ferry.EUNAVAILABLE, "invocations are unavailable: no Temporal client")
+	}
+	ctx := c.Request().Context()
+	v, err := s.Store.GetVersion(ctx, name, version)
+	if err != nil {
+		return err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return ferry.Errorf(ferry.EINTERNAL, "generating an invocation id: %v", err)
+	}
+	inv, created, err := s.Store.CreateInvocation(ctx, ferry.Invocation{
+		ID: id, Function: v.Function, Version: v.Version, Status: ferry.StatusPending,
+		Event: event, IdempotencyKey: idemKey, WorkflowID: id.String(), CreatedAt: time.Now(),
+	})
+	if err != nil {
+		return err
+	}
+	if !created && inv.Version != v.Version {
+		// Same key, same invocation: it keeps the version it was started with.
+		if v, err = s.Store.GetVersion(ctx, name, inv.Version); err != nil {
+			return err
+		}
+	}
+	if created || !inv.Status.Final() {
+		// For an existing invocation this re-attaches to its workflow (the start
+		// is idempotent by workflow id), or starts it if the first request died
+		// between recording and starting.
+		if err := s.start(ctx, inv, v); err != nil {
+			if created && idemKey == "" {
+				s.abandon(inv, err)
+			}
+			return err
+		}
+	}
+	if async {
+		return s.accepted(c, inv)
+	}
+	return s.respondSync(c, s.wait(ctx, inv))
+}
+
+// wantsAsync reads `Prefer: respond-async` and ?async=true.
+func wantsAsync(c echo.Context) (bool, error) {
+	for _, h := range c.Request().Header.Values("Prefer") {
+		for _, p := range strings.Split(h, ",") {
+			if strings.EqualFold(strings.TrimSpace(p), "respond-async") {
+				return true, nil
+			}
+		}
+	}
+	if q := c.QueryParam("async"); q != "" {
+		b, err := strconv.ParseBool(q)
+		if err != nil {
+			return false, ferry.Errorf(ferry.EINVALID, "async: must be true or false")
+		}
+		return b, nil
+	}
+	return false, nil
+}
+
+// start starts (or re-attaches to) the invocation's workflow. Events too large
+// for Temporal's history go through the object store.
+func (s *server) start(ctx context.Context, inv ferry.Invocation, v ferry.Version) error {
+	in := workflows.InvokeInputFor(inv, v)
+	if len(inv.Event) > MaxInlineEvent {
+		key := "payloads/" + inv.ID.String() + "/event"
+		if err := s.Code.Put(ctx, key, inv.Event); err != nil {
+			return err
+		}
+		in.Event, in.EventKey = nil, key
+	}
+	_, err := s.Temporal.ExecuteWorkflow(ctx, workflows.InvokeStartOptions(s.TaskQueue, inv, v), workflowType, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if err == nil || errors.As(err, &started) {
+		return nil // already started (and maybe finished): the record tells
+	}
+	if ctx.Err() != nil {
+		return ferry.Errorf(ferry.EUNAVAILABLE, "request cancelled while starting the invocation")
+	}
+	s.Logger.Error("starting invocation workflow", "invocation", inv.ID, "function", inv.Function, "err", err)
+	return ferry.Errorf(ferry.EUNAVAILABLE, "could not start the invocation: Temporal is unavailable")
+}
+
+// abandon marks a recorded invocation whose workflow could not be started as
+// failed, so it does not look pending forever (it may be retried).
+func (s *server) abandon(inv ferry.Invocation, cause error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _, err := s.Store.FinishInvocation(ctx, inv.ID, postgres.Outcome{Status: ferry.StatusFailed,
+		Error: &ferry.FunctionError{Type: "StartError", Message: ferry.ErrorMessage(cause)}})
+	if err != nil {
+		s.Logger.Warn("recording an invocation that could not start", "invocation", inv.ID, "err", err)
+	}
+}
+
+// wait waits for the invocation's workflow and returns its final record, or
+// the current record when waiting failed.
+func (s *server) wait(ctx context.Context, inv ferry.Invocation) waitResult {
+	if inv.Status.Final() {
+		return waitResult{inv: inv}
+	}
+	var out workflows.InvokeOutput
+	err := s.Temporal.GetWorkflow(ctx, inv.WorkflowID, "").Get(ctx, &out)
+	if err == nil && out.Invocation.ID == inv.ID && out.Invocation.Status.Final() &&
+		(out.Invocation.Status != ferry.StatusCompleted || len(out.Invocation.Result) > 0) {
+		return waitResult{inv: out.Invocation}
+	}
+	if ctx.Err() != nil {
+		return waitResult{err: ferry.Errorf(ferry.EUNAVAILABLE, "request cancelled while waiting for invocation %s", inv.ID)}
+	}
+	// Failed, timed out or cancelled functions end the workflow in error; the
+	// worker has recorded the outcome before.
+	rec, gerr := s.Store.GetInvocation(ctx, inv.ID)
+	if gerr != nil {
+		return waitResult{err: gerr}
+	}
+	if !rec.Status.Final() && err != nil {
+		// Temporal could not tell us the outcome: answer 202 with the record.
+		s.Logger.Warn("waiting for invocation", "invocation", inv.ID, "err", err)
+	}
+	return waitResult{inv: rec}
+}
+
+type waitResult struct {
+	inv ferry.Invocation
+	err error
+}
+
+// respondSync answers a sync invoke: 200 with the final record (the status may
+// be failed or timeout), or 202 when the invocation is not final yet.
+func (s *server) respondSync(c echo.Context, r waitResult) error {
+	if r.err != nil {
+		return r.err
+	}
+	if !r.inv.Status.Final() {
+		return s.accepted(c, r.inv)
+	}
+	h := c.Response().Header()
+	h.Set(headerInvocationID, r.inv.ID.String())
+	if r.inv.Status != ferry.StatusCompleted {
+		h.Set(headerFunctionError, "true")
+	}
+	return c.JSON(http.StatusOK, r.inv)
+}
+
+func (s *server) accepted(c echo.Context, inv ferry.Invocation) error {
+	h := c.Response().Header()
+	h.Set(echo.HeaderLocation, "/v1/invocations/"+inv.ID.String())
+	h.Set(headerInvocationID, inv.ID.String())
+	return c.JSON(http.StatusAccepted, inv)
+}
+
+// --- invocation records ---
+
+func (s *server) listInvocations(c echo.Context) error {
+	p, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	f := postgres.InvocationFilter{Function: c.QueryParam("function"), Status: ferry.InvocationStatus(c.QueryParam("status"))}
+	if f.Status != "" && !f.Status.Valid() {
+		return ferry.Errorf(ferry.EINVALID, "status: must be one of pending, running, completed, failed, timeout, cancelled")
+	}
+	if q := c.QueryParam("chain_run_id"); q != "" {
+		id, err := uuid.Parse(q)
+		if err != nil {
+			return ferry.Errorf(ferry.EINVALID, "chain_run_id: not a valid id")
+		}
+		f.ChainRunID = &id
+	}
+	// Without a function filter the caller needs read on every function.
+	scope := f.Function
+	if scope == "" {
+		scope = "*"
+	}
+	if err := s.require(c, scope, ferry.PermRead); err != nil {
+		if scope == "*" && ferry.ErrorCode(err) == ferry.EFORBIDDEN {
+			return forbidden(principalOf(c), "listing invocations of every function needs read on all functions; filter with ?function=NAME")
+		}
+		return err
+	}
+	invs, next, err := s.Store.ListInvocations(c.Request().Context(), f, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, listResponse("invocations", invs, next))
+}
+
+// invocationFor loads the invocation named by :id and checks perm on its function.
+func (s *server) invocationFor(c echo.Context, perm ferry.Permission) (ferry.Invocation, error) {
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil {
+		return ferry.Invocation{}, ferry.Errorf(ferry.EINVALID, "id: not a valid invocation id")
+	}
+	inv, err := s.Store.GetInvocation(c.Request().Context(), id)
+	if err != nil {
+		return ferry.Invocation{}, err
+	}
+	if err := s.require(c, inv.Function, perm); err != nil {
+		return ferry.Invocation{}, err
+	}
+	return inv, nil
+}
+
+func (s *server) getInvocation(c echo.Context) error {
+	inv, err := s.invocationFor(c, ferry.PermRead)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, inv)
+}
+
+func (s *server) invocationLogs(c echo.Context) error {
+	inv, err := s.invocationFor(c, ferry.PermRead)
+	if err != nil {
+		return err
+	}
+	logs, err := s.Store.InvocationLogs(c.Request().Context(), inv.ID)
+	if err != nil {
+		return err
+	}
+	if strings.Contains(c.Request().Header.Get(echo.HeaderAccept), "text/plain") {
+		return c.String(http.StatusOK, logs)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"id": inv.ID, "status": inv.Status, "logs": logs})
+}
+
+// cancelInvocation asks Temporal to cancel the workflow; the worker stops the
+// container and records cancelled. It waits a little for that record: 200 with
+// the final record, or 202 while it is still stopping.
+func (s *server) cancelInvocation(c echo.Context) error {
+	inv, err := s.invocationFor(c, ferry.PermExecute)
+	if err != nil {
+		return err
+	}
+	if inv.Status.Final() {
+		return ferry.Errorf(ferry.ECONFLICT, "invocation %s is already %s", inv.ID, inv.Status)
+	}
+	if s.Temporal == nil {
+		return ferry.Errorf(ferry.EUNAVAILABLE, "invocations are unavailable: no Temporal client")
+	}
+	ctx := c.Request().Context()
+	err = s.Temporal.CancelWorkflow(ctx, inv.WorkflowID, "")
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		// No such workflow (it never started, or Temporal forgot it): record it here.
+		inv, _, err = s.Store.FinishInvocation(ctx, inv.ID, postgres.Outcome{Status: ferry.StatusCancelled,
+			Error: &ferry.FunctionError{Type: "Cancelled", Message: "cancelled by request"}})
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, inv)
+	case err != nil:
+		s.Logger.Error("cancelling invocation", "invocation", inv.ID, "err", err)
+		return ferry.Errorf(ferry.EUNAVAILABLE, "could not cancel the invocation: Temporal is unavailable")
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.CancelWait)
+	defer cancel()
+	_ = s.Temporal.GetWorkflow(wctx, inv.WorkflowID, "").Get(wctx, nil)
+	rec, err := s.Store.GetInvocation(ctx, inv.ID)
+	if err != nil {
+		return err
+	}
+	if !rec.Status.Final() {
+		return s.accepted(c, rec)
+	}
+	return c.JSON(http.StatusOK, rec)
+}
+
+// retryInvocation re-runs a failed, timed-out or cancelled invocation as a new
+// one linked by retry_of, with the same version and event.
+func (s *server) retryInvocation(c echo.Context) error {
+	old, err := s.invocationFor(c, ferry.PermExecute)
+	if err != nil {
+		return err
+	}
+	switch old.Status {
+	case ferry.StatusFailed, ferry.StatusTimeout, ferry.StatusCancelled:
+	default:
+		return ferry.Errorf(ferry.ECONFLICT, "invocation %s is %s; only failed, timeout or cancelled invocations can be retried", old.ID, old.Status)
+	}
+	if s.Temporal == nil {
+		return ferry.Errorf(ferry.EUNAVAILABLE, "invocations are unavailable: no Temporal client")
+	}
+	ctx := c.Request().Context()
+	v, err := s.Store.GetVersion(ctx, old.Function, old.Version)
+	if err != nil {
+		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+			return ferry.Errorf(ferry.ECONFLICT, "invocation %s cannot be retried: function %q version %d no longer exists", old.ID, old.Function, old.Version)
+		}
+		return err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return ferry.Errorf(ferry.EINTERNAL, "generating an invocation id: %v", err)
+	}
+	inv, _, err := s.Store.CreateInvocation(ctx, ferry.Invocation{
+		ID: id, Function: old.Function, Version: old.Version, Status: ferry.StatusPending,
+		Event: old.Event, RetryOf: &old.ID, WorkflowID: id.String(), CreatedAt: time.Now(),
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.start(ctx, inv, v); err != nil {
+		s.abandon(inv, err)
+		return err
+	}
+	return s.accepted(c, inv)
+}

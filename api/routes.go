@@ -1,0 +1,47 @@
+package api
+
+import (
+	_ "embed"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+)
+
+//go:embed openapi.json
+var openAPI []byte
+
+// routes lists every route of the API. Every /v1 route needs an API key
+// (authenticate); per-function permissions are checked in the handlers, where
+// the function is known. openapi.json documents the same routes (tested).
+func (s *server) routes(e *echo.Echo) {
+	auth := s.authenticate
+	body := s.limitBody(s.MaxBodyBytes)
+	// A JSON deploy carries the bundle in base64: a third larger, plus fields.
+	deployBody := s.limitBody(s.MaxCodeBytes/3*4 + 1<<20)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.metricsHandler())
+	e.GET("/v1/openapi.json", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, openAPI)
+	})
+
+	e.POST("/v1/functions", s.deploy, auth, deployBody)
+	e.GET("/v1/functions", s.listFunctions, auth)
+	e.GET("/v1/functions/:name", s.getFunction, auth)
+	e.DELETE("/v1/functions/:name", s.deleteFunction, auth)
+	e.GET("/v1/functions/:name/versions", s.listVersions, auth)
+	e.POST("/v1/functions/:name/invoke", s.invoke, auth, body)
+	e.POST("/v1/functions/:name/permissions", s.grantPermission, auth, body)
+	e.DELETE("/v1/functions/:name/permissions", s.revokePermission, auth, body)
+
+	e.GET("/v1/invocations", s.listInvocations, auth)
+	e.GET("/v1/invocations/:id", s.getInvocation, auth)
+	e.GET("/v1/invocations/:id/logs", s.invocationLogs, auth)
+	e.POST("/v1/invocations/:id/cancel", s.cancelInvocation, auth, body)
+	e.POST("/v1/invocations/:id/retry", s.retryInvocation, auth, body)
+
+	e.POST("/v1/keys", s.createKey, auth, s.requireAdmin, body)
+	e.GET("/v1/keys", s.listKeys, auth, s.requireAdmin)
+	e.DELETE("/v1/keys/:id", s.revokeKey, auth, s.requireAdmin)
+}
