@@ -176,6 +176,8 @@ type Executor struct {
 	changed  chan struct{} // closed and replaced when a slot or container frees up
 	closed   bool
 
+	orphanAfter time.Duration // minimum age of another pool's container before it may be reaped
+
 	bg         sync.WaitGroup // background removals
 	stopReaper context.CancelFunc
 	reaperDone chan struct{}

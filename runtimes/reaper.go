@@ -21,13 +21,13 @@ import (
 // only removed when it is provably nobody's:
 //
 //   - it is not running (exited, created, dead) and was created more than
-//     orphanGrace ago. A live executor removes the containers it stops at once
+//     orphanAfter (start-up timeout + 1 min) ago. A live executor removes the containers it stops at once
 //     and starts the ones it creates within milliseconds, so a stopped one that
 //     old was left behind by a crash; or
-//   - it is running, older than orphanGrace, and its owner's protocol socket
+//   - it is running, older than orphanAfter, and its owner's protocol socket
 //     (the bind-mounted run folder, visible on this host) refuses connections:
 //     every executor keeps that listener open for the container's lifetime, and
-//     the kernel closes it when the executor's process dies. A socket that
+//     the kernel closes it (leaving the file) when the executor's process dies. A socket that
 //     cannot be checked (another mount namespace) is left alone; its runner
 //     exits when its connection drops, and then the first rule applies.
 //
@@ -41,9 +41,21 @@ func (e *Executor) reapInterval() time.Duration {
 	return min(max(d, time.Second), 30*time.Second)
 }
 
-// orphanGrace is longer than any start-up, so a container that another
-// executor is still starting is never taken for an orphan.
-func (e *Executor) orphanGrace() time.Duration { return e.cfg.InitTimeout + time.Minute }
+// listPool returns the ids of the containers labelled with a pool id.
+func (e *Executor) listPool(ctx context.Context, poolID string) ([]string, error) {
+	list, err := e.docker.ContainerList(ctx, container.ListOptions{
+		All:     true,
+		Filters: filters.NewArgs(filters.Arg("label", labelPool+"="+poolID)),
+	})
+	if err != nil {
+		return nil, dockerError("list containers", err)
+	}
+	ids := make([]string, 0, len(list))
+	for _, c := range list {
+		ids = append(ids, c.ID)
+	}
+	return ids, nil
+}
 
 func (e *Executor) reapLoop(ctx context.Context) {
 	defer close(e.reaperDone)
@@ -112,7 +124,7 @@ func (e *Executor) reap(ctx context.Context) {
 			name = strings.TrimPrefix(c.Names[0], "/")
 		}
 		names[name] = true
-		if known[c.ID] || now.Sub(time.Unix(c.Created, 0)) < e.orphanGrace() {
+		if known[c.ID] || now.Sub(time.Unix(c.Created, 0)) < e.orphanAfter {
 			continue
 		}
 		own := c.Labels[labelPool] == e.poolID
@@ -147,7 +159,7 @@ func (e *Executor) reap(ctx context.Context) {
 			continue
 		}
 		fi, err := d.Info()
-		if err != nil || now.Sub(fi.ModTime()) < e.orphanGrace() {
+		if err != nil || now.Sub(fi.ModTime()) < e.orphanAfter {
 			continue
 		}
 		_ = os.RemoveAll(filepath.Join(e.runDir, d.Name()))

@@ -1,0 +1,597 @@
+package runtimes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/client"
+
+	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/internal/testenv"
+)
+
+// rtCase is one runtime under test: its test function (testdata/<runtime>)
+// unpacked or built into codeDir.
+type rtCase struct {
+	rt      ferry.Runtime
+	handler string
+	codeDir string
+}
+
+// dockerClient connects to the engine or skips/fails via testenv.
+func dockerClient(t testing.TB) *client.Client {
+	t.Helper()
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		testenv.Unavailable(t, "Docker", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(ctx); err != nil {
+		testenv.Unavailable(t, "Docker", err)
+	}
+	return cli
+}
+
+// newTestExecutor starts an executor with its data under a short temporary
+// folder (Unix socket paths are short) and closes it when the test ends.
+func newTestExecutor(t testing.TB, cfg Config) *Executor {
+	t.Helper()
+	cli := dockerClient(t)
+	dir, err := os.MkdirTemp("", "ferry-rt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = dir
+	e, err := NewExecutor(context.Background(), cli, cfg)
+	if err != nil {
+		t.Fatalf("NewExecutor: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := e.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		_ = os.RemoveAll(dir)
+	})
+	return e
+}
+
+var goBuild struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// runtimeCases returns the runtimes whose images exist; a missing image
+// skips (or, under FERRY_REQUIRE_SERVICES, fails) that runtime's subtest.
+func runtimeCases(t *testing.T, e *Executor) []rtCase {
+	t.Helper()
+	var out []rtCase
+	for _, rt := range ferry.Runtimes {
+		imgs := []string{e.cfg.Images[rt]}
+		if rt == ferry.RuntimeGo {
+			imgs = append(imgs, e.cfg.Images[goBuilderRuntime])
+		}
+		missing := false
+		for _, img := range imgs {
+			if _, err := e.docker.ImageInspect(context.Background(), img); err != nil {
+				t.Run(string(rt), func(t *testing.T) { testenv.Unavailable(t, "runtime image "+img, err) })
+				missing = true
+				break
+			}
+		}
+		if !missing {
+			out = append(out, codeFor(t, e, rt))
+		}
+	}
+	return out
+}
+
+// codeFor prepares the test function of a runtime: unpacked from a zip of
+// testdata/<runtime>, and for Go built with the builder image once per run.
+func codeFor(t *testing.T, e *Executor, rt ferry.Runtime) rtCase {
+	t.Helper()
+	src := filepath.Join("testdata", string(rt))
+	var ms []member
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, de := range entries {
+		b, err := os.ReadFile(filepath.Join(src, de.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, member{name: de.Name(), body: string(b)})
+	}
+	bundle := makeZip(t, ms...)
+	handler := map[ferry.Runtime]string{ferry.RuntimePython: "app.handler", ferry.RuntimeNode: "index.handler", ferry.RuntimeGo: "Handle"}[rt]
+	if err := ValidateBundle(rt, handler, bundle, "test.zip"); err != nil {
+		t.Fatalf("ValidateBundle(%s): %v", rt, err)
+	}
+	dir := filepath.Join(e.cfg.DataDir, "code", string(rt))
+	if err := Unpack(bundle, "", dir); err != nil {
+		t.Fatalf("Unpack: %v", err)
+	}
+	if rt != ferry.RuntimeGo {
+		return rtCase{rt: rt, handler: handler, codeDir: dir}
+	}
+	goBuild.once.Do(func() {
+		goBuild.dir, goBuild.err = os.MkdirTemp("", "ferry-go")
+		if goBuild.err == nil {
+			goBuild.err = e.BuildGo(context.Background(), dir, handler, goBuild.dir)
+		}
+	})
+	if goBuild.err != nil {
+		t.Fatalf("BuildGo: %v", goBuild.err)
+	}
+	return rtCase{rt: rt, handler: handler, codeDir: goBuild.dir}
+}
+
+// spec is an invocation of the test function; fn names the function (and so
+// its warm pool).
+func (c rtCase) spec(fn string, event any, lim ferry.Limits) Spec {
+	ev, _ := json.Marshal(event)
+	return Spec{
+		InvocationID: fmt.Sprintf("inv-%d", time.Now().UnixNano()),
+		Function:     fn + "-" + string(c.rt), Version: 1, Runtime: c.rt, Handler: c.handler,
+		Checksum: "test", CodeDir: c.codeDir, Limits: lim, Event: ev,
+		Env: map[string]string{"GREETING": "hi"},
+	}
+}
+
+func execute(t *testing.T, e *Executor, s Spec) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := e.Execute(ctx, s)
+	if err != nil {
+		t.Fatalf("Execute: %v", err)
+	}
+	return res
+}
+
+func wantStatus(t *testing.T, res Result, st Status) {
+	t.Helper()
+	if res.Status != st {
+		t.Fatalf("status %s, want %s; error %+v; logs %q", res.Status, st, res.Error, clip(res.Logs))
+	}
+}
+
+func clip(s string) string {
+	if len(s) > 500 {
+		return s[:500] + "..."
+	}
+	return s
+}
+
+func decode[T any](t *testing.T, raw json.RawMessage) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("result %s: %v", raw, err)
+	}
+	return v
+}
+
+// waitFor polls cond until it holds or a few seconds passed.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestExecuteBasics(t *testing.T) {
+	e := newTestExecutor(t, Config{})
+	for _, c := range runtimeCases(t, e) {
+		t.Run(string(c.rt), func(t *testing.T) {
+			t.Run("hello, then warm with /tmp state", func(t *testing.T) {
+				res := execute(t, e, c.spec("hello", map[string]any{"op": "hello", "name": "ferry"}, ferry.Limits{}))
+				wantStatus(t, res, StatusCompleted)
+				if got := decode[map[string]string](t, res.Result)["hello"]; got != "ferry" {
+					t.Errorf("result %s", res.Result)
+				}
+				if !strings.Contains(res.Logs, "hello from") {
+					t.Errorf("logs %q lack the print", res.Logs)
+				}
+				if !res.Metrics.Cold || res.Metrics.InitMS <= 0 {
+					t.Errorf("first call metrics %+v, want cold with init time", res.Metrics)
+				}
+				if res.Metrics.MemoryPeak <= 0 {
+					t.Errorf("memory peak %d", res.Metrics.MemoryPeak)
+				}
+				var counts []int
+				for i := 0; i < 3; i++ {
+					res := execute(t, e, c.spec("hello", map[string]any{"op": "counter"}, ferry.Limits{}))
+					wantStatus(t, res, StatusCompleted)
+					if res.Metrics.Cold {
+						t.Errorf("call %d was cold; the warm container was not reused", i+2)
+					}
+					counts = append(counts, decode[int](t, res.Result))
+				}
+				if !slices.Equal(counts, []int{1, 2, 3}) {
+					t.Errorf("/tmp counter %v, want [1 2 3] (same container, /tmp kept)", counts)
+				}
+				eq(t, "containers", e.Stats().Total, 1)
+			})
+			t.Run("event and context", func(t *testing.T) {
+				s := c.spec("ctx", map[string]any{"op": "context", "nested": map[string]any{"a": []int{1, 2}}}, ferry.Limits{MemoryMB: 192, TimeoutSeconds: 7})
+				s.Version = 4
+				res := execute(t, e, s)
+				wantStatus(t, res, StatusCompleted)
+				got := decode[struct {
+					Event     map[string]any
+					ID        string
+					Name      string
+					Version   string
+					Memory    string
+					Remaining int64
+					Env       string
+					UID       int
+				}](t, res.Result)
+				eq(t, "id", got.ID, s.InvocationID)
+				eq(t, "name", got.Name, s.Function)
+				eq(t, "version", got.Version, "4")
+				eq(t, "memory", got.Memory, "192")
+				eq(t, "env", got.Env, "hi")
+				eq(t, "uid", got.UID, 1000)
+				if got.Remaining < 5000 || got.Remaining > 7000 {
+					t.Errorf("remaining time %d ms, want about 7000", got.Remaining)
+				}
+				if fmt.Sprint(got.Event["nested"]) != "map[a:[1 2]]" {
+					t.Errorf("event %v", got.Event)
+				}
+			})
+			t.Run("exception", func(t *testing.T) {
+				res := execute(t, e, c.spec("hello", map[string]any{"op": "raise", "n": 7}, ferry.Limits{}))
+				wantStatus(t, res, StatusFailed)
+				wantType := map[ferry.Runtime]string{ferry.RuntimePython: "ValueError", ferry.RuntimeNode: "TypeError", ferry.RuntimeGo: "*errors.errorString"}[c.rt]
+				if res.Error == nil || res.Error.Message == "" || !strings.Contains(res.Error.Message, "bad input: 7") {
+					t.Fatalf("error %+v", res.Error)
+				}
+				if c.rt != ferry.RuntimeGo {
+					eq(t, "error type", res.Error.Type, wantType)
+					if !strings.Contains(res.Error.Stack, "app.py") && !strings.Contains(res.Error.Stack, "index.js") {
+						t.Errorf("stack %q does not name the function's file", res.Error.Stack)
+					}
+				}
+				// A user error does not cost the warm container.
+				res = execute(t, e, c.spec("hello", map[string]any{"op": "echo"}, ferry.Limits{}))
+				wantStatus(t, res, StatusCompleted)
+				if res.Metrics.Cold {
+					t.Errorf("container discarded after a handled error")
+				}
+			})
+			t.Run("non-JSON result", func(t *testing.T) {
+				res := execute(t, e, c.spec("hello", map[string]any{"op": "nonjson"}, ferry.Limits{}))
+				wantStatus(t, res, StatusFailed)
+				if res.Error == nil || res.Error.Message == "" {
+					t.Fatalf("error %+v", res.Error)
+				}
+				t.Logf("non-JSON result error: %s: %s", res.Error.Type, res.Error.Message)
+			})
+			t.Run("write outside /tmp fails", func(t *testing.T) {
+				res := execute(t, e, c.spec("hello", map[string]any{"op": "write"}, ferry.Limits{}))
+				wantStatus(t, res, StatusCompleted)
+				got := decode[map[string]string](t, res.Result)
+				eq(t, "/tmp", got["/tmp/x"], "ok")
+				for _, p := range []string{"/var/task/x", "/etc/x", "/x"} {
+					if got[p] == "ok" || got[p] == "" {
+						t.Errorf("write to %s: %q, want an error", p, got[p])
+					}
+				}
+			})
+			t.Run("no network but loopback", func(t *testing.T) {
+				res := execute(t, e, c.spec("hello", map[string]any{"op": "net"}, ferry.Limits{}))
+				wantStatus(t, res, StatusCompleted)
+				got := decode[map[string][]string](t, res.Result)
+				eq(t, "/sys/class/net", strings.Join(got["sys"], ","), "lo")
+				eq(t, "/proc/net/dev", strings.Join(got["proc"], ","), "lo")
+			})
+			t.Run("10 MB of prints capped", func(t *testing.T) {
+				res := execute(t, e, c.spec("hello", map[string]any{"op": "spam", "lines": 100_000}, ferry.Limits{}))
+				wantStatus(t, res, StatusCompleted)
+				limit := e.cfg.LogLimit
+				if len(res.Logs) < limit || len(res.Logs) > limit+200 {
+					t.Errorf("logs are %d bytes, want the %d-byte limit plus a marker", len(res.Logs), limit)
+				}
+				if !strings.HasSuffix(res.Logs, fmt.Sprintf("[ferry: logs truncated after %d bytes]\n", limit)) {
+					t.Errorf("no truncation marker: %q", res.Logs[max(0, len(res.Logs)-100):])
+				}
+				eq(t, "result", string(res.Result), `"spammed"`)
+			})
+			t.Run("crash", func(t *testing.T) {
+				before := e.Stats().Total
+				res := execute(t, e, c.spec("crash", map[string]any{"op": "exit", "code": 3}, ferry.Limits{}))
+				wantStatus(t, res, StatusFailed)
+				eq(t, "error type", res.Error.Type, ErrTypeExit)
+				if !strings.Contains(res.Error.Message, "code 3") {
+					t.Errorf("message %q lacks the exit code", res.Error.Message)
+				}
+				e.bg.Wait()
+				eq(t, "containers after the crash", e.Stats().Total, before)
+				eq(t, "containers in Docker", len(managedContainers(t, e)), before)
+			})
+			t.Run("handler that does not load", func(t *testing.T) {
+				s := c.spec("noload", map[string]any{"op": "echo"}, ferry.Limits{})
+				if c.rt == ferry.RuntimeGo {
+					t.Skip("a Go handler is checked when it is built")
+				}
+				s.Handler = strings.Replace(s.Handler, ".handler", ".missing", 1)
+				res := execute(t, e, s)
+				wantStatus(t, res, StatusFailed)
+				if res.Error == nil || !res.Metrics.Cold {
+					t.Fatalf("result %+v", res)
+				}
+				t.Logf("init error: %s: %s", res.Error.Type, res.Error.Message)
+			})
+		})
+	}
+}
+
+func TestExecuteLimits(t *testing.T) {
+	e := newTestExecutor(t, Config{})
+	for _, c := range runtimeCases(t, e) {
+		t.Run(string(c.rt), func(t *testing.T) {
+			t.Parallel()
+			t.Run("timeout", func(t *testing.T) {
+				lim := ferry.Limits{TimeoutSeconds: 1}
+				execute(t, e, c.spec("timeout", map[string]any{"op": "echo"}, lim)) // warm up
+				for _, op := range []string{"sleep", "spin"} {
+					start := time.Now()
+					res := execute(t, e, c.spec("timeout", map[string]any{"op": op, "s": 10}, lim))
+					took := time.Since(start)
+					wantStatus(t, res, StatusTimeout)
+					eq(t, "error type", res.Error.Type, ErrTypeTimeout)
+					t.Logf("%s: timeout of 1 s reported and container killed after %v", op, took)
+					if took > time.Second+100*time.Millisecond {
+						t.Errorf("%s: took %v, want at most timeout + 100 ms", op, took)
+					}
+					// The killed container is never reused.
+					res = execute(t, e, c.spec("timeout", map[string]any{"op": "echo"}, lim))
+					wantStatus(t, res, StatusCompleted)
+					if !res.Metrics.Cold {
+						t.Errorf("a timed-out container was reused")
+					}
+				}
+			})
+			t.Run("out of memory", func(t *testing.T) {
+				res := execute(t, e, c.spec("oom", map[string]any{"op": "hog"}, ferry.Limits{MemoryMB: 128}))
+				wantStatus(t, res, StatusOOM)
+				eq(t, "error type", res.Error.Type, ErrTypeOutOfMemory)
+			})
+			t.Run("fork bomb contained", func(t *testing.T) {
+				res := execute(t, e, c.spec("fork", map[string]any{"op": "forkbomb"}, ferry.Limits{TimeoutSeconds: 20}))
+				t.Logf("fork bomb: status %s result %s error %+v", res.Status, res.Result, res.Error)
+				if res.Status == StatusCompleted {
+					got := decode[struct {
+						Forked int
+						Error  string
+					}](t, res.Result)
+					if got.Forked >= pidsLimit || got.Error == "" {
+						t.Errorf("forked %d processes (limit %d), error %q", got.Forked, pidsLimit, got.Error)
+					}
+				}
+				// The host (and the executor) carry on.
+				res = execute(t, e, c.spec("fork", map[string]any{"op": "echo"}, ferry.Limits{}))
+				wantStatus(t, res, StatusCompleted)
+			})
+		})
+	}
+}
+
+func TestExecuteConcurrency(t *testing.T) {
+	e := newTestExecutor(t, Config{})
+	for _, c := range runtimeCases(t, e) {
+		t.Run(string(c.rt), func(t *testing.T) {
+			const maxConc = 3
+			lim := ferry.Limits{MaxConcurrency: maxConc}
+			var peak atomic.Int64
+			stop := make(chan struct{})
+			var watch sync.WaitGroup
+			watch.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(5 * time.Millisecond):
+					}
+					if n := int64(e.Stats().Total); n > peak.Load() {
+						peak.Store(n)
+					}
+				}
+			})
+			run := func(n int) map[string]int {
+				hosts := map[string]int{}
+				var mu sync.Mutex
+				var wg sync.WaitGroup
+				for i := 0; i < n; i++ {
+					wg.Go(func() {
+						res := execute(t, e, c.spec("conc", map[string]any{"op": "host", "s": 0.4}, lim))
+						wantStatus(t, res, StatusCompleted)
+						mu.Lock()
+						hosts[decode[string](t, res.Result)]++
+						mu.Unlock()
+					})
+				}
+				wg.Wait()
+				return hosts
+			}
+			hosts := run(2)
+			eq(t, "containers for 2 concurrent invocations", len(hosts), 2)
+			hosts = run(7)
+			close(stop)
+			watch.Wait()
+			t.Logf("7 invocations over containers %v; peak %d containers", hosts, peak.Load())
+			eq(t, "containers for 7 concurrent invocations", len(hosts), maxConc)
+			if peak.Load() > maxConc {
+				t.Errorf("peak of %d containers exceeds max_concurrency %d", peak.Load(), maxConc)
+			}
+		})
+	}
+}
+
+func TestGlobalCapEvictsLRU(t *testing.T) {
+	e := newTestExecutor(t, Config{MaxContainers: 2})
+	cases := runtimeCases(t, e)
+	if len(cases) == 0 {
+		t.Skip("no runtime image")
+	}
+	c := cases[0]
+	ev := map[string]any{"op": "echo"}
+	for _, fn := range []string{"f1", "f2", "f3"} {
+		res := execute(t, e, c.spec(fn, ev, ferry.Limits{}))
+		wantStatus(t, res, StatusCompleted)
+		if !res.Metrics.Cold {
+			t.Errorf("%s: first call not cold", fn)
+		}
+		if st := e.Stats(); st.Total > 2 {
+			t.Errorf("%d containers above the global cap of 2", st.Total)
+		}
+	}
+	// f1 was least recently used and evicted; f2 and f3 are still warm.
+	for fn, cold := range map[string]bool{"f2": false, "f3": false} {
+		res := execute(t, e, c.spec(fn, ev, ferry.Limits{}))
+		if res.Metrics.Cold != cold {
+			t.Errorf("%s: cold %v, want %v", fn, res.Metrics.Cold, cold)
+		}
+	}
+	res := execute(t, e, c.spec("f1", ev, ferry.Limits{}))
+	if !res.Metrics.Cold {
+		t.Errorf("f1 was not evicted")
+	}
+}
+
+func TestCancelKillsContainer(t *testing.T) {
+	e := newTestExecutor(t, Config{})
+	cases := runtimeCases(t, e)
+	if len(cases) == 0 {
+		t.Skip("no runtime image")
+	}
+	c := cases[0]
+	execute(t, e, c.spec("cancel", map[string]any{"op": "echo"}, ferry.Limits{}))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := e.Execute(ctx, c.spec("cancel", map[string]any{"op": "sleep", "s": 10}, ferry.Limits{}))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Execute = %v, want the context's error", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("cancellation took %v", took)
+	}
+	e.bg.Wait()
+	eq(t, "containers", e.Stats().Total, 0)
+	eq(t, "containers in Docker", len(managedContainers(t, e)), 0)
+}
+
+func TestIdleExpiry(t *testing.T) {
+	e := newTestExecutor(t, Config{IdleTimeout: time.Second})
+	cases := runtimeCases(t, e)
+	if len(cases) == 0 {
+		t.Skip("no runtime image")
+	}
+	c := cases[0]
+	execute(t, e, c.spec("idle", map[string]any{"op": "echo"}, ferry.Limits{}))
+	eq(t, "idle after call", e.Stats().Idle, 1)
+	waitFor(t, "idle container expiry", func() bool { return e.Stats().Total == 0 })
+	e.bg.Wait()
+	list := managedContainers(t, e)
+	if len(list) != 0 {
+		t.Errorf("expired container still exists: %v", list)
+	}
+}
+
+// managedContainers lists the ids of the executor's containers in Docker.
+func managedContainers(t *testing.T, e *Executor) []string {
+	t.Helper()
+	ids, err := e.listPool(context.Background(), e.poolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func TestReaper(t *testing.T) {
+	owner := newTestExecutor(t, Config{})
+	cases := runtimeCases(t, owner)
+	if len(cases) == 0 {
+		t.Skip("no runtime image")
+	}
+	c := cases[0]
+	// Three warm containers of the same owner.
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Go(func() {
+			execute(t, owner, c.spec("reap", map[string]any{"op": "host", "s": 0.3}, ferry.Limits{}))
+		})
+	}
+	wg.Wait()
+	owner.mu.Lock()
+	var ins []*instance
+	for in := range owner.all {
+		ins = append(ins, in)
+	}
+	owner.mu.Unlock()
+	if len(ins) != 3 {
+		t.Fatalf("%d containers, want 3", len(ins))
+	}
+	// Simulate a crash of the owner: for the first container the runner sees
+	// its connection drop (it exits); for the second the listener dies but
+	// the socket file stays, as when a process is killed; the third stays
+	// owned by a live listener.
+	_ = ins[0].conn.Close()
+	ins[1].ln.SetUnlinkOnClose(false)
+	_ = ins[1].ln.Close()
+
+	other := newTestExecutor(t, Config{})
+	other.orphanAfter = time.Millisecond
+	waitFor(t, "the first runner's exit", func() bool {
+		info, err := other.docker.ContainerInspect(context.Background(), ins[0].id)
+		return err == nil && !info.State.Running
+	})
+	other.reap(context.Background())
+	left, err := other.listPool(context.Background(), owner.poolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0] != ins[2].id {
+		t.Fatalf("after reaping, the owner's containers are %v, want only %s", left, ins[2].id)
+	}
+	for _, in := range ins[:2] {
+		if _, err := os.Stat(in.runDir); !os.IsNotExist(err) {
+			t.Errorf("run folder %s of a reaped container remains", in.runDir)
+		}
+	}
+}
+
+func TestPing(t *testing.T) {
+	e := newTestExecutor(t, Config{})
+	if err := e.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// An unreachable engine is EUNAVAILABLE.
+	cli, err := client.NewClientWithOpts(client.WithHost("unix:///nonexistent/docker.sock"), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewExecutor(context.Background(), cli, Config{DataDir: e.cfg.DataDir})
+	eq(t, "code", ferry.ErrorCode(err), ferry.EUNAVAILABLE)
+}

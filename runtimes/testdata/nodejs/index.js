@@ -1,0 +1,88 @@
+// Test function for the executor tests: one handler, the operation is in the event.
+const fs = require("fs");
+const os = require("os");
+const cp = require("child_process");
+
+const sleep = (s) => new Promise((r) => setTimeout(r, s * 1000));
+
+exports.handler = async (event, context) => {
+  switch (event.op) {
+    case "hello":
+      console.log("hello from nodejs");
+      return { hello: event.name || "world" };
+    case "context":
+      return {
+        event,
+        id: context.awsRequestId,
+        name: context.functionName,
+        version: String(context.functionVersion),
+        memory: String(context.memoryLimitInMB),
+        remaining: context.getRemainingTimeInMillis(),
+        env: process.env.GREETING,
+        uid: process.getuid(),
+      };
+    case "raise":
+      throw new TypeError("bad input: " + event.n);
+    case "sleep":
+      await sleep(event.s);
+      return "slept";
+    case "spin":
+      for (;;) {}
+    case "hog": {
+      const chunks = [];
+      for (;;) chunks.push(Buffer.alloc(16 << 20, 1));
+    }
+    case "forkbomb": {
+      const kids = [];
+      let error = "";
+      for (let i = 0; i < 500; i++) {
+        const k = cp.spawn("sleep", ["30"]);
+        const ok = await new Promise((res) => {
+          k.once("spawn", () => res(true));
+          k.once("error", (e) => { error = e.code || e.message; res(false); });
+        });
+        if (!ok) break;
+        kids.push(k);
+      }
+      for (const k of kids) k.kill("SIGKILL");
+      return { forked: kids.length, error };
+    }
+    case "write": {
+      const out = {};
+      for (const p of ["/var/task/x", "/etc/x", "/x", "/tmp/x"]) {
+        try { fs.writeFileSync(p, "x"); out[p] = "ok"; } catch (e) { out[p] = e.code; }
+      }
+      return out;
+    }
+    case "net": {
+      const dev = fs.readFileSync("/proc/net/dev", "utf8").split("\n").slice(2)
+        .filter((l) => l.includes(":")).map((l) => l.split(":")[0].trim());
+      return { sys: fs.readdirSync("/sys/class/net").sort(), proc: dev.sort() };
+    }
+    case "spam": {
+      const line = "x".repeat(99);
+      for (let i = 0; i < event.lines; i++) console.log(line);
+      return "spammed";
+    }
+    case "nonjson": {
+      const a = {};
+      a.self = a;
+      return a;
+    }
+    case "exit":
+      process.exit(event.code || 3);
+    case "counter": {
+      let n = 0;
+      try { n = parseInt(fs.readFileSync("/tmp/counter", "utf8"), 10); } catch (e) {}
+      n++;
+      fs.writeFileSync("/tmp/counter", String(n));
+      return n;
+    }
+    case "host":
+      await sleep(event.s || 0);
+      return os.hostname();
+    case "echo":
+      return event;
+  }
+  throw new Error("unknown op " + event.op);
+};

@@ -1,0 +1,90 @@
+# Test function for the executor tests: one handler, the operation is in the event.
+import os
+import socket
+import sys
+import time
+
+
+def handler(event, context):
+    op = event.get("op")
+    if op == "hello":
+        print("hello from python")
+        return {"hello": event.get("name", "world")}
+    if op == "context":
+        return {
+            "event": event,
+            "id": context.aws_request_id,
+            "name": context.function_name,
+            "version": context.function_version,
+            "memory": str(context.memory_limit_in_mb),
+            "remaining": context.get_remaining_time_in_millis(),
+            "env": os.environ.get("GREETING"),
+            "uid": os.getuid(),
+        }
+    if op == "raise":
+        raise ValueError("bad input: " + str(event.get("n")))
+    if op == "sleep":
+        time.sleep(event["s"])
+        return "slept"
+    if op == "spin":
+        while True:
+            pass
+    if op == "hog":
+        chunks = []
+        while True:
+            chunks.append(b"\x01" * (16 << 20))
+    if op == "forkbomb":
+        pids, err = [], ""
+        try:
+            for _ in range(500):
+                pid = os.fork()
+                if pid == 0:
+                    time.sleep(30)
+                    os._exit(0)
+                pids.append(pid)
+        except OSError as e:
+            err = e.__class__.__name__ + ": " + str(e)
+        for pid in pids:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        return {"forked": len(pids), "error": err}
+    if op == "write":
+        out = {}
+        for path in ("/var/task/x", "/etc/x", "/x", "/tmp/x"):
+            try:
+                with open(path, "w") as f:
+                    f.write("x")
+                out[path] = "ok"
+            except OSError as e:
+                out[path] = e.__class__.__name__
+        return out
+    if op == "net":
+        with open("/proc/net/dev") as f:
+            dev = [line.split(":")[0].strip() for line in f.readlines()[2:]]
+        return {"sys": sorted(os.listdir("/sys/class/net")), "proc": sorted(dev)}
+    if op == "spam":
+        line = "x" * 99
+        for _ in range(event["lines"]):
+            print(line)
+        return "spammed"
+    if op == "nonjson":
+        return {1, 2, 3}
+    if op == "exit":
+        sys.stdout.flush()
+        os._exit(event.get("code", 3))
+    if op == "counter":
+        path = "/tmp/counter"
+        n = 0
+        if os.path.exists(path):
+            with open(path) as f:
+                n = int(f.read())
+        n += 1
+        with open(path, "w") as f:
+            f.write(str(n))
+        return n
+    if op == "host":
+        time.sleep(event.get("s", 0))
+        return socket.gethostname()
+    if op == "echo":
+        return event
+    raise KeyError("unknown op %r" % op)
