@@ -177,6 +177,9 @@ type Executor struct {
 	closed   bool
 
 	orphanAfter time.Duration // minimum age of another pool's container before it may be reaped
+	// afterKill, when set (tests), is called once a timed-out or cancelled
+	// container was killed, before its removal.
+	afterKill func(id string, deadline time.Time)
 
 	bg         sync.WaitGroup // background removals
 	stopReaper context.CancelFunc
@@ -223,6 +226,9 @@ func newExecutor(ctx context.Context, docker dockerAPI, cfg Config) (*Executor, 
 		all:      make(map[*instance]struct{}),
 		building: make(map[string]struct{}),
 		changed:  make(chan struct{}),
+		// Longer than any start-up, so that a container another executor is
+		// still starting is never taken for an orphan.
+		orphanAfter: cfg.InitTimeout + time.Minute,
 	}
 	e.log = cfg.Logger.With("component", "executor", "pool", e.poolID)
 	if err := e.Ping(ctx); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,11 +49,15 @@ func dockerClient(t testing.TB) *client.Client {
 func newTestExecutor(t testing.TB, cfg Config) *Executor {
 	t.Helper()
 	cli := dockerClient(t)
-	dir, err := os.MkdirTemp("", "ferry-rt")
-	if err != nil {
-		t.Fatal(err)
+	dir := cfg.DataDir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "ferry-rt"); err != nil {
+			t.Fatal(err)
+		}
+		cfg.DataDir = dir
 	}
-	cfg.DataDir = dir
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	e, err := NewExecutor(context.Background(), cli, cfg)
 	if err != nil {
 		t.Fatalf("NewExecutor: %v", err)
@@ -348,6 +353,24 @@ func TestExecuteBasics(t *testing.T) {
 
 func TestExecuteLimits(t *testing.T) {
 	e := newTestExecutor(t, Config{})
+	// How long after the deadline each timed-out container actually exited,
+	// by function name (from the engine's own record of the exit).
+	var killMu sync.Mutex
+	lateness := map[string][]time.Duration{}
+	e.afterKill = func(id string, deadline time.Time) {
+		info, err := e.docker.ContainerInspect(context.Background(), id)
+		if err != nil {
+			return
+		}
+		fin, err := time.Parse(time.RFC3339Nano, info.State.FinishedAt)
+		if err != nil {
+			return
+		}
+		killMu.Lock()
+		defer killMu.Unlock()
+		fn := info.Config.Labels[labelFunction]
+		lateness[fn] = append(lateness[fn], fin.Sub(deadline))
+	}
 	for _, c := range runtimeCases(t, e) {
 		t.Run(string(c.rt), func(t *testing.T) {
 			t.Parallel()
@@ -360,9 +383,24 @@ func TestExecuteLimits(t *testing.T) {
 					took := time.Since(start)
 					wantStatus(t, res, StatusTimeout)
 					eq(t, "error type", res.Error.Type, ErrTypeTimeout)
-					t.Logf("%s: timeout of 1 s reported and container killed after %v", op, took)
+					fn := c.spec("timeout", nil, lim).Function
+					var late time.Duration
+					waitFor(t, "the kill", func() bool {
+						killMu.Lock()
+						defer killMu.Unlock()
+						if n := len(lateness[fn]); n > 0 {
+							late = lateness[fn][n-1]
+							lateness[fn] = nil
+							return true
+						}
+						return false
+					})
+					t.Logf("%s: timeout of 1 s reported after %v; the container exited %v after the deadline", op, took, late)
 					if took > time.Second+100*time.Millisecond {
-						t.Errorf("%s: took %v, want at most timeout + 100 ms", op, took)
+						t.Errorf("%s: timeout reported after %v, want at most timeout + 100 ms", op, took)
+					}
+					if late > 100*time.Millisecond {
+						t.Errorf("%s: container exited %v after the deadline, want at most 100 ms", op, late)
 					}
 					// The killed container is never reused.
 					res = execute(t, e, c.spec("timeout", map[string]any{"op": "echo"}, lim))
@@ -561,7 +599,8 @@ func TestReaper(t *testing.T) {
 	ins[1].ln.SetUnlinkOnClose(false)
 	_ = ins[1].ln.Close()
 
-	other := newTestExecutor(t, Config{})
+	// Another executor on the same host, sharing the data folder.
+	other := newTestExecutor(t, Config{DataDir: owner.cfg.DataDir})
 	other.orphanAfter = time.Millisecond
 	waitFor(t, "the first runner's exit", func() bool {
 		info, err := other.docker.ContainerInspect(context.Background(), ins[0].id)

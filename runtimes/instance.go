@@ -24,7 +24,7 @@ import (
 )
 
 // containerNameLen is the length of "ferry-<pool id>-<random>".
-const containerNameLen = len("ferry-") + 8 + 1 + 8
+const containerNameLen = len("ferry-") + 16 + 1 + 8
 
 // instance is one runner container and its protocol connection.
 type instance struct {
@@ -38,6 +38,10 @@ type instance struct {
 	initMS float64
 
 	lastUsed time.Time // guarded by Executor.mu
+
+	// killAt is set when an invocation ended by timeout or cancellation: the
+	// removal kills the container first (see removeInstance).
+	killAt time.Time
 
 	removeOnce sync.Once
 }
@@ -247,7 +251,6 @@ func (e *Executor) invoke(ctx context.Context, in *instance, s Spec) (res Result
 		// ctx was cancelled and the deadline may be moved at any moment:
 		// never hand this connection to another invocation.
 		if err == nil {
-			e.kill(ctx, in)
 			return Result{}, false, ctx.Err()
 		}
 	}
@@ -263,10 +266,12 @@ func (e *Executor) invoke(ctx context.Context, in *instance, s Spec) (res Result
 				Message: fmt.Sprintf("the response of %d bytes exceeds the limit of %d bytes", tooLarge.size, tooLarge.limit),
 			}, Metrics: ferry.Metrics{DurationMS: elapsed}}, true, nil
 		case ctx.Err() != nil:
-			e.kill(ctx, in)
+			in.killAt = time.Now()
 			return Result{}, false, ctx.Err()
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			e.kill(ctx, in)
+			// Reported at once; the kill follows within milliseconds in the
+			// background (the engine's kill call waits for the exit).
+			in.killAt = deadline
 			return Result{Status: StatusTimeout, Error: &ferry.FunctionError{
 				Type:    ErrTypeTimeout,
 				Message: fmt.Sprintf("function timed out after %d s", s.Limits.TimeoutSeconds),
@@ -276,7 +281,6 @@ func (e *Executor) invoke(ctx context.Context, in *instance, s Spec) (res Result
 			res.Metrics.DurationMS = elapsed
 			return res, false, err
 		default:
-			e.kill(ctx, in)
 			return Result{Status: StatusFailed, Error: &ferry.FunctionError{
 				Type: ErrTypeProtocol, Message: "runner protocol error: " + err.Error(),
 			}, Metrics: ferry.Metrics{DurationMS: elapsed}}, false, nil
@@ -284,7 +288,6 @@ func (e *Executor) invoke(ctx context.Context, in *instance, s Spec) (res Result
 	}
 	_ = in.conn.SetDeadline(time.Time{})
 	if f.Type != frameResult {
-		e.kill(ctx, in)
 		return Result{Status: StatusFailed, Error: &ferry.FunctionError{
 			Type: ErrTypeProtocol, Message: fmt.Sprintf("runner sent %q instead of a result", f.Type),
 		}, Metrics: ferry.Metrics{DurationMS: elapsed}}, false, nil
@@ -405,6 +408,12 @@ func (e *Executor) removeInstance(ctx context.Context, in *instance) {
 		}
 		if in.ln != nil {
 			_ = in.ln.Close()
+		}
+		if in.id != "" && !in.killAt.IsZero() {
+			e.kill(ctx, in)
+			if e.afterKill != nil {
+				e.afterKill(in.id, in.killAt)
+			}
 		}
 		if in.id != "" {
 			cctx, cancel := fresh(ctx, 30*time.Second)
