@@ -82,7 +82,7 @@ stop_pidfile() {
 		if [ -f "$pidfile" ]; then
 			log "$name: not running (removing stale pid file)"
 		else
-			log "$name: not started by this script"
+			log "$name: nothing to stop (no pid file)"
 		fi
 		rm -f "$pidfile"
 		return 0

@@ -4,7 +4,8 @@
 # and stop the stack again on exit, also on failure or Ctrl-C.
 #
 # The test stack starts from empty data each run (KEEP_TEST_DATA=1 keeps it).
-# Extra `go test` flags can be passed in GOTESTFLAGS, e.g. GOTESTFLAGS='-run TestX'.
+# Extra `go test` flags can be passed in GOTESTFLAGS, e.g. GOTESTFLAGS='-run TestX',
+# and the packages in TEST_PACKAGES (default ./...).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -31,11 +32,13 @@ scripts/stack.sh up test
 eval "$(scripts/env.sh test)"
 env | grep '^FERRY_' | sort >&2
 
-echo "[test] go vet ./..." >&2
-go vet ./...
+# shellcheck disable=SC2206 # a list of package patterns
+pkgs=(${TEST_PACKAGES:-./...})
+echo "[test] go vet ${pkgs[*]}" >&2
+go vet "${pkgs[@]}"
 
-echo "[test] go test -race ./... (raw JSON in $STACK_DATA_DIR/go-test.json)" >&2
+echo "[test] go test -race ${pkgs[*]} (raw JSON in $STACK_DATA_DIR/go-test.json)" >&2
 go build -o bin/testsummary ./scripts/testsummary
 # shellcheck disable=SC2086 # GOTESTFLAGS is a list of flags
-go test -race -count=1 -timeout 40m -json ${GOTESTFLAGS:-} ./... 2>&1 |
+go test -race -count=1 -timeout 40m -json ${GOTESTFLAGS:-} "${pkgs[@]}" 2>&1 |
 	bin/testsummary -raw "$STACK_DATA_DIR/go-test.json"

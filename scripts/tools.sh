@@ -47,6 +47,8 @@ apt_packages() {
 	command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 	command -v curl >/dev/null 2>&1 || missing+=(curl)
 	command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+	# `go test -race` needs cgo, hence a C compiler.
+	command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 	if [ ${#missing[@]} -eq 0 ]; then
 		log "Debian packages: present"
 		return
