@@ -13,9 +13,9 @@ export PATH="/usr/local/go/bin:$PATH"
 . scripts/env.sh
 ferry_env test
 
-# Two `make test` at once would share (and stop) one test stack: take turns.
-mkdir -p "$(dirname "$STACK_DATA_DIR")"
-exec 9>"$STACK_DATA_DIR.lock"
+# Two `make test` at once (also from two checkouts) would share the test ports
+# and stop each other's stack: take turns.
+exec 9>"${TMPDIR:-/tmp}/ferry-test-stack-$STACK_PG_PORT.lock"
 if ! flock -n 9; then
 	echo "[test] another make test is running; waiting for it" >&2
 	flock 9
