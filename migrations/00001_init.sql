@@ -56,6 +56,8 @@ CREATE UNIQUE INDEX invocations_idempotency ON invocations (function, idempotenc
 CREATE INDEX invocations_created ON invocations (created_at DESC, id DESC);
 CREATE INDEX invocations_function_created ON invocations (function, created_at DESC, id DESC);
 CREATE INDEX invocations_status_created ON invocations (status, created_at DESC, id DESC);
+-- "failed invocations of f": a rare status would otherwise scan all of f's rows.
+CREATE INDEX invocations_function_status_created ON invocations (function, status, created_at DESC, id DESC);
 CREATE INDEX invocations_chain_run ON invocations (chain_run_id, created_at DESC, id DESC)
     WHERE chain_run_id IS NOT NULL;
 
