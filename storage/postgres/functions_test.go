@@ -45,11 +45,12 @@ func version(name string, key string) ferry.Version {
 
 func TestOpenErrors(t *testing.T) {
 	ctx := ctxT(t)
-	_, err := postgres.Open(ctx, "postgres://ferry@127.0.0.1:notaport/ferry")
+	_, err := postgres.Open(ctx, "postgres://ferry:s3cret@127.0.0.1:notaport/ferry")
 	wantCode(t, err, ferry.EINVALID)
-	if !strings.Contains(ferry.ErrorMessage(err), "FERRY_DATABASE_URL") {
-		t.Errorf("message %q does not name FERRY_DATABASE_URL", ferry.ErrorMessage(err))
+	if msg := ferry.ErrorMessage(err); !strings.Contains(msg, "FERRY_DATABASE_URL") || strings.Contains(msg, "s3cret") {
+		t.Errorf("message %q does not name FERRY_DATABASE_URL or shows the password", msg)
 	}
+	t.Logf("bad URL: %s", ferry.ErrorMessage(err))
 
 	// A port that nothing listens on.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
