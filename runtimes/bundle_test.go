@@ -24,7 +24,7 @@ type member struct {
 	mode int64
 }
 
-func makeTarGz(t *testing.T, ms ...member) []byte {
+func makeTarGz(t testing.TB, ms ...member) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -58,7 +58,7 @@ func makeTarGz(t *testing.T, ms ...member) []byte {
 	return buf.Bytes()
 }
 
-func makeZip(t *testing.T, ms ...member) []byte {
+func makeZip(t testing.TB, ms ...member) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)

@@ -57,7 +57,7 @@ func newTestExecutor(t testing.TB, cfg Config) *Executor {
 		}
 		cfg.DataDir = dir
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: testLogLevel()}))
 	e, err := NewExecutor(context.Background(), cli, cfg)
 	if err != nil {
 		t.Fatalf("NewExecutor: %v", err)
@@ -73,6 +73,14 @@ func newTestExecutor(t testing.TB, cfg Config) *Executor {
 	return e
 }
 
+// testLogLevel is Info, or Debug when FERRY_TEST_DEBUG is set.
+func testLogLevel() slog.Level {
+	if os.Getenv("FERRY_TEST_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
 var goBuild struct {
 	once sync.Once
 	dir  string
@@ -83,30 +91,42 @@ var goBuild struct {
 // skips (or, under FERRY_REQUIRE_SERVICES, fails) that runtime's subtest.
 func runtimeCases(t *testing.T, e *Executor) []rtCase {
 	t.Helper()
+	cases, missing := availableRuntimes(t, e)
+	for _, rt := range ferry.Runtimes {
+		if err, ok := missing[rt]; ok {
+			t.Run(string(rt), func(t *testing.T) { testenv.Unavailable(t, "runtime image", err) })
+		}
+	}
+	return cases
+}
+
+// availableRuntimes prepares the test function of every runtime whose images
+// exist and reports the others.
+func availableRuntimes(tb testing.TB, e *Executor) ([]rtCase, map[ferry.Runtime]error) {
+	tb.Helper()
 	var out []rtCase
+	missing := map[ferry.Runtime]error{}
 	for _, rt := range ferry.Runtimes {
 		imgs := []string{e.cfg.Images[rt]}
 		if rt == ferry.RuntimeGo {
 			imgs = append(imgs, e.cfg.Images[goBuilderRuntime])
 		}
-		missing := false
 		for _, img := range imgs {
 			if _, err := e.docker.ImageInspect(context.Background(), img); err != nil {
-				t.Run(string(rt), func(t *testing.T) { testenv.Unavailable(t, "runtime image "+img, err) })
-				missing = true
+				missing[rt] = fmt.Errorf("%s: %w", img, err)
 				break
 			}
 		}
-		if !missing {
-			out = append(out, codeFor(t, e, rt))
+		if missing[rt] == nil {
+			out = append(out, codeFor(tb, e, rt))
 		}
 	}
-	return out
+	return out, missing
 }
 
 // codeFor prepares the test function of a runtime: unpacked from a zip of
 // testdata/<runtime>, and for Go built with the builder image once per run.
-func codeFor(t *testing.T, e *Executor, rt ferry.Runtime) rtCase {
+func codeFor(t testing.TB, e *Executor, rt ferry.Runtime) rtCase {
 	t.Helper()
 	src := filepath.Join("testdata", string(rt))
 	var ms []member

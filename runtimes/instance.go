@@ -124,6 +124,7 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string) (*instanc
 		return fail(nil, dockerError("create container", err))
 	}
 	in.id = created.ID
+	createdAt := time.Now()
 	e.mu.Lock()
 	closed := e.closed
 	e.all[in] = struct{}{}
@@ -144,6 +145,7 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string) (*instanc
 		return fail(nil, dockerError("start container", err))
 	}
 
+	startedAt := time.Now()
 	type accepted struct {
 		c   *net.UnixConn
 		err error
@@ -220,9 +222,13 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string) (*instanc
 			_ = c.Close()
 		}
 	}()
-	e.log.Debug("container ready", "container", name, "function", s.Function, "version", s.Version, "init_ms", in.initMS)
+	e.log.Debug("container ready", "container", name, "function", s.Function, "version", s.Version,
+		"init_ms", in.initMS, "create_ms", ms(createdAt.Sub(began)), "start_ms", ms(startedAt.Sub(createdAt)),
+		"ready_ms", ms(time.Since(startedAt)), "runner_init_ms", f.InitMS)
 	return in, nil, nil
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func (e *Executor) initTimeout(ctx context.Context, in *instance) Result {
 	e.kill(ctx, in)
