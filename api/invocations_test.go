@@ -1,0 +1,387 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/api"
+	"github.com/ferry-faas/ferry/storage/postgres"
+	"github.com/ferry-faas/ferry/storage/s3"
+	"github.com/ferry-faas/ferry/workflows"
+)
+
+// fakeTemporal stands in for Temporal and the worker: a started "workflow"
+// records running, then an outcome chosen by the event, in the real store.
+// End-to-end runs through real Temporal and Docker live in cmd/ferry.
+type fakeTemporal struct {
+	t        *testing.T
+	db       *postgres.DB
+	code     *s3.Store
+	queue    string
+	startErr error
+
+	mu     sync.Mutex
+	runs   map[string]*fakeRun
+	starts map[string]int
+	inputs map[string]workflows.InvokeInput
+}
+
+var _ api.Temporal = (*fakeTemporal)(nil)
+
+type fakeRun struct {
+	id       string
+	done     chan struct{}
+	cancel   chan struct{}
+	once     sync.Once
+	inv      ferry.Invocation
+	notFound bool
+}
+
+func (r *fakeRun) GetID() string                   { return r.id }
+func (r *fakeRun) GetRunID() string                { return "run-" + r.id }
+func (r *fakeRun) GetFirstExecutionRunID() string  { return r.GetRunID() }
+func (r *fakeRun) Get(ctx context.Context, v any) error {
+	return r.GetWithOptions(ctx, v, client.WorkflowRunGetOptions{})
+}
+
+func (r *fakeRun) GetWithOptions(ctx context.Context, v any, _ client.WorkflowRunGetOptions) error {
+	if r.notFound {
+		return serviceerror.NewNotFound("workflow not found")
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.done:
+	}
+	if r.inv.Status != ferry.StatusCompleted {
+		return errors.New("workflow failed: " + string(r.inv.Status))
+	}
+	if out, ok := v.(*workflows.InvokeOutput); ok {
+		out.Invocation = r.inv
+	}
+	return nil
+}
+
+func newFakeTemporal(t *testing.T) *fakeTemporal {
+	return &fakeTemporal{t: t, runs: map[string]*fakeRun{}, starts: map[string]int{}, inputs: map[string]workflows.InvokeInput{}}
+}
+
+func withTemporal(f *fakeTemporal) envOption {
+	return func(d *api.Deps) {
+		f.db, f.code = d.Store.(*postgres.DB), d.Code.(*s3.Store)
+		f.queue = "test-queue"
+		d.Temporal, d.TaskQueue = f, "test-queue"
+	}
+}
+
+func (f *fakeTemporal) ExecuteWorkflow(ctx context.Context, o client.StartWorkflowOptions, wf any, args ...any) (client.WorkflowRun, error) {
+	if f.startErr != nil {
+		return nil, f.startErr
+	}
+	if wf != "InvokeFunction" || len(args) != 1 || o.TaskQueue != f.queue || !o.EnableEagerStart {
+		f.t.Errorf("ExecuteWorkflow(%+v, %v, %v)", o, wf, args)
+	}
+	in := args[0].(workflows.InvokeInput)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r, ok := f.runs[o.ID]; ok {
+		return r, nil // WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
+	}
+	r := &fakeRun{id: o.ID, done: make(chan struct{}), cancel: make(chan struct{})}
+	f.runs[o.ID] = r
+	f.starts[o.ID]++
+	f.inputs[o.ID] = in
+	go f.work(r, in)
+	return r, nil
+}
+
+// work plays the worker. Events: {"op":"fail"}, {"sleep_ms":N}, else echo.
+func (f *fakeTemporal) work(r *fakeRun, in workflows.InvokeInput) {
+	defer close(r.done)
+	ctx := context.Background()
+	event := in.Event
+	if in.EventKey != "" {
+		b, err := f.code.Get(ctx, in.EventKey)
+		if err != nil {
+			f.t.Errorf("reading the event from S3: %v", err)
+		}
+		event = b
+	}
+	var ev struct {
+		Op      string `json:"op"`
+		SleepMS int    `json:"sleep_ms"`
+	}
+	_ = json.Unmarshal(event, &ev)
+	if err := f.db.StartInvocation(ctx, in.InvocationID, r.GetRunID(), time.Now()); err != nil {
+		f.t.Errorf("StartInvocation: %v", err)
+	}
+	o := postgres.Outcome{Status: ferry.StatusCompleted, Logs: "log of " + in.InvocationID.String() + "\n",
+		Metrics: &ferry.Metrics{DurationMS: 1, TotalMS: 2}}
+	select {
+	case <-time.After(time.Duration(ev.SleepMS) * time.Millisecond):
+	case <-r.cancel:
+		o = postgres.Outcome{Status: ferry.StatusCancelled, Error: &ferry.FunctionError{Type: "Cancelled", Message: "cancelled"}}
+	}
+	if o.Status == ferry.StatusCompleted {
+		switch ev.Op {
+		case "fail":
+			o.Status, o.Error = ferry.StatusFailed, &ferry.FunctionError{Type: "ValueError", Message: "asked to fail"}
+		default:
+			res, _ := json.Marshal(map[string]any{"size": len(event)})
+			o.Result = res
+		}
+	}
+	inv, _, err := f.db.FinishInvocation(ctx, in.InvocationID, o)
+	if err != nil {
+		f.t.Errorf("FinishInvocation: %v", err)
+	}
+	r.inv = inv
+}
+
+func (f *fakeTemporal) GetWorkflow(_ context.Context, id, _ string) client.WorkflowRun {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r, ok := f.runs[id]; ok {
+		return r
+	}
+	return &fakeRun{id: id, notFound: true}
+}
+
+func (f *fakeTemporal) CancelWorkflow(_ context.Context, id, _ string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.runs[id]
+	if !ok {
+		return serviceerror.NewNotFound("workflow not found")
+	}
+	r.once.Do(func() { close(r.cancel) })
+	return nil
+}
+
+func (f *fakeTemporal) input(id string) workflows.InvokeInput {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inputs[id]
+}
+
+func (f *fakeTemporal) startCount(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.starts[id]
+}
+
+func deployPy(e *env, key, name string) {
+	e.t.Helper()
+	e.want(e.do("POST", "/v1/functions", key, map[string]any{"name": name, "runtime": "python",
+		"handler": "app.handler", "code": b64([]byte(pySource))}), 201, "deploy "+name)
+}
+
+func (e *env) waitFinal(id string) response {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := e.do("GET", "/v1/invocations/"+id, e.admin, nil)
+		e.want(r, 200, "get invocation")
+		if ferry.InvocationStatus(r.str("status")).Final() || time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestInvokeSyncAsyncIdempotent(t *testing.T) {
+	f := newFakeTemporal(t)
+	e := newEnv(t, withTemporal(f), func(d *api.Deps) { d.MaxBodyBytes = 1 << 20 })
+	deployPy(e, e.admin, "echo")
+
+	// Sync: 200 with the final record.
+	r := e.do("POST", "/v1/functions/echo/invoke", e.admin, `{"name": "ferry"}`)
+	e.want(r, 200, "sync invoke")
+	id := r.str("id")
+	if r.str("status") != "completed" || r.header.Get("Ferry-Invocation-Id") != id || r.header.Get("Ferry-Function-Error") != "" ||
+		r.body["result"] == nil || r.str("workflow_id") != id || r.str("function") != "echo" || r.body["version"] != 1.0 {
+		t.Fatalf("sync invoke: %s %v", r.raw, r.header)
+	}
+	if f.input(id).Function != "echo" || string(f.input(id).Event) != `{"name": "ferry"}` {
+		t.Errorf("workflow input: %+v", f.inputs[id])
+	}
+
+	// A failed function is still 200, flagged in a header.
+	r = e.do("POST", "/v1/functions/echo/invoke", e.admin, `{"op": "fail"}`)
+	e.want(r, 200, "failing invoke")
+	failedID := r.str("id")
+	if r.str("status") != "failed" || r.header.Get("Ferry-Function-Error") != "true" ||
+		r.body["error"].(map[string]any)["type"] != "ValueError" {
+		t.Fatalf("failing invoke: %s", r.raw)
+	}
+
+	// Async: 202 + Location, then completed.
+	for _, how := range [][]string{{"?async=true"}, {"", "Prefer", "respond-async"}} {
+		r = e.do("POST", "/v1/functions/echo/invoke"+how[0], e.admin, `{"sleep_ms": 100}`, how[1:]...)
+		e.want(r, 202, "async invoke")
+		if loc := r.header.Get("Location"); loc != "/v1/invocations/"+r.str("id") || r.str("status") != "pending" {
+			t.Fatalf("async: Location %q body %s", loc, r.raw)
+		}
+		if got := e.waitFinal(r.str("id")); got.str("status") != "completed" {
+			t.Fatalf("async invocation ended %s", got.raw)
+		}
+	}
+
+	// Idempotency: async start, sync with the same key waits for the same run.
+	key := uuid.NewString()
+	r1 := e.do("POST", "/v1/functions/echo/invoke?async=true", e.admin, `{"sleep_ms": 300}`, "Idempotency-Key", key)
+	e.want(r1, 202, "idempotent async")
+	r2 := e.do("POST", "/v1/functions/echo/invoke", e.admin, `{"sleep_ms": 300}`, "Idempotency-Key", key)
+	e.want(r2, 200, "idempotent sync")
+	r3 := e.do("POST", "/v1/functions/echo/invoke", e.admin, `{"other": 1}`, "Idempotency-Key", key)
+	e.want(r3, 200, "idempotent after the end")
+	if r1.str("id") != r2.str("id") || r2.str("id") != r3.str("id") || r2.str("status") != "completed" {
+		t.Fatalf("idempotency: ids %s %s %s, status %s", r1.str("id"), r2.str("id"), r3.str("id"), r2.str("status"))
+	}
+	if n := f.startCount(r1.str("id")); n != 1 {
+		t.Errorf("idempotent invocation started %d times", n)
+	}
+
+	// An event over 256 KiB goes through S3.
+	big := `{"pad": "` + strings.Repeat("x", 300<<10) + `"}`
+	r = e.do("POST", "/v1/functions/echo/invoke", e.admin, big)
+	e.want(r, 200, "large event")
+	in := f.input(r.str("id"))
+	if in.EventKey != "payloads/"+r.str("id")+"/event" || len(in.Event) != 0 {
+		t.Errorf("large event input: key %q, inline %d bytes", in.EventKey, len(in.Event))
+	}
+	if r.body["result"].(map[string]any)["size"] != float64(len(big)) {
+		t.Errorf("large event: result %v", r.body["result"])
+	}
+
+	// Bad requests.
+	e.want(e.do("POST", "/v1/functions/echo/invoke", e.admin, `{"x": `), 400, "invalid event JSON")
+	e.want(e.do("POST", "/v1/functions/echo/invoke?version=7", e.admin, `{}`), 404, "missing version")
+	e.want(e.do("POST", "/v1/functions/echo/invoke?version=x", e.admin, `{}`), 400, "bad version")
+	e.want(e.do("POST", "/v1/functions/nope/invoke", e.admin, `{}`), 404, "missing function")
+	e.want(e.do("POST", "/v1/functions/echo/invoke?async=maybe", e.admin, `{}`), 400, "bad async")
+	e.want(e.do("POST", "/v1/functions/echo/invoke", e.admin, `"`+strings.Repeat("x", 1<<20)+`"`), 413, "event over the body limit")
+	r = e.do("POST", "/v1/functions/echo/invoke", e.admin, nil)
+	e.want(r, 200, "no event")
+
+	// Listing: newest first, filters, the dead-letter list.
+	r = e.do("GET", "/v1/invocations?status=failed", e.admin, nil)
+	e.want(r, 200, "failed list")
+	if l := r.list("invocations"); len(l) != 1 || l[0].(map[string]any)["id"] != failedID {
+		t.Errorf("failed list: %s", r.raw)
+	}
+	r = e.do("GET", "/v1/invocations?function=echo&limit=2", e.admin, nil)
+	e.want(r, 200, "list by function")
+	if l := r.list("invocations"); len(l) != 2 || r.str("next_cursor") == "" ||
+		l[0].(map[string]any)["created_at"].(string) < l[1].(map[string]any)["created_at"].(string) {
+		t.Errorf("list by function: %s", r.raw)
+	}
+	e.want(e.do("GET", "/v1/invocations?status=lost", e.admin, nil), 400, "bad status")
+
+	// Get and logs.
+	r = e.do("GET", "/v1/invocations/"+id, e.admin, nil)
+	e.want(r, 200, "get")
+	if r.str("status") != "completed" || r.str("run_id") != "run-"+id {
+		t.Errorf("get: %s", r.raw)
+	}
+	r = e.do("GET", "/v1/invocations/"+id+"/logs", e.admin, nil)
+	e.want(r, 200, "logs")
+	if r.str("logs") != "log of "+id+"\n" {
+		t.Errorf("logs: %s", r.raw)
+	}
+	r = e.do("GET", "/v1/invocations/"+id+"/logs", e.admin, nil, "Accept", "text/plain")
+	if string(r.raw) != "log of "+id+"\n" {
+		t.Errorf("plain logs: %q", r.raw)
+	}
+	e.want(e.do("GET", "/v1/invocations/"+uuid.NewString(), e.admin, nil), 404, "unknown invocation")
+	e.want(e.do("GET", "/v1/invocations/123", e.admin, nil), 400, "bad invocation id")
+}
+
+func TestCancelAndRetry(t *testing.T) {
+	f := newFakeTemporal(t)
+	e := newEnv(t, withTemporal(f))
+	deployPy(e, e.admin, "slow")
+	inv, invID := e.newKey(ferry.RoleInvoker, "invoker")
+
+	r := e.do("POST", "/v1/functions/slow/invoke?async=true", e.admin, `{"sleep_ms": 60000}`)
+	e.want(r, 202, "start a long one")
+	id := r.str("id")
+	e.want(e.do("POST", "/v1/invocations/"+id+"/cancel", inv, nil), 403, "cancel without execute")
+	e.want(e.do("POST", "/v1/invocations/"+id+"/retry", e.admin, nil), 409, "retry a running one")
+	r = e.do("POST", "/v1/invocations/"+id+"/cancel", e.admin, nil)
+	e.want(r, 200, "cancel")
+	if r.str("status") != "cancelled" {
+		t.Fatalf("cancel: %s", r.raw)
+	}
+	r = e.do("POST", "/v1/invocations/"+id+"/cancel", e.admin, nil)
+	e.want(r, 409, "cancel twice")
+
+	// Retry re-runs with the same version and event, linked to the old one.
+	e.want(e.do("POST", "/v1/functions/"+"slow/permissions", e.admin, map[string]any{"key_id": invID, "permission": "execute"}), 200, "grant")
+	r = e.do("POST", "/v1/invocations/"+id+"/retry", inv, nil)
+	e.want(r, 202, "retry")
+	newID := r.str("id")
+	if newID == id || r.str("retry_of") != id || r.header.Get("Location") != "/v1/invocations/"+newID {
+		t.Fatalf("retry: %s", r.raw)
+	}
+	if in := f.input(newID); string(in.Event) != `{"sleep_ms": 60000}` || in.Version != 1 {
+		t.Errorf("retry input: %+v", in)
+	}
+	e.want(e.do("POST", "/v1/invocations/"+newID+"/cancel", e.admin, nil), 200, "cancel the retry")
+
+	// A completed invocation cannot be retried; a pending one whose workflow is
+	// gone is cancelled in the store.
+	r = e.do("POST", "/v1/functions/slow/invoke", e.admin, `{}`)
+	e.want(r, 200, "quick run")
+	e.want(e.do("POST", "/v1/invocations/"+r.str("id")+"/retry", e.admin, nil), 409, "retry a completed one")
+	orphan, _, err := e.db.CreateInvocation(ctxT(t), ferry.Invocation{Function: "slow", Version: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan.WorkflowID = orphan.ID.String()
+	r = e.do("POST", "/v1/invocations/"+orphan.ID.String()+"/cancel", e.admin, nil)
+	e.want(r, 200, "cancel an orphan")
+	if r.str("status") != "cancelled" {
+		t.Errorf("orphan cancel: %s", r.raw)
+	}
+}
+
+func TestInvokeWhenTemporalFails(t *testing.T) {
+	f := newFakeTemporal(t)
+	f.startErr = errors.New("connection refused")
+	e := newEnv(t, withTemporal(f))
+	deployPy(e, e.admin, "fn")
+	r := e.do("POST", "/v1/functions/fn/invoke", e.admin, `{}`)
+	e.want(r, 503, "start fails")
+	if strings.Contains(r.errMessage(), "connection refused") {
+		t.Errorf("internal error leaked: %q", r.errMessage())
+	}
+	invs, _, err := e.db.ListInvocations(ctxT(t), postgres.InvocationFilter{Function: "fn"}, ferry.Page{})
+	if err != nil || len(invs) != 1 || invs[0].Status != ferry.StatusFailed || invs[0].Error.Type != "StartError" {
+		t.Fatalf("invocation after a failed start: %+v %v", invs, err)
+	}
+	// With an idempotency key the record stays pending; the same key starts it later.
+	r = e.do("POST", "/v1/functions/fn/invoke", e.admin, `{}`, "Idempotency-Key", "k1")
+	e.want(r, 503, "start fails with key")
+	f.startErr = nil
+	r = e.do("POST", "/v1/functions/fn/invoke", e.admin, `{}`, "Idempotency-Key", "k1")
+	e.want(r, 200, "same key after recovery")
+	if r.str("status") != "completed" || f.startCount(r.str("id")) != 1 {
+		t.Fatalf("recovered idempotent invoke: %s", r.raw)
+	}
+
+	// No Temporal at all.
+	e2 := newEnv(t)
+	deployPy(e2, e2.admin, "fn")
+	e2.want(e2.do("POST", "/v1/functions/fn/invoke", e2.admin, `{}`), 503, "no Temporal client")
+}
