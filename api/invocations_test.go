@@ -47,9 +47,9 @@ type fakeRun struct {
 	notFound bool
 }
 
-func (r *fakeRun) GetID() string                   { return r.id }
-func (r *fakeRun) GetRunID() string                { return "run-" + r.id }
-func (r *fakeRun) GetFirstExecutionRunID() string  { return r.GetRunID() }
+func (r *fakeRun) GetID() string                  { return r.id }
+func (r *fakeRun) GetRunID() string               { return "run-" + r.id }
+func (r *fakeRun) GetFirstExecutionRunID() string { return r.GetRunID() }
 func (r *fakeRun) Get(ctx context.Context, v any) error {
 	return r.GetWithOptions(ctx, v, client.WorkflowRunGetOptions{})
 }
