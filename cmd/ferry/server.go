@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/activities"
+	"github.com/ferry-faas/ferry/api"
+	"github.com/ferry-faas/ferry/metrics"
+	"github.com/ferry-faas/ferry/runtimes"
+	"github.com/ferry-faas/ferry/storage/postgres"
+	"github.com/ferry-faas/ferry/storage/s3"
+	"github.com/ferry-faas/ferry/worker"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	temporalclient "go.temporal.io/sdk/client"
+	temporallog "go.temporal.io/sdk/log"
+	temporalworker "go.temporal.io/sdk/worker"
+)
+
+// roles says which halves of Ferry a process runs: `ferry server` runs both
+// (and then gets eager workflow start), `ferry api` and `ferry worker` one each.
+type roles struct{ api, worker bool }
+
+// app is one running Ferry process with everything it owns.
+type app struct {
+	cfg      Config
+	log      *slog.Logger
+	db       *postgres.DB
+	objects  *s3.Store
+	temporal temporalclient.Client
+	executor *runtimes.Executor
+	worker   temporalworker.Worker
+	http     *echo.Echo
+	listener net.Listener
+	// AdminKey is set when this start created the first admin key.
+	AdminKey string
+}
+
+// start connects to every dependency, applies migrations and starts the
+// worker; serve then answers HTTP. On error, what was started is closed.
+func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, err error) {
+	a := &app{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			a.close(context.WithoutCancel(ctx))
+		}
+	}()
+	if a.db, err = postgres.Open(ctx, cfg.DatabaseURL); err != nil {
+		return nil, err
+	}
+	if err = a.db.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	a.objects, err = s3.New(ctx, s3.Config{Endpoint: cfg.S3Endpoint, AccessKey: cfg.S3AccessKey,
+		SecretKey: cfg.S3SecretKey, Bucket: cfg.S3Bucket, Secure: cfg.S3Secure, MaxCodeSize: int64(cfg.MaxCodeMB) << 20})
+	if err != nil {
+		return nil, err
+	}
+	if a.temporal, err = dialTemporal(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m := metrics.New(reg)
+
+	ready := map[string]func(context.Context) error{
+		"postgres": a.db.Ping,
+		"s3":       a.objects.Ping,
+		"temporal": func(ctx context.Context) error {
+			_, err := a.temporal.CheckHealth(ctx, &temporalclient.CheckHealthRequest{})
+			return err
+		},
+	}
+	if r.worker {
+		docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+		if err != nil {
+			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "docker: %v", err)
+		}
+		a.executor, err = runtimes.NewExecutor(ctx, docker, runtimes.Config{DataDir: cfg.DataDir,
+			IdleTimeout: cfg.IdleTimeout, MaxContainers: cfg.MaxContainers, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		ready["docker"] = a.executor.Ping
+		m.RegisterPool(func() (int, int) { s := a.executor.Stats(); return s.Total, s.Busy })
+		codeRoot, err := filepath.Abs(filepath.Join(cfg.DataDir, "code"))
+		if err != nil {
+			return nil, err
+		}
+		invocations := &activities.Invocations{
+			Store:    a.db,
+			Objects:  a.objects,
+			Executor: a.executor,
+			Code:     &activities.CodeCache{Root: codeRoot, Objects: a.objects, Builder: a.executor, Unpack: runtimes.UnpackFor},
+			Observer: m,
+			Logger:   log,
+		}
+		a.worker = worker.New(a.temporal, cfg.TaskQueue, invocations)
+		if err = a.worker.Start(); err != nil {
+			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "start Temporal worker: %v", err)
+		}
+	}
+	if r.api {
+		if a.AdminKey, err = api.EnsureAdminKey(ctx, a.db, cfg.AdminKey); err != nil {
+			return nil, err
+		}
+		a.http = api.New(api.Deps{
+			Store:          a.db,
+			Code:           a.objects,
+			Temporal:       a.temporal,
+			TaskQueue:      cfg.TaskQueue,
+			ValidateBundle: runtimes.ValidateBundle,
+			Ready:          ready,
+			Metrics:        m,
+			Gatherer:       reg,
+			Logger:         log,
+			MaxBodyBytes:   int64(cfg.MaxBodyMB) << 20,
+			MaxCodeBytes:   int64(cfg.MaxCodeMB) << 20,
+		})
+		if a.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, ferry.Errorf(ferry.EINVALID, "FERRY_LISTEN=%s: %v", cfg.Listen, err)
+		}
+	}
+	return a, nil
+}
+
+// dialTemporal connects, waiting a little for a Temporal that is still starting.
+func dialTemporal(ctx context.Context, cfg Config, log *slog.Logger) (temporalclient.Client, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := temporalclient.DialContext(ctx, temporalclient.Options{
+			HostPort:  cfg.TemporalAddress,
+			Namespace: cfg.TemporalNamespace,
+			Logger:    temporallog.NewStructuredLogger(log.With("component", "temporal")),
+		})
+		if err == nil {
+			return c, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "Temporal at %s (FERRY_TEMPORAL_ADDRESS): %v", cfg.TemporalAddress, err)
+		}
+		log.Info("waiting for Temporal", "address", cfg.TemporalAddress, "err", err)
+		time.Sleep(time.Second)
+	}
+}
+
+// URL is the API's base URL once start has listened.
+func (a *app) URL() string { return "http://" + a.listener.Addr().String() }
+
+// serve answers HTTP (api role) until ctx is done, then shuts down gracefully.
+func (a *app) serve(ctx context.Context) error {
+	if a.http == nil {
+		<-ctx.Done()
+		return nil
+	}
+	srv := &http.Server{Handler: a.http, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(a.listener) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), worker.DrainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// close stops the worker (draining running invocations) and releases everything.
+func (a *app) close(ctx context.Context) {
+	if a.worker != nil {
+		a.worker.Stop()
+	}
+	if a.executor != nil {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := a.executor.Close(cctx); err != nil {
+			a.log.Warn("close executor", "err", err)
+		}
+		cancel()
+	}
+	if a.temporal != nil {
+		a.temporal.Close()
+	}
+	if a.db != nil {
+		a.db.Close()
+	}
+	if a.listener != nil && a.http == nil {
+		a.listener.Close()
+	}
+}
+
+// newLogger is the process logger: JSON on a pipe, text on a terminal.
+func newLogger() *slog.Logger {
+	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, nil))
+}
