@@ -254,7 +254,7 @@ func TestExecuteBasics(t *testing.T) {
 				if !slices.Equal(counts, []int{1, 2, 3}) {
 					t.Errorf("/tmp counter %v, want [1 2 3] (same container, /tmp kept)", counts)
 				}
-				eq(t, "containers", e.Stats().Total, 1)
+				eq(t, "containers", containersOf(e, c.spec("hello", nil, ferry.Limits{})), 1)
 			})
 			t.Run("event and context", func(t *testing.T) {
 				s := c.spec("ctx", map[string]any{"op": "context", "nested": map[string]any{"a": []int{1, 2}}}, ferry.Limits{MemoryMB: 192, TimeoutSeconds: 7})
@@ -471,7 +471,7 @@ func TestExecuteConcurrency(t *testing.T) {
 						return
 					case <-time.After(5 * time.Millisecond):
 					}
-					if n := int64(e.Stats().Total); n > peak.Load() {
+					if n := int64(containersOf(e, c.spec("conc", nil, lim))); n > peak.Load() {
 						peak.Store(n)
 					}
 				}
@@ -575,6 +575,19 @@ func TestIdleExpiry(t *testing.T) {
 	if len(list) != 0 {
 		t.Errorf("expired container still exists: %v", list)
 	}
+}
+
+// containersOf counts the containers (starting, busy or idle) of the spec's
+// warm-pool key.
+func containersOf(e *Executor, s Spec) int {
+	s.Limits = s.Limits.WithDefaults()
+	key := poolKey(s, e.cfg.Images[s.Runtime])
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p := e.pools[key]; p != nil {
+		return p.count
+	}
+	return 0
 }
 
 // managedContainers lists the ids of the executor's containers in Docker.
