@@ -116,10 +116,11 @@ func (r loadResult) row(name string, c int) string {
 	return s
 }
 
-// runLoad calls op n times from c goroutines after warmup unmeasured calls.
+// runLoad calls op n times from c goroutines, after warmup unmeasured calls at
+// the same concurrency (so that every warm container the load needs exists).
 func runLoad(ctx context.Context, n, warmup, c int, op func(context.Context) error) loadResult {
-	for range warmup {
-		_ = op(ctx)
+	if warmup > 0 {
+		runLoad(ctx, max(warmup, c), 0, c, op)
 	}
 	var (
 		mu  sync.Mutex

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/docker/docker/client"
+	dockerclient "github.com/docker/docker/client"
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/activities"
 	"github.com/ferry-faas/ferry/api"
@@ -82,7 +82,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 		},
 	}
 	if r.worker {
-		docker, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+		docker, err := dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation())
 		if err != nil {
 			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "docker: %v", err)
 		}
