@@ -312,6 +312,9 @@ func (e *Executor) Close(ctx context.Context) error {
 // function itself are a Result with status failed, timeout or oom. When ctx is
 // cancelled the container is killed and ctx.Err() is returned.
 func (e *Executor) Execute(ctx context.Context, s Spec) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
 	s.Limits = s.Limits.WithDefaults()
 	img, err := e.checkSpec(&s)
 	if err != nil {

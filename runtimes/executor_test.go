@@ -330,6 +330,14 @@ func TestExecuteBasics(t *testing.T) {
 				eq(t, "/sys/class/net", strings.Join(got["sys"], ","), "lo")
 				eq(t, "/proc/net/dev", strings.Join(got["proc"], ","), "lo")
 			})
+			t.Run("network on", func(t *testing.T) {
+				res := execute(t, e, c.spec("net-on", map[string]any{"op": "net"}, ferry.Limits{Network: true}))
+				wantStatus(t, res, StatusCompleted)
+				got := decode[map[string][]string](t, res.Result)
+				if !slices.Contains(got["sys"], "eth0") || !slices.Contains(got["sys"], "lo") {
+					t.Errorf("interfaces %v, want lo and eth0", got["sys"])
+				}
+			})
 			t.Run("10 MB of prints capped", func(t *testing.T) {
 				res := execute(t, e, c.spec("hello", map[string]any{"op": "spam", "lines": 100_000}, ferry.Limits{}))
 				wantStatus(t, res, StatusCompleted)
@@ -501,6 +509,22 @@ func TestExecuteConcurrency(t *testing.T) {
 			eq(t, "containers for 7 concurrent invocations", len(hosts), maxConc)
 			if peak.Load() > maxConc {
 				t.Errorf("peak of %d containers exceeds max_concurrency %d", peak.Load(), maxConc)
+			}
+		})
+	}
+}
+
+func TestResultLimit(t *testing.T) {
+	e := newTestExecutor(t, Config{ResultLimit: 1000})
+	for _, c := range runtimeCases(t, e) {
+		t.Run(string(c.rt), func(t *testing.T) {
+			res := execute(t, e, c.spec("big", map[string]any{"op": "echo", "name": strings.Repeat("x", 2000)}, ferry.Limits{}))
+			wantStatus(t, res, StatusFailed)
+			eq(t, "error type", res.Error.Type, ErrTypeResultTooLarge)
+			res = execute(t, e, c.spec("big", map[string]any{"op": "echo"}, ferry.Limits{}))
+			wantStatus(t, res, StatusCompleted)
+			if res.Metrics.Cold {
+				t.Errorf("container discarded after a too large result")
 			}
 		})
 	}
