@@ -132,9 +132,18 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	if err != nil {
 		return RunOutput{}, err
 	}
-	if err := a.Store.StartInvocation(ctx, in.InvocationID, info.WorkflowExecution.RunID, time.Now()); err != nil {
-		return RunOutput{}, err
-	}
+	// Mark the record running while the code is prepared and run, not before:
+	// it is off the hot path. A failure here only loses the "running" state.
+	started := make(chan error, 1)
+	go func() {
+		started <- a.Store.StartInvocation(ctx, in.InvocationID, info.WorkflowExecution.RunID, time.Now())
+	}()
+	awaitStarted := sync.OnceFunc(func() {
+		if err := <-started; err != nil {
+			log.Warn("recording running state", "err", err)
+		}
+	})
+	defer awaitStarted()
 	event := in.Event
 	if in.EventKey != "" {
 		if event, err = a.Objects.Get(ctx, in.EventKey); err != nil {
@@ -183,6 +192,7 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 		m.TotalMS = ms(time.Since(in.AcceptedAt))
 	}
 	out.Metrics = &m
+	awaitStarted() // so that "running" never lands after the final status
 	return a.finish(ctx, in.InvocationID, out)
 }
 

@@ -51,6 +51,14 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
+	if _, set := cfg.ConnConfig.RuntimeParams["synchronous_commit"]; !set {
+		// Invocation records are written three times per invocation on the hot
+		// path; waiting for the WAL flush each time cost several ms. Without it a
+		// crash of the PostgreSQL server (not of Ferry) can lose the last ~200 ms
+		// of status updates, never corrupt them; deploys and keys still wait for
+		// the flush (durable). See docs/ARCHITECTURE.md.
+		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	}
 	addr := net.JoinHostPort(cfg.ConnConfig.Host, fmt.Sprint(cfg.ConnConfig.Port))
 	if strings.HasPrefix(cfg.ConnConfig.Host, "/") {
 		addr = cfg.ConnConfig.Host // unix socket directory
@@ -189,6 +197,10 @@ func (db *DB) mapErr(err error, what string) error {
 }
 
 // tx runs fn in a transaction, committing when fn returns nil.
+// durableCommit makes a transaction wait for its WAL flush although the
+// session default (see Open) does not: for deploys, deletes and keys.
+const durableCommit = "SET LOCAL synchronous_commit = on"
+
 func (db *DB) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, db.pool, fn)
 }
