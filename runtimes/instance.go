@@ -116,6 +116,8 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string) (*instanc
 	created, err := e.docker.ContainerCreate(ctx, cfg, host, nil, nil, name)
 	if err != nil {
 		if ctx.Err() != nil {
+			// The engine may have created it before the cancellation arrived.
+			in.id = name
 			return fail(nil, ctx.Err())
 		}
 		if cerrdefs.IsNotFound(err) {
