@@ -147,6 +147,10 @@ func (e *Executor) BuildGo(ctx context.Context, srcDir, handler, outDir string) 
 	if fi, err := os.Stat(filepath.Join(out, "bootstrap")); err != nil || fi.Size() == 0 {
 		return ferry.Errorf(ferry.EINTERNAL, "the go builder exited without writing bootstrap")
 	}
+	// Only the build needed a world-writable folder.
+	if err := os.Chmod(out, 0o755); err != nil {
+		return ferry.Errorf(ferry.EINTERNAL, "chmod %s: %v", out, err)
+	}
 	return nil
 }
 
