@@ -91,6 +91,7 @@ func (e *Executor) BuildGo(ctx context.Context, srcDir, handler, outDir string) 
 	if err := os.Chmod(out, 0o777); err != nil {
 		return ferry.Errorf(ferry.EINTERNAL, "chmod %s: %v", out, err)
 	}
+	defer os.Chmod(out, 0o755) // only the build needed a world-writable folder
 	img := e.cfg.Images[goBuilderRuntime]
 	cfg, host := buildConfig(img, src, out, handler, e.poolID)
 
@@ -146,10 +147,6 @@ func (e *Executor) BuildGo(ctx context.Context, srcDir, handler, outDir string) 
 	}
 	if fi, err := os.Stat(filepath.Join(out, "bootstrap")); err != nil || fi.Size() == 0 {
 		return ferry.Errorf(ferry.EINTERNAL, "the go builder exited without writing bootstrap")
-	}
-	// Only the build needed a world-writable folder.
-	if err := os.Chmod(out, 0o755); err != nil {
-		return ferry.Errorf(ferry.EINTERNAL, "chmod %s: %v", out, err)
 	}
 	return nil
 }
