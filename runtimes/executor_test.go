@@ -514,6 +514,36 @@ func TestExecuteConcurrency(t *testing.T) {
 	}
 }
 
+func TestWaitForSlotBoundedByContext(t *testing.T) {
+	e := newTestExecutor(t, Config{})
+	cases := runtimeCases(t, e)
+	if len(cases) == 0 {
+		t.Skip("no runtime image")
+	}
+	c := cases[0]
+	lim := ferry.Limits{MaxConcurrency: 1}
+	execute(t, e, c.spec("slot", map[string]any{"op": "echo"}, lim))
+	done := make(chan Result)
+	go func() { done <- execute(t, e, c.spec("slot", map[string]any{"op": "sleep", "s": 1.5}, lim)) }()
+	waitFor(t, "the first invocation to take the container", func() bool { return e.Stats().Busy == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := e.Execute(ctx, c.spec("slot", map[string]any{"op": "echo"}, lim))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second invocation = %v, want to wait and give up with the context", err)
+	}
+	eq(t, "containers", containersOf(e, c.spec("slot", nil, lim)), 1)
+	// A waiting invocation gets the container as soon as it is free.
+	start := time.Now()
+	res := execute(t, e, c.spec("slot", map[string]any{"op": "echo"}, lim))
+	wantStatus(t, res, StatusCompleted)
+	if res.Metrics.Cold || res.Metrics.QueueMS <= 0 {
+		t.Errorf("metrics %+v: want warm after waiting", res.Metrics)
+	}
+	t.Logf("waited %v for the busy container", time.Since(start))
+	wantStatus(t, <-done, StatusCompleted)
+}
+
 func TestResultLimit(t *testing.T) {
 	e := newTestExecutor(t, Config{ResultLimit: 1000})
 	for _, c := range runtimeCases(t, e) {
