@@ -24,7 +24,7 @@ func New(c client.Client, taskQueue string, invocations *activities.Invocations)
 		DefaultHeartbeatThrottleInterval: time.Second,
 		WorkerStopTimeout:                DrainTimeout,
 	})
-	w.RegisterWorkflow(workflows.InvokeFunction)
+	workflows.Register(w)
 	w.RegisterActivity(invocations)
 	return w
 }

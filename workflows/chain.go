@@ -1,0 +1,499 @@
+package workflows
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/activities"
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// ProgressQuery is the name of RunChain's query for per-step progress.
+const ProgressQuery = "progress"
+
+// Limits that make a chain run continue as new, so that its history stays far
+// below Temporal's limits. Continue-as-new happens between top-level steps and
+// between batches of a top-level map step.
+const (
+	MapBatch          = 500
+	MaxHistoryLength  = 20000
+	ErrTypeStepFailed = "StepFailed"
+)
+
+// Payload is a JSON value in a chain, inline or by reference.
+type Payload = activities.Payload
+
+// ChainInput starts (or continues) a chain run. The API records the pending
+// run first; Steps are the definition as stored, pinned by Begin.
+type ChainInput struct {
+	ChainRunID uuid.UUID    `json:"chain_run_id"`
+	Chain      string       `json:"chain"`
+	Version    int          `json:"version"`
+	Steps      []ferry.Step `json:"steps"`
+	Input      Payload      `json:"input"`
+	// Resume is set when a run continues as new.
+	Resume *ChainResume `json:"resume,omitempty"`
+}
+
+// ChainResume is the state a chain run carries across continue-as-new. Map
+// results done so far travel by reference (MapLists).
+type ChainResume struct {
+	Next      int                `json:"next"`       // top-level step to run
+	Current   Payload            `json:"current"`    // its input
+	MapDone   int                `json:"map_done"`   // elements of a map step Next already done
+	MapLists  []string           `json:"map_lists"`  // stored results of those elements, in order
+	Completed []Completed        `json:"completed"`  // compensable steps that completed, in order
+	Progress  []ferry.StepStatus `json:"progress"`   // per-step progress so far
+	Continued int                `json:"continued"` // continue-as-new count
+}
+
+// Completed is a completed function step with a compensation.
+type Completed struct {
+	Path     string  `json:"path"`
+	Function string  `json:"function"`
+	Version  int     `json:"version"`
+	Input    Payload `json:"input"`
+	Output   Payload `json:"output"`
+}
+
+// ChainOutput is RunChain's result; the full record is in PostgreSQL.
+type ChainOutput struct {
+	ChainRunID uuid.UUID              `json:"chain_run_id"`
+	Status     ferry.InvocationStatus `json:"status"`
+	Output     Payload                `json:"output"`
+	Error      *ferry.ChainError      `json:"error,omitempty"`
+}
+
+// ChainProgress answers the progress query.
+type ChainProgress struct {
+	ChainRunID uuid.UUID          `json:"chain_run_id"`
+	Steps      []ferry.StepStatus `json:"steps"`
+}
+
+// stepError is a step that failed (and was not told to continue).
+type stepError struct {
+	path string
+	err  *ferry.FunctionError
+}
+
+func (e *stepError) Error() string { return fmt.Sprintf("step %s: %s: %s", e.path, e.err.Type, e.err.Message) }
+
+// chainActs names the chain activities (registered with a nil receiver).
+var chainActs *activities.Chains
+
+// chainRun is the state of one run of RunChain.
+type chainRun struct {
+	in        ChainInput
+	progress  []ferry.StepStatus
+	index     map[string]int // path → index in progress
+	completed []Completed
+}
+
+// RunChain runs a chain's steps. Each function step is an ordinary invocation
+// run by the RunStep activity (a local activity for functions of at most
+// LocalActivityMaxSeconds, like InvokeFunction); see docs/ARCHITECTURE.md for
+// why activities and not child workflows. When a step fails, the compensations
+// of completed steps run in reverse order and the run ends failed.
+func RunChain(ctx workflow.Context, in ChainInput) (ChainOutput, error) {
+	r := &chainRun{in: in, index: map[string]int{}}
+	res := in.Resume
+	if res == nil {
+		res = &ChainResume{Current: in.Input}
+	}
+	for _, p := range res.Progress {
+		r.index[p.Path] = len(r.progress)
+		r.progress = append(r.progress, p)
+	}
+	r.completed = res.Completed
+	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (ChainProgress, error) {
+		return ChainProgress{ChainRunID: in.ChainRunID, Steps: r.progress}, nil
+	}); err != nil {
+		return ChainOutput{}, err
+	}
+
+	if in.Resume == nil {
+		var begun activities.BeginOutput
+		err := workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.BeginChain,
+			activities.BeginInput{ChainRunID: in.ChainRunID, Steps: in.Steps}).Get(ctx, &begun)
+		if err != nil {
+			return r.fail(ctx, &stepError{path: "", err: errorOf(err, "ChainStartFailed")})
+		}
+		r.in.Steps = begun.Steps
+	}
+
+	cur := res.Current
+	for i := res.Next; i < len(r.in.Steps); i++ {
+		path := strconv.Itoa(i)
+		step := r.in.Steps[i]
+		if i > res.Next && workflow.GetInfo(ctx).GetCurrentHistoryLength() > MaxHistoryLength {
+			return ChainOutput{}, r.continueAsNew(ctx, &ChainResume{Next: i, Current: cur, Continued: res.Continued + 1})
+		}
+		var out Payload
+		var err error
+		if step.Kind() == ferry.StepMap {
+			done, lists := 0, []string(nil)
+			if i == res.Next {
+				done, lists = res.MapDone, res.MapLists
+			}
+			out, err = r.topMap(ctx, step, path, cur, done, lists, res.Continued)
+		} else {
+			out, err = r.runStep(ctx, step, path, cur)
+		}
+		var cont *continueErr
+		if errors.As(err, &cont) {
+			cont.resume.Next, cont.resume.Current = i, cur
+			return ChainOutput{}, r.continueAsNew(ctx, cont.resume)
+		}
+		if err != nil {
+			return r.fail(ctx, err)
+		}
+		cur = out
+	}
+	out := ChainOutput{ChainRunID: in.ChainRunID, Status: ferry.StatusCompleted, Output: cur}
+	if err := r.finish(ctx, activities.FinishChainInput{ChainRunID: in.ChainRunID, Status: ferry.StatusCompleted,
+		Output: cur, Steps: r.progress}); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// continueErr asks RunChain to continue as new with resume.
+type continueErr struct{ resume *ChainResume }
+
+func (e *continueErr) Error() string { return "continue as new" }
+
+func (r *chainRun) continueAsNew(ctx workflow.Context, res *ChainResume) error {
+	res.Completed, res.Progress = r.completed, r.progress
+	in := r.in
+	in.Resume = res
+	return workflow.NewContinueAsNewError(ctx, RunChain, in)
+}
+
+// runStep runs any step on input and returns its output.
+func (r *chainRun) runStep(ctx workflow.Context, step ferry.Step, path string, input Payload) (Payload, error) {
+	var out Payload
+	var err error
+	switch step.Kind() {
+	case ferry.StepFunction:
+		out, err = r.runFunction(ctx, step, path, input)
+	case ferry.StepParallel:
+		out, err = r.runParallel(ctx, step, path, input)
+	case ferry.StepMap:
+		out, err = r.runMap(ctx, step, path, input)
+	}
+	var se *stepError
+	if step.OnError == ferry.OnErrorContinue && errors.As(err, &se) {
+		b, _ := json.Marshal(map[string]any{"error": se.err, "step": se.path})
+		return Payload{Inline: b}, nil
+	}
+	return out, err
+}
+
+func (r *chainRun) setStatus(s ferry.StepStatus) {
+	if i, ok := r.index[s.Path]; ok {
+		r.progress[i] = s
+		return
+	}
+	r.index[s.Path] = len(r.progress)
+	r.progress = append(r.progress, s)
+}
+
+func (r *chainRun) runFunction(ctx workflow.Context, step ferry.Step, path string, input Payload) (Payload, error) {
+	out, err := r.invoke(ctx, step.Function, step.Version, step.TimeoutSeconds, step.Retries, path, input, false)
+	if err != nil {
+		return Payload{}, err
+	}
+	if step.Compensate != "" {
+		r.completed = append(r.completed, Completed{Path: path, Function: step.Compensate,
+			Version: step.CompensateVersion, Input: input, Output: out})
+	}
+	return out, nil
+}
+
+// invoke runs one function as a step activity and tracks its progress.
+func (r *chainRun) invoke(ctx workflow.Context, fn string, version, timeout, retries int, path string, input Payload, compensation bool) (Payload, error) {
+	st := ferry.StepStatus{Path: path, Function: fn, Version: version, Status: ferry.StatusRunning,
+		InvocationID: ferry.StepInvocationID(r.in.ChainRunID, path), Compensation: compensation}
+	r.setStatus(st)
+	in := activities.StepInput{ChainRunID: r.in.ChainRunID, Path: path, Function: fn, Version: version,
+		Input: input, TimeoutSeconds: timeout, Retries: retries}
+	d := time.Duration(max(timeout, 1))*time.Second + prepareMargin
+	retry := &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second}
+	var f workflow.Future
+	if timeout <= LocalActivityMaxSeconds {
+		f = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: d, RetryPolicy: retry}), chainActs.RunStep, in)
+	} else {
+		f = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: d, HeartbeatTimeout: 10 * time.Second, WaitForCancellation: true,
+			RetryPolicy: retry}), chainActs.RunStep, in)
+	}
+	var out activities.StepOutput
+	if err := f.Get(ctx, &out); err != nil {
+		if ctx.Err() != nil {
+			st.Status = ferry.StatusCancelled
+			r.setStatus(st)
+			return Payload{}, err
+		}
+		st.Status, st.Error = ferry.StatusFailed, errorOf(err, "InfrastructureError")
+		r.setStatus(st)
+		return Payload{}, &stepError{path: path, err: st.Error}
+	}
+	st.Status, st.Error = out.Status, out.Error
+	r.setStatus(st)
+	if out.Status != ferry.StatusCompleted {
+		e := out.Error
+		if e == nil {
+			e = &ferry.FunctionError{Type: "Error", Message: "function " + string(out.Status)}
+		}
+		return Payload{}, &stepError{path: path, err: e}
+	}
+	return out.Output, nil
+}
+
+func (r *chainRun) runParallel(ctx workflow.Context, step ferry.Step, path string, input Payload) (Payload, error) {
+	outs := make([]Payload, len(step.Parallel))
+	errs := make([]error, len(step.Parallel))
+	wg := workflow.NewWaitGroup(ctx)
+	for i, b := range step.Parallel {
+		wg.Add(1)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer wg.Done()
+			outs[i], errs[i] = r.runStep(ctx, b, fmt.Sprintf("%s.parallel[%d]", path, i), input)
+		})
+	}
+	wg.Wait(ctx)
+	for _, err := range errs {
+		if err != nil {
+			return Payload{}, err
+		}
+	}
+	return r.combine(ctx, path+"/output", outs, nil, nil)
+}
+
+func (r *chainRun) runMap(ctx workflow.Context, step ferry.Step, path string, input Payload) (Payload, error) {
+	items, err := r.split(ctx, path, input)
+	if err != nil {
+		return Payload{}, err
+	}
+	outs, err := r.mapRange(ctx, step, path, items, 0, len(items))
+	if err != nil {
+		return Payload{}, err
+	}
+	return r.combine(ctx, path+"/output", outs, nil, nil)
+}
+
+// topMap runs a top-level map step in batches of MapBatch elements and
+// continues as new between batches, carrying finished results by reference.
+func (r *chainRun) topMap(ctx workflow.Context, step ferry.Step, path string, input Payload, done int, lists []string, continued int) (Payload, error) {
+	items, err := r.split(ctx, path, input)
+	if err != nil {
+		return Payload{}, err
+	}
+	if len(items) <= MapBatch {
+		out, err := r.mapRange(ctx, step, path, items, 0, len(items))
+		if err != nil {
+			return r.mapFailed(step, err)
+		}
+		return r.combine(ctx, path+"/output", out, nil, nil)
+	}
+	end := min(done+MapBatch, len(items))
+	outs, err := r.mapRange(ctx, step, path, items, done, end)
+	if err != nil {
+		return r.mapFailed(step, err)
+	}
+	if end < len(items) {
+		var key string
+		err := workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.StorePayloadList, activities.StoreListInput{
+			Key: activities.PayloadKey(r.in.ChainRunID, fmt.Sprintf("%s/results-%d", path, done)), Items: outs}).Get(ctx, &key)
+		if err != nil {
+			return Payload{}, &stepError{path: path, err: errorOf(err, "InfrastructureError")}
+		}
+		return Payload{}, &continueErr{resume: &ChainResume{MapDone: end, MapLists: append(append([]string(nil), lists...), key),
+			Continued: continued + 1}}
+	}
+	return r.combine(ctx, path+"/output", outs, lists, nil)
+}
+
+func (r *chainRun) mapFailed(step ferry.Step, err error) (Payload, error) {
+	var se *stepError
+	if step.OnError == ferry.OnErrorContinue && errors.As(err, &se) {
+		b, _ := json.Marshal(map[string]any{"error": se.err, "step": se.path})
+		return Payload{Inline: b}, nil
+	}
+	return Payload{}, err
+}
+
+// split returns the elements of a map step's input.
+func (r *chainRun) split(ctx workflow.Context, path string, input Payload) ([]Payload, error) {
+	if input.Ref == "" {
+		var elems []json.RawMessage
+		if err := json.Unmarshal(input.Inline, &elems); err != nil || input.Inline == nil {
+			return nil, &stepError{path: path, err: &ferry.FunctionError{Type: activities.ErrTypeMapInput,
+				Message: "the input of a map step must be a JSON array"}}
+		}
+		items := make([]Payload, len(elems))
+		for i, e := range elems {
+			items[i] = Payload{Inline: e}
+		}
+		return items, nil
+	}
+	var items []Payload
+	err := workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.SplitPayload, activities.SplitInput{
+		Key: activities.PayloadKey(r.in.ChainRunID, path+"/items"), Input: input}).Get(ctx, &items)
+	if err != nil {
+		return nil, &stepError{path: path, err: errorOf(err, "InfrastructureError")}
+	}
+	return items, nil
+}
+
+// mapRange runs the map's inner step on items[from:to], at most
+// MaxConcurrency at a time, and returns their outputs in order.
+func (r *chainRun) mapRange(ctx workflow.Context, step ferry.Step, path string, items []Payload, from, to int) ([]Payload, error) {
+	n := step.MaxConcurrency
+	if n <= 0 {
+		n = ferry.DefaultMapParallel
+	}
+	sem := workflow.NewSemaphore(ctx, int64(n))
+	outs := make([]Payload, to-from)
+	errs := make([]error, to-from)
+	wg := workflow.NewWaitGroup(ctx)
+	for i := from; i < to; i++ {
+		if err := sem.Acquire(ctx, 1); err != nil {
+			return nil, err
+		}
+		wg.Add(1)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			defer wg.Done()
+			defer sem.Release(1)
+			outs[i-from], errs[i-from] = r.runStep(ctx, *step.Map, fmt.Sprintf("%s.map[%d]", path, i), items[i])
+		})
+	}
+	wg.Wait(ctx)
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return outs, nil
+}
+
+// combine builds an array (or, with keys, an object) of parts and stored lists,
+// in the workflow when everything is small and inline, else in an activity.
+func (r *chainRun) combine(ctx workflow.Context, name string, parts []Payload, lists []string, keys []string) (Payload, error) {
+	size := 0
+	inline := len(lists) == 0
+	for _, p := range parts {
+		size += p.Size() + 1
+		if p.Ref != "" {
+			inline = false
+		}
+	}
+	if inline && size+64 <= activities.InlineLimit {
+		buf := []byte{'['}
+		if keys != nil {
+			buf[0] = '{'
+		}
+		for i, p := range parts {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			if keys != nil {
+				k, _ := json.Marshal(keys[i])
+				buf = append(append(buf, k...), ':')
+			}
+			if len(p.Inline) == 0 {
+				buf = append(buf, "null"...)
+			} else {
+				buf = append(buf, p.Inline...)
+			}
+		}
+		if keys != nil {
+			buf = append(buf, '}')
+		} else {
+			buf = append(buf, ']')
+		}
+		return Payload{Inline: buf}, nil
+	}
+	var out Payload
+	err := workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.CombinePayloads, activities.CombineInput{
+		Key: activities.PayloadKey(r.in.ChainRunID, name), Lists: lists, Parts: parts, Keys: keys}).Get(ctx, &out)
+	if err != nil {
+		return Payload{}, &stepError{path: name, err: errorOf(err, "InfrastructureError")}
+	}
+	return out, nil
+}
+
+// fail runs the compensations of completed steps in reverse order and records
+// the run as failed (or cancelled) with the original error and the report.
+func (r *chainRun) fail(ctx workflow.Context, cause error) (ChainOutput, error) {
+	status := ferry.StatusFailed
+	if ctx.Err() != nil || temporal.IsCanceledError(cause) {
+		status = ferry.StatusCancelled
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	ce := &ferry.ChainError{Type: ErrTypeStepFailed, Message: cause.Error()}
+	var se *stepError
+	if errors.As(cause, &se) {
+		ce.Step, ce.Type, ce.Message = se.path, se.err.Type, se.err.Message
+	}
+	if status == ferry.StatusCancelled {
+		ce.Type, ce.Message = "Cancelled", "chain run cancelled"
+	}
+	for i := len(r.completed) - 1; i >= 0; i-- {
+		c := r.completed[i]
+		arg, err := r.combine(dctx, c.Path+".compensate/input", []Payload{c.Input, c.Output}, nil, []string{"input", "output"})
+		rep := ferry.CompensationReport{Step: c.Path, Function: c.Function,
+			InvocationID: ferry.StepInvocationID(r.in.ChainRunID, c.Path+".compensate"), Status: ferry.StatusCompleted}
+		if err == nil {
+			_, err = r.invoke(dctx, c.Function, c.Version, 0, 0, c.Path+".compensate", arg, true)
+		}
+		if errors.As(err, &se) {
+			rep.Status, rep.Error = ferry.StatusFailed, se.err
+		} else if err != nil {
+			rep.Status, rep.Error = ferry.StatusFailed, errorOf(err, "InfrastructureError")
+		}
+		ce.Compensations = append(ce.Compensations, rep)
+	}
+	out := ChainOutput{ChainRunID: r.in.ChainRunID, Status: status, Error: ce}
+	if err := r.finish(dctx, activities.FinishChainInput{ChainRunID: r.in.ChainRunID, Status: status,
+		Error: ce, Steps: r.progress}); err != nil {
+		return out, err
+	}
+	if status == ferry.StatusCancelled {
+		return out, temporal.NewCanceledError()
+	}
+	return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %s", ce.Type, ce.Message), ErrTypeStepFailed, nil, ce)
+}
+
+func (r *chainRun) finish(ctx workflow.Context, in activities.FinishChainInput) error {
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	return workflow.ExecuteLocalActivity(shortOpts(dctx), chainActs.FinishChain, in).Get(dctx, nil)
+}
+
+// shortOpts are the options of the chain's bookkeeping activities.
+func shortOpts(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumInterval: 30 * time.Second},
+	})
+}
+
+// errorOf describes an activity error as a function error.
+func errorOf(err error, typ string) *ferry.FunctionError {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		t := appErr.Type()
+		if t == "" {
+			t = typ
+		}
+		return &ferry.FunctionError{Type: t, Message: appErr.Message()}
+	}
+	return &ferry.FunctionError{Type: typ, Message: err.Error()}
+}
