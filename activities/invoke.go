@@ -163,6 +163,11 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 		stop := heartbeat(ctx)
 		defer stop()
 	}
+	limits := v.Limits.WithDefaults()
+	if in.TimeoutSeconds > 0 {
+		// A chain step may override the version's timeout.
+		limits.TimeoutSeconds = in.TimeoutSeconds
+	}
 	began := time.Now()
 	res, err := a.Executor.Execute(ctx, runtimes.Spec{
 		InvocationID: in.InvocationID.String(),
@@ -172,7 +177,7 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 		Handler:      v.Handler,
 		Checksum:     v.Checksum,
 		CodeDir:      codeDir,
-		Limits:       v.Limits.WithDefaults(),
+		Limits:       limits,
 		Env:          v.Env,
 		Event:        event,
 	})
@@ -180,7 +185,7 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 		log.Warn("execute failed", "err", err)
 		return RunOutput{}, err
 	}
-	out := outcome(res, v.Limits.WithDefaults())
+	out := outcome(res, limits)
 	if out.Status != ferry.StatusCompleted && int(info.Attempt) <= in.Retries {
 		log.Info("function failed, retrying", "status", out.Status)
 		return RunOutput{}, temporal.NewApplicationError(

@@ -16,7 +16,7 @@ const DrainTimeout = 30 * time.Second
 
 // New returns a worker polling taskQueue with every Ferry workflow and activity
 // registered once. Start it with Start and stop it with Stop (graceful drain).
-func New(c client.Client, taskQueue string, invocations *activities.Invocations) worker.Worker {
+func New(c client.Client, taskQueue string, invocations *activities.Invocations, chains *activities.Chains) worker.Worker {
 	w := worker.New(c, taskQueue, worker.Options{
 		// Cancellations reach a running activity through heartbeat replies;
 		// a short throttle makes cancel take about a second, not 30.
@@ -26,5 +26,8 @@ func New(c client.Client, taskQueue string, invocations *activities.Invocations)
 	})
 	workflows.Register(w)
 	w.RegisterActivity(invocations)
+	w.RegisterWorkflow(workflows.RunChain)
+	w.RegisterWorkflow(workflows.ScheduledRun)
+	w.RegisterActivity(chains)
 	return w
 }

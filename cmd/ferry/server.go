@@ -105,7 +105,8 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 			Observer: m,
 			Logger:   log,
 		}
-		a.worker = worker.New(a.temporal, cfg.TaskQueue, invocations)
+		chains := &activities.Chains{Store: a.db, Objects: a.objects, Invocations: invocations, Logger: log}
+		a.worker = worker.New(a.temporal, cfg.TaskQueue, invocations, chains)
 		if err = a.worker.Start(); err != nil {
 			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "start Temporal worker: %v", err)
 		}

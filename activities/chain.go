@@ -1,0 +1,359 @@
+package activities
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/storage/postgres"
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+)
+
+// Payload is a JSON value inside a chain: inline when small, otherwise a key
+// in the object store, so that large values never enter Temporal's history.
+// An empty payload is JSON null.
+type Payload struct {
+	Inline json.RawMessage `json:"inline,omitempty"`
+	Ref    string          `json:"ref,omitempty"`
+}
+
+// Size is the number of bytes the payload puts into Temporal's history.
+func (p Payload) Size() int { return len(p.Inline) + len(p.Ref) }
+
+// PayloadKey is the object key of a chain run's payload named name.
+func PayloadKey(chainRunID uuid.UUID, name string) string {
+	return "payloads/" + chainRunID.String() + "/" + name
+}
+
+// Error types of chain activities.
+const (
+	ErrTypeMapInput     = "MapInputNotArray"
+	ErrTypeStepNotFound = "FunctionNotFound"
+)
+
+// ChainStore is what the chain activities need from PostgreSQL.
+type ChainStore interface {
+	GetVersion(ctx context.Context, name string, version int) (ferry.Version, error)
+	GetInvocation(ctx context.Context, id uuid.UUID) (ferry.Invocation, error)
+	CreateInvocation(ctx context.Context, inv ferry.Invocation) (ferry.Invocation, bool, error)
+	StartChainRun(ctx context.Context, id uuid.UUID, runID string, at time.Time) error
+	FinishChainRun(ctx context.Context, id uuid.UUID, o postgres.ChainOutcome) (ferry.ChainRun, bool, error)
+}
+
+// Chains holds the chain activities. A function step reuses Invocations.Run,
+// so it is an ordinary invocation with its record, logs and metrics.
+type Chains struct {
+	Store       ChainStore
+	Objects     Objects
+	Invocations *Invocations
+	Logger      *slog.Logger
+}
+
+// BeginInput starts a chain run: the versions of its functions get pinned.
+type BeginInput struct {
+	ChainRunID uuid.UUID    `json:"chain_run_id"`
+	Steps      []ferry.Step `json:"steps"`
+}
+
+// BeginOutput holds the steps with every version, timeout and retry count filled in.
+type BeginOutput struct {
+	Steps []ferry.Step `json:"steps"`
+}
+
+// BeginChain pins versions (latest at this moment for unpinned steps) and marks the
+// run running. A missing function fails the chain without retries.
+func (a *Chains) BeginChain(ctx context.Context, in BeginInput) (BeginOutput, error) {
+	steps := make([]ferry.Step, len(in.Steps))
+	for i, s := range in.Steps {
+		p, err := a.pin(ctx, s, strconv.Itoa(i))
+		if err != nil {
+			return BeginOutput{}, err
+		}
+		steps[i] = p
+	}
+	info := activity.GetInfo(ctx)
+	if err := a.Store.StartChainRun(ctx, in.ChainRunID, info.WorkflowExecution.RunID, time.Now()); err != nil {
+		return BeginOutput{}, err
+	}
+	return BeginOutput{Steps: steps}, nil
+}
+
+func (a *Chains) pin(ctx context.Context, s ferry.Step, path string) (ferry.Step, error) {
+	switch s.Kind() {
+	case ferry.StepParallel:
+		branches := make([]ferry.Step, len(s.Parallel))
+		for i, b := range s.Parallel {
+			p, err := a.pin(ctx, b, fmt.Sprintf("%s.parallel[%d]", path, i))
+			if err != nil {
+				return s, err
+			}
+			branches[i] = p
+		}
+		s.Parallel = branches
+		return s, nil
+	case ferry.StepMap:
+		inner, err := a.pin(ctx, *s.Map, path+".map")
+		if err != nil {
+			return s, err
+		}
+		s.Map = &inner
+		if s.MaxConcurrency == 0 {
+			s.MaxConcurrency = ferry.DefaultMapParallel
+		}
+		return s, nil
+	}
+	v, err := a.version(ctx, s.Function, s.Version, path)
+	if err != nil {
+		return s, err
+	}
+	s.Version = v.Version
+	l := v.Limits.WithDefaults()
+	if s.TimeoutSeconds == 0 {
+		s.TimeoutSeconds = l.TimeoutSeconds
+	}
+	if s.Retries == 0 {
+		s.Retries = l.Retries
+	}
+	if s.Compensate != "" {
+		cv, err := a.version(ctx, s.Compensate, s.CompensateVersion, path+".compensate")
+		if err != nil {
+			return s, err
+		}
+		s.CompensateVersion = cv.Version
+	}
+	return s, nil
+}
+
+func (a *Chains) version(ctx context.Context, name string, version int, path string) (ferry.Version, error) {
+	v, err := a.Store.GetVersion(ctx, name, version)
+	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+		return v, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("step %s: %s", path, ferry.ErrorMessage(err)), ErrTypeStepNotFound, nil)
+	}
+	return v, err
+}
+
+// StepInput runs one function step of a chain run.
+type StepInput struct {
+	ChainRunID     uuid.UUID `json:"chain_run_id"`
+	Path           string    `json:"path"`
+	Function       string    `json:"function"`
+	Version        int       `json:"version"`
+	Input          Payload   `json:"input"`
+	TimeoutSeconds int       `json:"timeout_seconds"`
+	Retries        int       `json:"retries"`
+}
+
+// StepOutput is the step's final invocation status and output.
+type StepOutput struct {
+	InvocationID uuid.UUID              `json:"invocation_id"`
+	Status       ferry.InvocationStatus `json:"status"`
+	Output       Payload                `json:"output"`
+	Error        *ferry.FunctionError   `json:"error,omitempty"`
+}
+
+// RunStep runs a function step as an ordinary invocation whose id is derived
+// from the chain run and the step's path. It is idempotent: when that
+// invocation has already finished (a replay after a crash re-runs local
+// activities whose results never reached history) it returns the stored
+// outcome without running the function again.
+func (a *Chains) RunStep(ctx context.Context, in StepInput) (StepOutput, error) {
+	id := ferry.StepInvocationID(in.ChainRunID, in.Path)
+	log := a.Logger.With("chain_run", in.ChainRunID, "step", in.Path, "invocation", id, "function", in.Function)
+	inv, err := a.Store.GetInvocation(ctx, id)
+	switch {
+	case err == nil && inv.Status.Final():
+		log.Info("chain step already finished, reusing its record", "status", inv.Status)
+		return a.stepOutput(ctx, in, inv)
+	case err == nil:
+		// Started before (a crash, or a retry): run it again under the same record.
+	case ferry.ErrorCode(err) == ferry.ENOTFOUND:
+		event, err := a.load(ctx, in.Input)
+		if err != nil {
+			return StepOutput{}, err
+		}
+		chainRunID := in.ChainRunID
+		inv, _, err = a.Store.CreateInvocation(ctx, ferry.Invocation{ID: id, Function: in.Function, Version: in.Version,
+			Status: ferry.StatusPending, Event: event, ChainRunID: &chainRunID, WorkflowID: activity.GetInfo(ctx).WorkflowExecution.ID,
+			CreatedAt: time.Now()})
+		if ferry.ErrorCode(err) == ferry.ECONFLICT {
+			// A concurrent attempt created it: read it back.
+			inv, err = a.Store.GetInvocation(ctx, id)
+		}
+		if err != nil {
+			return StepOutput{}, err
+		}
+	default:
+		return StepOutput{}, err
+	}
+	event := inv.Event
+	log.Info("chain step running", "attempt", activity.GetInfo(ctx).Attempt)
+	out, err := a.Invocations.Run(ctx, RunInput{InvocationID: id, Function: in.Function, Version: in.Version,
+		Event: event, AcceptedAt: inv.CreatedAt, TimeoutSeconds: in.TimeoutSeconds, Retries: in.Retries})
+	if err != nil {
+		return StepOutput{}, err
+	}
+	rec := out.Invocation
+	if out.ResultOmitted {
+		if rec, err = a.Store.GetInvocation(ctx, id); err != nil {
+			return StepOutput{}, err
+		}
+	}
+	return a.stepOutput(ctx, in, rec)
+}
+
+func (a *Chains) stepOutput(ctx context.Context, in StepInput, inv ferry.Invocation) (StepOutput, error) {
+	out := StepOutput{InvocationID: inv.ID, Status: inv.Status, Error: inv.Error}
+	if inv.Status != ferry.StatusCompleted {
+		return out, nil
+	}
+	p, err := a.store(ctx, PayloadKey(in.ChainRunID, in.Path+"/output"), inv.Result)
+	out.Output = p
+	return out, err
+}
+
+// store keeps data inline when small and puts it into the object store otherwise.
+func (a *Chains) store(ctx context.Context, key string, data json.RawMessage) (Payload, error) {
+	if len(data) <= InlineLimit {
+		return Payload{Inline: data}, nil
+	}
+	if err := a.Objects.Put(ctx, key, data); err != nil {
+		return Payload{}, err
+	}
+	return Payload{Ref: key}, nil
+}
+
+// load returns the JSON value of p (nil for null).
+func (a *Chains) load(ctx context.Context, p Payload) (json.RawMessage, error) {
+	if p.Ref == "" {
+		return p.Inline, nil
+	}
+	return a.Objects.Get(ctx, p.Ref)
+}
+
+// CombineInput builds one JSON value from payloads: an array of the elements of
+// the stored lists (see StoreList) followed by Parts, or an object when Keys
+// names each part.
+type CombineInput struct {
+	Key   string    `json:"key"` // object key for the result when it is large
+	Lists []string  `json:"lists,omitempty"`
+	Parts []Payload `json:"parts"`
+	Keys  []string  `json:"keys,omitempty"`
+}
+
+// CombinePayloads materializes a combined value that is too large to build in the workflow.
+func (a *Chains) CombinePayloads(ctx context.Context, in CombineInput) (Payload, error) {
+	var parts []Payload
+	for _, key := range in.Lists {
+		data, err := a.Objects.Get(ctx, key)
+		if err != nil {
+			return Payload{}, err
+		}
+		var list []Payload
+		if err := json.Unmarshal(data, &list); err != nil {
+			return Payload{}, fmt.Errorf("stored list %s: %w", key, err)
+		}
+		parts = append(parts, list...)
+	}
+	parts = append(parts, in.Parts...)
+	var buf bytes.Buffer
+	open, close := byte('['), byte(']')
+	if in.Keys != nil {
+		open, close = '{', '}'
+	}
+	buf.WriteByte(open)
+	for i, p := range parts {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		if in.Keys != nil {
+			k, _ := json.Marshal(in.Keys[i])
+			buf.Write(k)
+			buf.WriteByte(':')
+		}
+		v, err := a.load(ctx, p)
+		if err != nil {
+			return Payload{}, err
+		}
+		if len(v) == 0 {
+			v = json.RawMessage("null")
+		}
+		buf.Write(v)
+	}
+	buf.WriteByte(close)
+	return a.store(ctx, in.Key, buf.Bytes())
+}
+
+// SplitInput splits a stored JSON array into its elements.
+type SplitInput struct {
+	Key   string  `json:"key"` // prefix for elements too large to inline
+	Input Payload `json:"input"`
+}
+
+// SplitPayload returns the elements of a large array, each inline or by reference.
+func (a *Chains) SplitPayload(ctx context.Context, in SplitInput) ([]Payload, error) {
+	data, err := a.load(ctx, in.Input)
+	if err != nil {
+		return nil, err
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(data, &elems); err != nil {
+		return nil, temporal.NewNonRetryableApplicationError("the input of a map step must be a JSON array", ErrTypeMapInput, nil)
+	}
+	out := make([]Payload, len(elems))
+	for i, e := range elems {
+		if out[i], err = a.store(ctx, in.Key+"/"+strconv.Itoa(i), e); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// StoreListInput stores a list of payloads (map results carried across
+// continue-as-new by reference).
+type StoreListInput struct {
+	Key   string    `json:"key"`
+	Items []Payload `json:"items"`
+}
+
+// StorePayloadList writes the list and returns its key.
+func (a *Chains) StorePayloadList(ctx context.Context, in StoreListInput) (string, error) {
+	data, err := json.Marshal(in.Items)
+	if err != nil {
+		return "", err
+	}
+	return in.Key, a.Objects.Put(ctx, in.Key, data)
+}
+
+// FinishChainInput records the outcome of a chain run.
+type FinishChainInput struct {
+	ChainRunID uuid.UUID              `json:"chain_run_id"`
+	Status     ferry.InvocationStatus `json:"status"`
+	Output     Payload                `json:"output"`
+	Error      *ferry.ChainError      `json:"error,omitempty"`
+	Steps      []ferry.StepStatus     `json:"steps"`
+}
+
+// FinishChain records the chain run's outcome; the output is stored in full.
+func (a *Chains) FinishChain(ctx context.Context, in FinishChainInput) error {
+	var out json.RawMessage
+	if in.Status == ferry.StatusCompleted {
+		var err error
+		if out, err = a.load(ctx, in.Output); err != nil {
+			return err
+		}
+		if len(out) == 0 {
+			out = json.RawMessage("null")
+		}
+	}
+	_, _, err := a.Store.FinishChainRun(ctx, in.ChainRunID, postgres.ChainOutcome{Status: in.Status, Output: out,
+		Error: in.Error, Steps: in.Steps, FinishedAt: time.Now()})
+	return err
+}

@@ -1,0 +1,387 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ferry-faas/ferry"
+)
+
+func chainName(name string) string { return fmt.Sprintf("chain %q", name) }
+
+func chainRunName(id uuid.UUID) string { return "chain run " + id.String() }
+
+// definition is what chain_versions.definition holds.
+type definition struct {
+	Steps       []ferry.Step `json:"steps"`
+	Description string       `json:"description,omitempty"`
+}
+
+const chainColumns = `name, latest_version, created_at, updated_at`
+
+func scanChain(row pgx.Row) (ferry.Chain, error) {
+	var c ferry.Chain
+	err := row.Scan(&c.Name, &c.LatestVersion, &c.CreatedAt, &c.UpdatedAt)
+	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
+	return c, err
+}
+
+const chainVersionColumns = `chain, version, definition, created_at`
+
+func scanChainVersion(row pgx.Row) (ferry.ChainVersion, error) {
+	var v ferry.ChainVersion
+	var d definition
+	err := row.Scan(&v.Chain, &v.Version, &d, &v.CreatedAt)
+	v.Steps, v.Description = d.Steps, d.Description
+	v.CreatedAt = v.CreatedAt.UTC()
+	return v, err
+}
+
+// CreateChainVersion stores v as the next version of chain v.Chain, creating
+// the chain on its first version. It validates the steps.
+func (db *DB) CreateChainVersion(ctx context.Context, v ferry.ChainVersion) (ferry.ChainVersion, error) {
+	if v.Chain == "" {
+		return ferry.ChainVersion{}, ferry.Errorf(ferry.EINVALID, "chain name is required")
+	}
+	if err := ferry.ValidateSteps(v.Steps); err != nil {
+		return ferry.ChainVersion{}, err
+	}
+	what := chainName(v.Chain)
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, durableCommit); err != nil {
+			return err
+		}
+		err := tx.QueryRow(ctx, `
+			INSERT INTO chains (name, latest_version) VALUES ($1, 1)
+			ON CONFLICT (name) DO UPDATE SET latest_version = chains.latest_version + 1, updated_at = now()
+			RETURNING latest_version`, v.Chain).Scan(&v.Version)
+		if err != nil {
+			return err
+		}
+		created, err := scanChainVersion(tx.QueryRow(ctx, `
+			INSERT INTO chain_versions (chain, version, definition) VALUES ($1, $2, $3)
+			RETURNING `+chainVersionColumns, v.Chain, v.Version, definition{Steps: v.Steps, Description: v.Description}))
+		v = created
+		return err
+	})
+	if err != nil {
+		return ferry.ChainVersion{}, db.mapErr(err, what)
+	}
+	return v, nil
+}
+
+// GetChain returns the chain called name.
+func (db *DB) GetChain(ctx context.Context, name string) (ferry.Chain, error) {
+	c, err := scanChain(db.pool.QueryRow(ctx, `SELECT `+chainColumns+` FROM chains WHERE name = $1`, name))
+	if err != nil {
+		return ferry.Chain{}, db.mapErr(err, chainName(name))
+	}
+	return c, nil
+}
+
+// ListChains lists chains by name.
+func (db *DB) ListChains(ctx context.Context, p ferry.Page) ([]ferry.Chain, string, error) {
+	n, err := limit(p)
+	if err != nil {
+		return nil, "", err
+	}
+	var after functionKeyset
+	if _, err := decodeCursor(p.Cursor, &after); err != nil {
+		return nil, "", err
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+chainColumns+` FROM chains WHERE name > $1 ORDER BY name LIMIT $2`, after.Name, n+1)
+	if err != nil {
+		return nil, "", db.mapErr(err, "chains")
+	}
+	cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ferry.Chain, error) { return scanChain(r) })
+	if err != nil {
+		return nil, "", db.mapErr(err, "chains")
+	}
+	next := ""
+	if len(cs) > n {
+		cs = cs[:n]
+		next = encodeCursor(functionKeyset{Name: cs[n-1].Name})
+	}
+	return cs, next, nil
+}
+
+// GetChainVersion returns one version of a chain; version 0 means the latest.
+func (db *DB) GetChainVersion(ctx context.Context, name string, version int) (ferry.ChainVersion, error) {
+	if version < 0 {
+		return ferry.ChainVersion{}, ferry.Errorf(ferry.EINVALID, "version must be positive")
+	}
+	var v ferry.ChainVersion
+	var err error
+	if version == 0 {
+		v, err = scanChainVersion(db.pool.QueryRow(ctx, `SELECT `+chainVersionColumns+` FROM chain_versions
+			WHERE chain = $1 ORDER BY version DESC LIMIT 1`, name))
+		if err != nil {
+			return ferry.ChainVersion{}, db.mapErr(err, chainName(name))
+		}
+		return v, nil
+	}
+	v, err = scanChainVersion(db.pool.QueryRow(ctx, `SELECT `+chainVersionColumns+` FROM chain_versions
+		WHERE chain = $1 AND version = $2`, name, version))
+	if err == nil {
+		return v, nil
+	}
+	err = db.mapErr(err, fmt.Sprintf("chain %q version %d", name, version))
+	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+		if _, cerr := db.GetChain(ctx, name); cerr != nil {
+			return ferry.ChainVersion{}, cerr
+		}
+	}
+	return ferry.ChainVersion{}, err
+}
+
+// ListChainVersions lists a chain's versions, newest first.
+func (db *DB) ListChainVersions(ctx context.Context, name string, p ferry.Page) ([]ferry.ChainVersion, string, error) {
+	n, err := limit(p)
+	if err != nil {
+		return nil, "", err
+	}
+	var before versionKeyset
+	ok, err := decodeCursor(p.Cursor, &before)
+	if err != nil {
+		return nil, "", err
+	}
+	if !ok {
+		before.Version = 1<<31 - 1
+	}
+	if _, err := db.GetChain(ctx, name); err != nil {
+		return nil, "", err
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+chainVersionColumns+` FROM chain_versions
+		WHERE chain = $1 AND version < $2 ORDER BY version DESC LIMIT $3`, name, before.Version, n+1)
+	if err != nil {
+		return nil, "", db.mapErr(err, chainName(name))
+	}
+	vs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ferry.ChainVersion, error) { return scanChainVersion(r) })
+	if err != nil {
+		return nil, "", db.mapErr(err, chainName(name))
+	}
+	next := ""
+	if len(vs) > n {
+		vs = vs[:n]
+		next = encodeCursor(versionKeyset{Version: vs[n-1].Version})
+	}
+	return vs, next, nil
+}
+
+// DeleteChain deletes a chain and its versions. Its runs stay.
+func (db *DB) DeleteChain(ctx context.Context, name string) error {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM chains WHERE name = $1`, name)
+	if err != nil {
+		return db.mapErr(err, chainName(name))
+	}
+	if tag.RowsAffected() == 0 {
+		return notFound("%s not found", chainName(name))
+	}
+	return nil
+}
+
+const chainRunColumns = `id, chain, version, status, input, output, error, steps,
+	coalesce(idempotency_key, ''), workflow_id, run_id, created_at, started_at, finished_at`
+
+const chainRunListColumns = `id, chain, version, status, NULL::json, NULL::json, error, '[]'::jsonb,
+	coalesce(idempotency_key, ''), workflow_id, run_id, created_at, started_at, finished_at`
+
+func scanChainRun(row pgx.Row) (ferry.ChainRun, error) {
+	var r ferry.ChainRun
+	var status string
+	var input, output []byte
+	err := row.Scan(&r.ID, &r.Chain, &r.Version, &status, &input, &output, &r.Error, &r.Steps,
+		&r.IdempotencyKey, &r.WorkflowID, &r.RunID, &r.CreatedAt, &r.StartedAt, &r.FinishedAt)
+	r.Status = ferry.InvocationStatus(status)
+	if input != nil {
+		r.Input = json.RawMessage(input)
+	}
+	if output != nil {
+		r.Output = json.RawMessage(output)
+	}
+	if r.Steps == nil {
+		r.Steps = []ferry.StepStatus{}
+	}
+	r.CreatedAt = r.CreatedAt.UTC()
+	r.StartedAt = utcPtr(r.StartedAt)
+	r.FinishedAt = utcPtr(r.FinishedAt)
+	return r, err
+}
+
+// CreateChainRun records a new chain run (pending). With an idempotency key that
+// an existing run of the same chain has, it returns that run and created=false.
+func (db *DB) CreateChainRun(ctx context.Context, r ferry.ChainRun) (ferry.ChainRun, bool, error) {
+	if r.Chain == "" {
+		return ferry.ChainRun{}, false, ferry.Errorf(ferry.EINVALID, "chain name is required")
+	}
+	if r.Status == "" {
+		r.Status = ferry.StatusPending
+	}
+	if r.ID == uuid.Nil {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return ferry.ChainRun{}, false, ferry.Errorf(ferry.EINTERNAL, "generating a chain run id: %v", err)
+		}
+		r.ID = id
+	}
+	if r.WorkflowID == "" {
+		r.WorkflowID = r.ID.String()
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = time.Now()
+	}
+	if r.Steps == nil {
+		r.Steps = []ferry.StepStatus{}
+	}
+	what := chainRunName(r.ID)
+	for attempt := 0; attempt < 2; attempt++ {
+		created, err := scanChainRun(db.pool.QueryRow(ctx, `
+			INSERT INTO chain_runs (id, chain, version, status, input, steps, idempotency_key, workflow_id, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (chain, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+			RETURNING `+chainRunColumns,
+			r.ID, r.Chain, r.Version, string(r.Status), rawJSON(r.Input), r.Steps, nullString(r.IdempotencyKey),
+			r.WorkflowID, r.CreatedAt))
+		if err == nil {
+			return created, true, nil
+		}
+		if err != pgx.ErrNoRows || r.IdempotencyKey == "" {
+			return ferry.ChainRun{}, false, db.mapErr(err, what)
+		}
+		existing, err := scanChainRun(db.pool.QueryRow(ctx, `SELECT `+chainRunColumns+`
+			FROM chain_runs WHERE chain = $1 AND idempotency_key = $2`, r.Chain, r.IdempotencyKey))
+		if err == nil {
+			return existing, false, nil
+		}
+		if err != pgx.ErrNoRows {
+			return ferry.ChainRun{}, false, db.mapErr(err, what)
+		}
+	}
+	return ferry.ChainRun{}, false, ferry.Errorf(ferry.ECONFLICT,
+		"run of chain %q with idempotency key %q is being created concurrently", r.Chain, r.IdempotencyKey)
+}
+
+// GetChainRun returns one chain run.
+func (db *DB) GetChainRun(ctx context.Context, id uuid.UUID) (ferry.ChainRun, error) {
+	r, err := scanChainRun(db.pool.QueryRow(ctx, `SELECT `+chainRunColumns+` FROM chain_runs WHERE id = $1`, id))
+	if err != nil {
+		return ferry.ChainRun{}, db.mapErr(err, chainRunName(id))
+	}
+	return r, nil
+}
+
+// ChainRunFilter narrows ListChainRuns.
+type ChainRunFilter struct {
+	Chain  string
+	Status ferry.InvocationStatus
+}
+
+// ListChainRuns lists chain runs newest first, without input, output and steps.
+func (db *DB) ListChainRuns(ctx context.Context, f ChainRunFilter, p ferry.Page) ([]ferry.ChainRun, string, error) {
+	n, err := limit(p)
+	if err != nil {
+		return nil, "", err
+	}
+	if f.Status != "" && !f.Status.Valid() {
+		return nil, "", ferry.Errorf(ferry.EINVALID, "unknown status %q", f.Status)
+	}
+	var before invocationKeyset
+	ok, err := decodeCursor(p.Cursor, &before)
+	if err != nil {
+		return nil, "", err
+	}
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	if f.Chain != "" {
+		where = append(where, "chain = "+arg(f.Chain))
+	}
+	if f.Status != "" {
+		where = append(where, "status = "+arg(string(f.Status)))
+	}
+	if ok {
+		where = append(where, fmt.Sprintf("(created_at, id) < (%s, %s)", arg(before.CreatedAt), arg(before.ID)))
+	}
+	q := `SELECT ` + chainRunListColumns + ` FROM chain_runs`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY created_at DESC, id DESC LIMIT " + arg(n+1)
+	rows, err := db.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", db.mapErr(err, "chain runs")
+	}
+	runs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ferry.ChainRun, error) { return scanChainRun(r) })
+	if err != nil {
+		return nil, "", db.mapErr(err, "chain runs")
+	}
+	next := ""
+	if len(runs) > n {
+		runs = runs[:n]
+		last := runs[n-1]
+		next = encodeCursor(invocationKeyset{CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	return runs, next, nil
+}
+
+// StartChainRun moves a pending chain run to running; it is a no-op otherwise.
+func (db *DB) StartChainRun(ctx context.Context, id uuid.UUID, runID string, at time.Time) error {
+	if at.IsZero() {
+		at = time.Now()
+	}
+	_, err := db.pool.Exec(ctx, `UPDATE chain_runs SET status = 'running', run_id = $2, started_at = $3
+		WHERE id = $1 AND status = 'pending'`, id, runID, at)
+	if err != nil {
+		return db.mapErr(err, chainRunName(id))
+	}
+	return nil
+}
+
+// ChainOutcome is the final state of a chain run.
+type ChainOutcome struct {
+	Status     ferry.InvocationStatus
+	Output     json.RawMessage
+	Error      *ferry.ChainError
+	Steps      []ferry.StepStatus
+	FinishedAt time.Time
+}
+
+// FinishChainRun records the outcome of a chain run that is not final yet;
+// once final a run never changes (updated=false, the stored run).
+func (db *DB) FinishChainRun(ctx context.Context, id uuid.UUID, o ChainOutcome) (ferry.ChainRun, bool, error) {
+	if !o.Status.Final() || !o.Status.Valid() {
+		return ferry.ChainRun{}, false, ferry.Errorf(ferry.EINVALID, "%q is not a final status", o.Status)
+	}
+	if o.FinishedAt.IsZero() {
+		o.FinishedAt = time.Now()
+	}
+	if o.Steps == nil {
+		o.Steps = []ferry.StepStatus{}
+	}
+	errJSON, err := jsonOrNil(o.Error)
+	if err != nil {
+		return ferry.ChainRun{}, false, err
+	}
+	r, err := scanChainRun(db.pool.QueryRow(ctx, `
+		UPDATE chain_runs SET status = $2, output = $3, error = $4, steps = $5, finished_at = $6,
+			started_at = coalesce(started_at, $6)
+		WHERE id = $1 AND status IN ('pending', 'running')
+		RETURNING `+chainRunColumns, id, string(o.Status), rawJSON(o.Output), errJSON, o.Steps, o.FinishedAt))
+	if err == nil {
+		return r, true, nil
+	}
+	if err != pgx.ErrNoRows {
+		return ferry.ChainRun{}, false, db.mapErr(err, chainRunName(id))
+	}
+	r, err = db.GetChainRun(ctx, id)
+	return r, false, err
+}
