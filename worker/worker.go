@@ -26,8 +26,6 @@ func New(c client.Client, taskQueue string, invocations *activities.Invocations,
 	})
 	workflows.Register(w)
 	w.RegisterActivity(invocations)
-	w.RegisterWorkflow(workflows.RunChain)
-	w.RegisterWorkflow(workflows.ScheduledRun)
 	w.RegisterActivity(chains)
 	return w
 }

@@ -12,4 +12,6 @@ type Registry interface {
 // test share it so that neither forgets one.
 func Register(r Registry) {
 	r.RegisterWorkflow(InvokeFunction)
+	r.RegisterWorkflow(RunChain)
+	r.RegisterWorkflow(ScheduledRun)
 }
