@@ -44,12 +44,12 @@ type ChainInput struct {
 // ChainResume is the state a chain run carries across continue-as-new. Map
 // results done so far travel by reference (MapLists).
 type ChainResume struct {
-	Next      int                `json:"next"`       // top-level step to run
-	Current   Payload            `json:"current"`    // its input
-	MapDone   int                `json:"map_done"`   // elements of a map step Next already done
-	MapLists  []string           `json:"map_lists"`  // stored results of those elements, in order
-	Completed []Completed        `json:"completed"`  // compensable steps that completed, in order
-	Progress  []ferry.StepStatus `json:"progress"`   // per-step progress so far
+	Next      int                `json:"next"`      // top-level step to run
+	Current   Payload            `json:"current"`   // its input
+	MapDone   int                `json:"map_done"`  // elements of a map step Next already done
+	MapLists  []string           `json:"map_lists"` // stored results of those elements, in order
+	Completed []Completed        `json:"completed"` // compensable steps that completed, in order
+	Progress  []ferry.StepStatus `json:"progress"`  // per-step progress so far
 	Continued int                `json:"continued"` // continue-as-new count
 }
 
@@ -82,7 +82,9 @@ type stepError struct {
 	err  *ferry.FunctionError
 }
 
-func (e *stepError) Error() string { return fmt.Sprintf("step %s: %s: %s", e.path, e.err.Type, e.err.Message) }
+func (e *stepError) Error() string {
+	return fmt.Sprintf("step %s: %s: %s", e.path, e.err.Type, e.err.Message)
+}
 
 // chainActs names the chain activities (registered with a nil receiver).
 var chainActs *activities.Chains

@@ -1,0 +1,363 @@
+package workflows
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/activities"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+)
+
+// fakeSteps plays the step activities: "inc" adds one to a number, "echo"
+// returns its input, "fail" fails, "flaky" fails its first attempt with an
+// infrastructure error; "undo-*" compensations record their order.
+type fakeSteps struct {
+	mu        sync.Mutex
+	calls     map[string]int // path → RunStep calls
+	undone    []string       // compensation paths in the order they ran
+	running   int
+	maxRun    int
+	attempts  map[string]int
+	finished  activities.FinishChainInput
+	finishCnt int
+}
+
+func newFakeSteps() *fakeSteps {
+	return &fakeSteps{calls: map[string]int{}, attempts: map[string]int{}}
+}
+
+func (f *fakeSteps) register(env *testsuite.TestWorkflowEnvironment) {
+	env.OnActivity("BeginChain", mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.BeginInput) (activities.BeginOutput, error) {
+			return activities.BeginOutput{Steps: pinAll(in.Steps)}, nil
+		}).Maybe()
+	env.OnActivity("RunStep", mock.Anything, mock.Anything).Return(f.run).Maybe()
+	env.OnActivity("FinishChain", mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.FinishChainInput) error {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.finished = in
+			f.finishCnt++
+			return nil
+		}).Maybe()
+	env.OnActivity("StorePayloadList", mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.StoreListInput) (string, error) { return in.Key, nil }).Maybe()
+}
+
+func pinAll(steps []ferry.Step) []ferry.Step {
+	out := make([]ferry.Step, len(steps))
+	for i, s := range steps {
+		switch s.Kind() {
+		case ferry.StepParallel:
+			s.Parallel = pinAll(s.Parallel)
+		case ferry.StepMap:
+			inner := pinAll([]ferry.Step{*s.Map})[0]
+			s.Map = &inner
+		default:
+			if s.Version == 0 {
+				s.Version = 7
+			}
+			if s.TimeoutSeconds == 0 {
+				s.TimeoutSeconds = 5
+			}
+		}
+		out[i] = s
+	}
+	return out
+}
+
+func (f *fakeSteps) run(_ context.Context, in activities.StepInput) (activities.StepOutput, error) {
+	f.mu.Lock()
+	f.calls[in.Path]++
+	f.attempts[in.Path]++
+	attempt := f.attempts[in.Path]
+	f.running++
+	f.maxRun = max(f.maxRun, f.running)
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.running--
+		f.mu.Unlock()
+	}()
+	out := activities.StepOutput{InvocationID: ferry.StepInvocationID(in.ChainRunID, in.Path), Status: ferry.StatusCompleted}
+	switch in.Function {
+	case "inc":
+		var n int
+		_ = json.Unmarshal(in.Input.Inline, &n)
+		out.Output.Inline = json.RawMessage(strconv.Itoa(n + 1))
+	case "echo":
+		out.Output = in.Input
+	case "fail":
+		out.Status = ferry.StatusFailed
+		out.Error = &ferry.FunctionError{Type: "ValueError", Message: "boom at " + in.Path}
+	case "flaky":
+		if attempt == 1 {
+			return activities.StepOutput{}, errors.New("docker hiccup")
+		}
+		out.Output = in.Input
+	default: // compensations
+		f.mu.Lock()
+		f.undone = append(f.undone, in.Path)
+		f.mu.Unlock()
+		out.Output.Inline = json.RawMessage(`"undone"`)
+	}
+	return out, nil
+}
+
+func chainEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *fakeSteps) {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	Register(env)
+	env.RegisterActivity(&activities.Chains{})
+	f := newFakeSteps()
+	f.register(env)
+	return env, f
+}
+
+func fn(name string) ferry.Step { return ferry.Step{Function: name} }
+
+func runChain(t *testing.T, env *testsuite.TestWorkflowEnvironment, input string, steps ...ferry.Step) (ChainOutput, error) {
+	t.Helper()
+	env.ExecuteWorkflow(RunChain, ChainInput{ChainRunID: uuid.New(), Chain: "c", Version: 1, Steps: steps,
+		Input: Payload{Inline: json.RawMessage(input)}})
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("workflow did not complete")
+	}
+	var out ChainOutput
+	if err := env.GetWorkflowError(); err != nil {
+		return out, err
+	}
+	return out, env.GetWorkflowResult(&out)
+}
+
+func TestChainSequencePassesOutputs(t *testing.T) {
+	env, f := chainEnv(t)
+	out, err := runChain(t, env, `1`, fn("inc"), fn("inc"), fn("inc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out.Output.Inline) != "4" || out.Status != ferry.StatusCompleted {
+		t.Fatalf("output %s status %s", out.Output.Inline, out.Status)
+	}
+	if f.finished.Status != ferry.StatusCompleted || len(f.finished.Steps) != 3 || f.finishCnt != 1 {
+		t.Fatalf("finish %+v", f.finished)
+	}
+	for i, s := range f.finished.Steps {
+		if s.Path != strconv.Itoa(i) || s.Status != ferry.StatusCompleted || s.Version != 7 {
+			t.Fatalf("step %d: %+v", i, s)
+		}
+	}
+}
+
+func TestChainParallelKeepsBranchOrder(t *testing.T) {
+	env, _ := chainEnv(t)
+	out, err := runChain(t, env, `1`, ferry.Step{Parallel: []ferry.Step{fn("inc"), fn("echo"),
+		{Parallel: []ferry.Step{fn("inc"), fn("echo")}}}}, fn("echo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out.Output.Inline) != `[2,1,[2,1]]` {
+		t.Fatalf("output %s", out.Output.Inline)
+	}
+}
+
+func TestChainMapRespectsMaxConcurrency(t *testing.T) {
+	env, f := chainEnv(t)
+	var in []int
+	for i := range 40 {
+		in = append(in, i)
+	}
+	b, _ := json.Marshal(in)
+	out, err := runChain(t, env, string(b), ferry.Step{Map: &ferry.Step{Function: "inc"}, MaxConcurrency: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	if err := json.Unmarshal(out.Output.Inline, &got); err != nil || len(got) != 40 {
+		t.Fatalf("output %s", out.Output.Inline)
+	}
+	for i, v := range got {
+		if v != i+1 {
+			t.Fatalf("element %d = %d", i, v)
+		}
+	}
+	if f.maxRun > 3 {
+		t.Fatalf("%d map elements ran at once, max_concurrency is 3", f.maxRun)
+	}
+	if f.calls["0.map[39]"] != 1 {
+		t.Fatalf("calls %v", f.calls)
+	}
+}
+
+func TestChainMapNeedsArray(t *testing.T) {
+	env, f := chainEnv(t)
+	_, err := runChain(t, env, `{"not":"array"}`, ferry.Step{Map: &ferry.Step{Function: "inc"}})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != ErrTypeStepFailed {
+		t.Fatalf("want StepFailed, got %v", err)
+	}
+	if f.finished.Status != ferry.StatusFailed || f.finished.Error.Type != activities.ErrTypeMapInput {
+		t.Fatalf("finish %+v", f.finished.Error)
+	}
+}
+
+func TestChainRetriesInfrastructureErrors(t *testing.T) {
+	env, f := chainEnv(t)
+	out, err := runChain(t, env, `"x"`, fn("flaky"), fn("echo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out.Output.Inline) != `"x"` || f.attempts["0"] != 2 {
+		t.Fatalf("output %s attempts %v", out.Output.Inline, f.attempts)
+	}
+}
+
+func TestChainOnErrorContinue(t *testing.T) {
+	env, f := chainEnv(t)
+	out, err := runChain(t, env, `1`, ferry.Step{Function: "fail", OnError: ferry.OnErrorContinue}, fn("echo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Error ferry.FunctionError `json:"error"`
+		Step  string              `json:"step"`
+	}
+	if err := json.Unmarshal(out.Output.Inline, &got); err != nil || got.Error.Type != "ValueError" || got.Step != "0" {
+		t.Fatalf("output %s", out.Output.Inline)
+	}
+	if f.finished.Steps[0].Status != ferry.StatusFailed || f.finished.Status != ferry.StatusCompleted {
+		t.Fatalf("finish %+v", f.finished)
+	}
+}
+
+func TestChainCompensatesInReverseOrder(t *testing.T) {
+	env, f := chainEnv(t)
+	_, err := runChain(t, env, `1`,
+		ferry.Step{Function: "inc", Compensate: "undo-a"},
+		ferry.Step{Parallel: []ferry.Step{{Function: "inc", Compensate: "undo-b"}}},
+		ferry.Step{Function: "inc"}, // no compensation
+		ferry.Step{Function: "inc", Compensate: "undo-d"},
+		fn("fail"),
+		ferry.Step{Function: "inc", Compensate: "undo-never"})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != ErrTypeStepFailed {
+		t.Fatalf("want StepFailed, got %v", err)
+	}
+	want := []string{"3.compensate", "1.parallel[0].compensate", "0.compensate"}
+	if fmt.Sprint(f.undone) != fmt.Sprint(want) {
+		t.Fatalf("compensations ran %v, want %v", f.undone, want)
+	}
+	ce := f.finished.Error
+	if f.finished.Status != ferry.StatusFailed || ce == nil || ce.Step != "4" || ce.Type != "ValueError" {
+		t.Fatalf("finish %+v", f.finished)
+	}
+	if len(ce.Compensations) != 3 || ce.Compensations[0].Step != "3" || ce.Compensations[0].Function != "undo-d" ||
+		ce.Compensations[2].Status != ferry.StatusCompleted {
+		t.Fatalf("report %+v", ce.Compensations)
+	}
+	if f.calls["5"] != 0 {
+		t.Fatal("a step after the failure ran")
+	}
+	var details ferry.ChainError
+	if err := appErr.Details(&details); err != nil || len(details.Compensations) != 3 {
+		t.Fatalf("error details %+v %v", details, err)
+	}
+}
+
+func TestChainProgressQuery(t *testing.T) {
+	env, _ := chainEnv(t)
+	if _, err := runChain(t, env, `1`, fn("inc"), fn("inc")); err != nil {
+		t.Fatal(err)
+	}
+	v, err := env.QueryWorkflow(ProgressQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p ChainProgress
+	if err := v.Get(&p); err != nil || len(p.Steps) != 2 || p.Steps[1].Status != ferry.StatusCompleted ||
+		p.Steps[1].InvocationID != ferry.StepInvocationID(p.ChainRunID, "1") {
+		t.Fatalf("progress %+v %v", p, err)
+	}
+}
+
+func TestChainLargeMapContinuesAsNew(t *testing.T) {
+	env, f := chainEnv(t)
+	n := MapBatch + 20
+	in := make([]int, n)
+	b, _ := json.Marshal(in)
+	id := uuid.New()
+	steps := []ferry.Step{fn("inc"), {Map: &ferry.Step{Function: "inc"}, MaxConcurrency: 50}}
+	// The first step outputs 1 (inc of the number 0), so feed the map directly.
+	env.ExecuteWorkflow(RunChain, ChainInput{ChainRunID: id, Steps: steps[1:], Input: Payload{Inline: b}})
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("want continue-as-new, got %v", err)
+	}
+	if f.calls[fmt.Sprintf("0.map[%d]", MapBatch-1)] != 1 || f.calls[fmt.Sprintf("0.map[%d]", MapBatch)] != 0 {
+		t.Fatal("the first run should do exactly one batch")
+	}
+	var next ChainInput
+	if err := converterDecode(can, &next); err != nil {
+		t.Fatal(err)
+	}
+	r := next.Resume
+	if r == nil || r.Next != 0 || r.MapDone != MapBatch || len(r.MapLists) != 1 || r.Continued != 1 || len(r.Progress) != MapBatch {
+		t.Fatalf("resume %+v", r)
+	}
+
+	// The continued run does the rest and combines the stored results.
+	env2, f2 := chainEnv(t)
+	var combined activities.CombineInput
+	env2.OnActivity("CombinePayloads", mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CombineInput) (Payload, error) {
+			combined = in
+			return Payload{Ref: in.Key}, nil
+		})
+	env2.ExecuteWorkflow(RunChain, next)
+	if err := env2.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if len(f2.calls) != 20 || f2.calls[fmt.Sprintf("0.map[%d]", n-1)] != 1 || f2.calls["0.map[0]"] != 0 {
+		t.Fatalf("continued run calls %d", len(f2.calls))
+	}
+	if len(combined.Lists) != 1 || len(combined.Parts) != 20 {
+		t.Fatalf("combine %d lists %d parts", len(combined.Lists), len(combined.Parts))
+	}
+	if f2.finished.Status != ferry.StatusCompleted || len(f2.finished.Steps) != n {
+		t.Fatalf("finish %s with %d steps", f2.finished.Status, len(f2.finished.Steps))
+	}
+}
+
+func TestChainBeginFailureFailsRun(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	Register(env)
+	env.RegisterActivity(&activities.Chains{})
+	env.OnActivity("BeginChain", mock.Anything, mock.Anything).Return(activities.BeginOutput{},
+		temporal.NewNonRetryableApplicationError("step 0: function \"nope\" not found", activities.ErrTypeStepNotFound, nil))
+	var finished activities.FinishChainInput
+	env.OnActivity("FinishChain", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FinishChainInput) error {
+		finished = in
+		return nil
+	})
+	env.ExecuteWorkflow(RunChain, ChainInput{ChainRunID: uuid.New(), Steps: []ferry.Step{fn("nope")}})
+	if env.GetWorkflowError() == nil || finished.Status != ferry.StatusFailed || finished.Error.Type != activities.ErrTypeStepNotFound {
+		t.Fatalf("finish %+v", finished.Error)
+	}
+}
+
+func converterDecode(can *workflow.ContinueAsNewError, v any) error {
+	return converter.GetDefaultDataConverter().FromPayloads(can.Input, v)
+}
