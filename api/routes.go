@@ -41,6 +41,9 @@ func (s *server) routes(e *echo.Echo) {
 	e.POST("/v1/invocations/:id/cancel", s.cancelInvocation, auth, body)
 	e.POST("/v1/invocations/:id/retry", s.retryInvocation, auth, body)
 
+	s.chainRoutes(e, auth, body)
+	s.scheduleRoutes(e, auth, body)
+
 	e.POST("/v1/keys", s.createKey, auth, s.requireAdmin, body)
 	e.GET("/v1/keys", s.listKeys, auth, s.requireAdmin)
 	e.DELETE("/v1/keys/:id", s.revokeKey, auth, s.requireAdmin)

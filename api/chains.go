@@ -1,0 +1,542 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/activities"
+	"github.com/ferry-faas/ferry/storage/postgres"
+	"github.com/ferry-faas/ferry/workflows"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+)
+
+// ChainStore is the part of the store the chain routes use (*postgres.DB). It
+// is a separate interface so that tests of the function routes need not fake it.
+type ChainStore interface {
+	CreateChainVersion(ctx context.Context, v ferry.ChainVersion) (ferry.ChainVersion, error)
+	GetChain(ctx context.Context, name string) (ferry.Chain, error)
+	ListChains(ctx context.Context, p ferry.Page) ([]ferry.Chain, string, error)
+	GetChainVersion(ctx context.Context, name string, version int) (ferry.ChainVersion, error)
+	ListChainVersions(ctx context.Context, name string, p ferry.Page) ([]ferry.ChainVersion, string, error)
+	DeleteChain(ctx context.Context, name string) error
+	CreateChainRun(ctx context.Context, r ferry.ChainRun) (ferry.ChainRun, bool, error)
+	GetChainRun(ctx context.Context, id uuid.UUID) (ferry.ChainRun, error)
+	ListChainRuns(ctx context.Context, f postgres.ChainRunFilter, p ferry.Page) ([]ferry.ChainRun, string, error)
+	FinishChainRun(ctx context.Context, id uuid.UUID, o postgres.ChainOutcome) (ferry.ChainRun, bool, error)
+}
+
+var _ ChainStore = (*postgres.DB)(nil)
+
+// querier is the Temporal client's query call (client.Client has it).
+type querier interface {
+	QueryWorkflow(ctx context.Context, workflowID, runID, queryType string, args ...any) (converter.EncodedValue, error)
+}
+
+const chainWorkflowType = "RunChain"
+
+func (s *server) chainStore() (ChainStore, error) {
+	cs, ok := s.Store.(ChainStore)
+	if !ok {
+		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "chains are unavailable: the store cannot keep them")
+	}
+	return cs, nil
+}
+
+// stepFunctions lists the distinct functions (and compensations) of steps.
+func stepFunctions(steps []ferry.Step) []string {
+	seen := map[string]bool{}
+	var out []string
+	var walk func([]ferry.Step)
+	walk = func(ss []ferry.Step) {
+		for _, st := range ss {
+			for _, f := range []string{st.Function, st.Compensate} {
+				if f != "" && !seen[f] {
+					seen[f] = true
+					out = append(out, f)
+				}
+			}
+			walk(st.Parallel)
+			if st.Map != nil {
+				walk([]ferry.Step{*st.Map})
+			}
+		}
+	}
+	walk(steps)
+	return out
+}
+
+// requireChain checks perm on every function a chain runs: a chain gives no
+// more access than its functions do.
+func (s *server) requireChain(c echo.Context, steps []ferry.Step, perm ferry.Permission) error {
+	for _, f := range stepFunctions(steps) {
+		if err := s.require(c, f, perm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type chainRequest struct {
+	Name        string       `json:"name"`
+	Steps       []ferry.Step `json:"steps"`
+	Description string       `json:"description"`
+}
+
+func (s *server) deployChain(c echo.Context) error {
+	cs, err := s.chainStore()
+	if err != nil {
+		return err
+	}
+	var req chainRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := validateName(req.Name); err != nil {
+		return err
+	}
+	if len(req.Description) > maxDescription {
+		return ferry.Errorf(ferry.EINVALID, "description: at most %d bytes", maxDescription)
+	}
+	if err := ferry.ValidateSteps(req.Steps); err != nil {
+		return err
+	}
+	p := principalOf(c)
+	if p.Key.Role != ferry.RoleAdmin && p.Key.Role != ferry.RoleDeveloper {
+		return forbidden(p, "deploying chains needs a developer or admin key")
+	}
+	if err := s.requireChain(c, req.Steps, ferry.PermExecute); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if err := s.checkStepFunctions(ctx, req.Steps, "steps"); err != nil {
+		return err
+	}
+	v, err := cs.CreateChainVersion(ctx, ferry.ChainVersion{Chain: req.Name, Steps: req.Steps, Description: req.Description})
+	if err != nil {
+		return err
+	}
+	s.Logger.Info("chain deployed", "chain", v.Chain, "version", v.Version, "request_id", requestIDOf(c))
+	c.Response().Header().Set(echo.HeaderLocation, "/v1/chains/"+v.Chain)
+	return c.JSON(http.StatusCreated, v)
+}
+
+// checkStepFunctions makes sure every named function (and pinned version) exists,
+// naming the offending step.
+func (s *server) checkStepFunctions(ctx context.Context, steps []ferry.Step, prefix string) error {
+	for i, st := range steps {
+		path := fmt.Sprintf("%s[%d]", prefix, i)
+		if st.Function != "" {
+			if _, err := s.Store.GetVersion(ctx, st.Function, st.Version); err != nil {
+				if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+					return ferry.Errorf(ferry.EINVALID, "%s.function: %s", path, ferry.ErrorMessage(err))
+				}
+				return err
+			}
+		}
+		if st.Compensate != "" {
+			if _, err := s.Store.GetVersion(ctx, st.Compensate, st.CompensateVersion); err != nil {
+				if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+					return ferry.Errorf(ferry.EINVALID, "%s.compensate: %s", path, ferry.ErrorMessage(err))
+				}
+				return err
+			}
+		}
+		if err := s.checkStepFunctions(ctx, st.Parallel, path+".parallel"); err != nil {
+			return err
+		}
+		if st.Map != nil {
+			if err := s.checkStepFunctions(ctx, []ferry.Step{*st.Map}, path+".map"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func versionParam(c echo.Context) (int, error) {
+	q := c.QueryParam("version")
+	if q == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(q)
+	if err != nil || n < 1 {
+		return 0, ferry.Errorf(ferry.EINVALID, "version: must be a positive integer")
+	}
+	return n, nil
+}
+
+// chainVersionFor loads the chain version named by :name and ?version and
+// checks perm on its functions.
+func (s *server) chainVersionFor(c echo.Context, perm ferry.Permission) (ChainStore, ferry.ChainVersion, error) {
+	cs, err := s.chainStore()
+	if err != nil {
+		return nil, ferry.ChainVersion{}, err
+	}
+	version, err := versionParam(c)
+	if err != nil {
+		return nil, ferry.ChainVersion{}, err
+	}
+	v, err := cs.GetChainVersion(c.Request().Context(), c.Param("name"), version)
+	if err != nil {
+		return nil, ferry.ChainVersion{}, err
+	}
+	return cs, v, s.requireChain(c, v.Steps, perm)
+}
+
+func (s *server) listChains(c echo.Context) error {
+	cs, err := s.chainStore()
+	if err != nil {
+		return err
+	}
+	if err := s.require(c, "*", ferry.PermRead); err != nil {
+		return err
+	}
+	p, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	chains, next, err := cs.ListChains(c.Request().Context(), p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, listResponse("chains", chains, next))
+}
+
+func (s *server) getChain(c echo.Context) error {
+	_, v, err := s.chainVersionFor(c, ferry.PermRead)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+func (s *server) listChainVersions(c echo.Context) error {
+	cs, v, err := s.chainVersionFor(c, ferry.PermRead)
+	if err != nil {
+		return err
+	}
+	p, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	vs, next, err := cs.ListChainVersions(c.Request().Context(), v.Chain, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, listResponse("versions", vs, next))
+}
+
+func (s *server) deleteChain(c echo.Context) error {
+	cs, v, err := s.chainVersionFor(c, ferry.PermWrite)
+	if err != nil {
+		return err
+	}
+	if err := cs.DeleteChain(c.Request().Context(), v.Chain); err != nil {
+		return err
+	}
+	s.Logger.Info("chain deleted", "chain", v.Chain, "request_id", requestIDOf(c))
+	return c.NoContent(http.StatusNoContent)
+}
+
+// --- runs ---
+
+func (s *server) invokeChain(c echo.Context) error {
+	cs, v, err := s.chainVersionFor(c, ferry.PermExecute)
+	if err != nil {
+		return err
+	}
+	async, err := wantsAsync(c)
+	if err != nil {
+		return err
+	}
+	idemKey := c.Request().Header.Get(headerIdempotency)
+	if len(idemKey) > maxIdempotencyKey {
+		return ferry.Errorf(ferry.EINVALID, "Idempotency-Key: must be at most %d characters", maxIdempotencyKey)
+	}
+	input, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(input))) == 0 {
+		input = nil
+	} else if !json.Valid(input) {
+		return ferry.Errorf(ferry.EINVALID, "body: the input must be valid JSON")
+	}
+	if s.Temporal == nil {
+		return ferry.Errorf(ferry.EUNAVAILABLE, "chain runs are unavailable: no Temporal client")
+	}
+	ctx := c.Request().Context()
+	id, err := uuid.NewV7()
+	if err != nil {
+		return ferry.Errorf(ferry.EINTERNAL, "generating a chain run id: %v", err)
+	}
+	run, created, err := cs.CreateChainRun(ctx, ferry.ChainRun{ID: id, Chain: v.Chain, Version: v.Version,
+		Status: ferry.StatusPending, Input: input, IdempotencyKey: idemKey, WorkflowID: id.String(), CreatedAt: time.Now()})
+	if err != nil {
+		return err
+	}
+	if !created && run.Version != v.Version {
+		if v, err = cs.GetChainVersion(ctx, run.Chain, run.Version); err != nil {
+			return err
+		}
+	}
+	if created || !run.Status.Final() {
+		if err := s.startChain(ctx, run, v); err != nil {
+			if created && idemKey == "" {
+				s.abandonChain(cs, run, err)
+			}
+			return err
+		}
+	}
+	if async {
+		return s.acceptedRun(c, run)
+	}
+	r, err := s.waitChain(ctx, cs, run)
+	return s.respondRun(c, r, err)
+}
+
+// ChainStartOptions are the options of a RunChain start over the API.
+func ChainStartOptions(taskQueue string, run ferry.ChainRun) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                       run.WorkflowID,
+		TaskQueue:                taskQueue,
+		EnableEagerStart:         true,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		Memo:                     map[string]any{"chain": run.Chain, "version": run.Version},
+	}
+}
+
+func (s *server) startChain(ctx context.Context, run ferry.ChainRun, v ferry.ChainVersion) error {
+	in := workflows.ChainInput{ChainRunID: run.ID, Chain: v.Chain, Version: v.Version, Steps: v.Steps,
+		Input: workflows.Payload{Inline: run.Input}}
+	if len(run.Input) > MaxInlineEvent {
+		key := activities.PayloadKey(run.ID, "input")
+		if err := s.Code.Put(ctx, key, run.Input); err != nil {
+			return err
+		}
+		in.Input = workflows.Payload{Ref: key}
+	}
+	_, err := s.Temporal.ExecuteWorkflow(ctx, ChainStartOptions(s.TaskQueue, run), chainWorkflowType, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if err == nil || errors.As(err, &started) {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ferry.Errorf(ferry.EUNAVAILABLE, "request cancelled while starting the chain run")
+	}
+	s.Logger.Error("starting chain workflow", "chain_run", run.ID, "chain", run.Chain, "err", err)
+	return ferry.Errorf(ferry.EUNAVAILABLE, "could not start the chain run: Temporal is unavailable")
+}
+
+func (s *server) abandonChain(cs ChainStore, run ferry.ChainRun, cause error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _, err := cs.FinishChainRun(ctx, run.ID, postgres.ChainOutcome{Status: ferry.StatusFailed,
+		Error: &ferry.ChainError{Type: "StartError", Message: ferry.ErrorMessage(cause)}})
+	if err != nil {
+		s.Logger.Warn("recording a chain run that could not start", "chain_run", run.ID, "err", err)
+	}
+}
+
+// waitChain waits for the run's workflow, then reads the final record.
+func (s *server) waitChain(ctx context.Context, cs ChainStore, run ferry.ChainRun) (ferry.ChainRun, error) {
+	if run.Status.Final() {
+		return run, nil
+	}
+	err := s.Temporal.GetWorkflow(ctx, run.WorkflowID, "").Get(ctx, nil)
+	if ctx.Err() != nil {
+		return ferry.ChainRun{}, ferry.Errorf(ferry.EUNAVAILABLE, "request cancelled while waiting for chain run %s", run.ID)
+	}
+	rec, gerr := cs.GetChainRun(ctx, run.ID)
+	if gerr != nil {
+		return ferry.ChainRun{}, gerr
+	}
+	if !rec.Status.Final() && err != nil {
+		s.Logger.Warn("waiting for chain run", "chain_run", run.ID, "err", err)
+	}
+	return rec, nil
+}
+
+// stepView is a step's status with a link to its invocation.
+type stepView struct {
+	ferry.StepStatus
+	Invocation string `json:"invocation"`
+}
+
+// runView is a chain run as the API shows it.
+type runView struct {
+	ferry.ChainRun
+	Steps []stepView `json:"steps"`
+}
+
+func viewOf(r ferry.ChainRun) runView {
+	v := runView{ChainRun: r, Steps: make([]stepView, len(r.Steps))}
+	for i, st := range r.Steps {
+		v.Steps[i] = stepView{StepStatus: st, Invocation: "/v1/invocations/" + st.InvocationID.String()}
+	}
+	return v
+}
+
+func (s *server) respondRun(c echo.Context, r ferry.ChainRun, err error) error {
+	if err != nil {
+		return err
+	}
+	if !r.Status.Final() {
+		return s.acceptedRun(c, r)
+	}
+	if r.Status != ferry.StatusCompleted {
+		c.Response().Header().Set(headerFunctionError, "true")
+	}
+	c.Response().Header().Set("Ferry-Chain-Run-Id", r.ID.String())
+	return c.JSON(http.StatusOK, viewOf(r))
+}
+
+func (s *server) acceptedRun(c echo.Context, r ferry.ChainRun) error {
+	h := c.Response().Header()
+	h.Set(echo.HeaderLocation, "/v1/chain-runs/"+r.ID.String())
+	h.Set("Ferry-Chain-Run-Id", r.ID.String())
+	return c.JSON(http.StatusAccepted, viewOf(r))
+}
+
+func (s *server) listChainRuns(c echo.Context) error {
+	cs, v, err := s.chainVersionFor(c, ferry.PermRead)
+	if err != nil {
+		return err
+	}
+	p, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	f := postgres.ChainRunFilter{Chain: v.Chain, Status: ferry.InvocationStatus(c.QueryParam("status"))}
+	if f.Status != "" && !f.Status.Valid() {
+		return ferry.Errorf(ferry.EINVALID, "status: must be one of pending, running, completed, failed, timeout, cancelled")
+	}
+	runs, next, err := cs.ListChainRuns(c.Request().Context(), f, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, listResponse("runs", runs, next))
+}
+
+// chainRunFor loads the run named by :id and checks perm on its chain's functions.
+func (s *server) chainRunFor(c echo.Context, perm ferry.Permission) (ChainStore, ferry.ChainRun, error) {
+	cs, err := s.chainStore()
+	if err != nil {
+		return nil, ferry.ChainRun{}, err
+	}
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil {
+		return nil, ferry.ChainRun{}, ferry.Errorf(ferry.EINVALID, "id: not a valid chain run id")
+	}
+	ctx := c.Request().Context()
+	run, err := cs.GetChainRun(ctx, id)
+	if err != nil {
+		return nil, ferry.ChainRun{}, err
+	}
+	v, err := cs.GetChainVersion(ctx, run.Chain, run.Version)
+	switch {
+	case err == nil:
+		err = s.requireChain(c, v.Steps, perm)
+	case ferry.ErrorCode(err) == ferry.ENOTFOUND:
+		// The chain was deleted; its runs remain readable by those who read everything.
+		err = s.require(c, "*", perm)
+	}
+	return cs, run, err
+}
+
+func (s *server) getChainRun(c echo.Context) error {
+	_, run, err := s.chainRunFor(c, ferry.PermRead)
+	if err != nil {
+		return err
+	}
+	if !run.Status.Final() {
+		run.Steps = s.progress(c.Request().Context(), run)
+	}
+	return c.JSON(http.StatusOK, viewOf(run))
+}
+
+// progress asks the running workflow for per-step progress (best effort).
+func (s *server) progress(ctx context.Context, run ferry.ChainRun) []ferry.StepStatus {
+	q, ok := s.Temporal.(querier)
+	if !ok || s.Temporal == nil {
+		return run.Steps
+	}
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := q.QueryWorkflow(qctx, run.WorkflowID, "", workflows.ProgressQuery)
+	if err != nil {
+		s.Logger.Debug("querying chain progress", "chain_run", run.ID, "err", err)
+		return run.Steps
+	}
+	var p workflows.ChainProgress
+	if err := v.Get(&p); err != nil {
+		return run.Steps
+	}
+	return p.Steps
+}
+
+func (s *server) cancelChainRun(c echo.Context) error {
+	cs, run, err := s.chainRunFor(c, ferry.PermExecute)
+	if err != nil {
+		return err
+	}
+	if run.Status.Final() {
+		return ferry.Errorf(ferry.ECONFLICT, "chain run %s is already %s", run.ID, run.Status)
+	}
+	if s.Temporal == nil {
+		return ferry.Errorf(ferry.EUNAVAILABLE, "chain runs are unavailable: no Temporal client")
+	}
+	ctx := c.Request().Context()
+	err = s.Temporal.CancelWorkflow(ctx, run.WorkflowID, "")
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		run, _, err = cs.FinishChainRun(ctx, run.ID, postgres.ChainOutcome{Status: ferry.StatusCancelled,
+			Error: &ferry.ChainError{Type: "Cancelled", Message: "cancelled by request"}})
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, viewOf(run))
+	case err != nil:
+		s.Logger.Error("cancelling chain run", "chain_run", run.ID, "err", err)
+		return ferry.Errorf(ferry.EUNAVAILABLE, "could not cancel the chain run: Temporal is unavailable")
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.CancelWait)
+	defer cancel()
+	_ = s.Temporal.GetWorkflow(wctx, run.WorkflowID, "").Get(wctx, nil)
+	rec, err := cs.GetChainRun(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	if !rec.Status.Final() {
+		return s.acceptedRun(c, rec)
+	}
+	return c.JSON(http.StatusOK, viewOf(rec))
+}
+
+// chainRoutes adds the chain routes (listed in routes.go).
+func (s *server) chainRoutes(e *echo.Echo, auth, body echo.MiddlewareFunc) {
+	e.POST("/v1/chains", s.deployChain, auth, body)
+	e.GET("/v1/chains", s.listChains, auth)
+	e.GET("/v1/chains/:name", s.getChain, auth)
+	e.DELETE("/v1/chains/:name", s.deleteChain, auth)
+	e.GET("/v1/chains/:name/versions", s.listChainVersions, auth)
+	e.POST("/v1/chains/:name/invoke", s.invokeChain, auth, body)
+	e.GET("/v1/chains/:name/runs", s.listChainRuns, auth)
+	e.GET("/v1/chain-runs/:id", s.getChainRun, auth)
+	e.POST("/v1/chain-runs/:id/cancel", s.cancelChainRun, auth, body)
+}
