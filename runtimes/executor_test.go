@@ -439,7 +439,12 @@ func TestExecuteLimits(t *testing.T) {
 				}
 			})
 			t.Run("out of memory", func(t *testing.T) {
-				res := execute(t, e, c.spec("oom", map[string]any{"op": "hog"}, ferry.Limits{MemoryMB: 128}))
+				// Near the limit the kernel first evicts the interpreter's own
+				// file pages (slow to fault back in through fuse-overlayfs), so
+				// the OOM kill can take many seconds: allow for it.
+				start := time.Now()
+				res := execute(t, e, c.spec("oom", map[string]any{"op": "hog"}, ferry.Limits{MemoryMB: 128, TimeoutSeconds: 90}))
+				t.Logf("out of memory reported after %v", time.Since(start))
 				wantStatus(t, res, StatusOOM)
 				eq(t, "error type", res.Error.Type, ErrTypeOutOfMemory)
 			})

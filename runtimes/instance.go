@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -42,6 +43,12 @@ type instance struct {
 	// killAt is set when an invocation ended by timeout or cancellation: the
 	// removal kills the container first (see removeInstance).
 	killAt time.Time
+
+	// pidfd of the container's init process (openProcess), or -1: lets a
+	// timeout kill the container with one system call instead of an engine
+	// round trip. Set in the background after start-up.
+	pidfd     atomic.Int64
+	pidfdDone chan struct{}
 
 	removeOnce sync.Once
 }
@@ -80,7 +87,8 @@ func (in *instance) alive() bool {
 func (e *Executor) start(ctx context.Context, s Spec, key, img string) (*instance, *Result, error) {
 	began := time.Now()
 	name := "ferry-" + e.poolID + "-" + randomHex(4)
-	in := &instance{name: name, key: key, runDir: filepath.Join(e.runDir, name)}
+	in := &instance{name: name, key: key, runDir: filepath.Join(e.runDir, name), pidfdDone: make(chan struct{})}
+	in.pidfd.Store(-1)
 	fail := func(res *Result, err error) (*instance, *Result, error) {
 		e.mu.Lock()
 		delete(e.all, in)
@@ -213,6 +221,15 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string) (*instanc
 	_ = in.conn.SetDeadline(time.Time{})
 	in.initMS = msSince(began)
 
+	go func() {
+		defer close(in.pidfdDone)
+		ictx, cancel := fresh(ctx, 10*time.Second)
+		defer cancel()
+		if info, err := e.docker.ContainerInspect(ictx, in.id); err == nil && info.State != nil {
+			in.pidfd.Store(int64(openProcess(info.State.Pid, in.id)))
+		}
+	}()
+
 	// Keep the listener open: another executor's reaper probes it to tell
 	// whether the container's owner is still alive (see reap).
 	go func() {
@@ -274,11 +291,14 @@ func (e *Executor) invoke(ctx context.Context, in *instance, s Spec) (res Result
 				Message: fmt.Sprintf("the response of %d bytes exceeds the limit of %d bytes", tooLarge.size, tooLarge.limit),
 			}, Metrics: ferry.Metrics{DurationMS: elapsed}}, true, nil
 		case ctx.Err() != nil:
+			killProcess(int(in.pidfd.Load()))
 			in.killAt = time.Now()
 			return Result{}, false, ctx.Err()
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			// Reported at once; the kill follows within milliseconds in the
-			// background (the engine's kill call waits for the exit).
+			// Killed at once where the process is visible; the engine's kill
+			// (which waits for the exit) and the removal follow in the
+			// background.
+			killProcess(int(in.pidfd.Load()))
 			in.killAt = deadline
 			return Result{Status: StatusTimeout, Error: &ferry.FunctionError{
 				Type:    ErrTypeTimeout,
@@ -411,6 +431,10 @@ func (e *Executor) kill(ctx context.Context, in *instance) {
 // and runs to completion even when ctx is cancelled.
 func (e *Executor) removeInstance(ctx context.Context, in *instance) {
 	in.removeOnce.Do(func() {
+		if in.pidfdDone != nil && in.conn != nil {
+			<-in.pidfdDone
+		}
+		defer closeProcess(int(in.pidfd.Load()))
 		if in.conn != nil {
 			_ = in.conn.Close()
 		}

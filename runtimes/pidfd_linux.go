@@ -1,0 +1,44 @@
+package runtimes
+
+import (
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// openProcess returns a pidfd for the container's init process when this
+// process can see it (same PID namespace, enough privileges), or -1. The pid
+// from the engine is only trusted after the process behind the pidfd proved
+// to live in the container's cgroup: a pidfd keeps referring to the same
+// process, so a recycled pid can never be signalled by mistake.
+func openProcess(pid int, containerID string) int {
+	if pid <= 0 || containerID == "" {
+		return -1
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return -1
+	}
+	cg, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	// Signal 0 after the read: the process was alive throughout, so the
+	// cgroup file was its own.
+	if err != nil || !strings.Contains(string(cg), containerID) || unix.PidfdSendSignal(fd, 0, nil, 0) != nil {
+		_ = unix.Close(fd)
+		return -1
+	}
+	return fd
+}
+
+// killProcess sends SIGKILL through a pidfd from openProcess. Killing a
+// container's init process ends every process of the container.
+func killProcess(fd int) bool {
+	return fd >= 0 && unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0) == nil
+}
+
+func closeProcess(fd int) {
+	if fd >= 0 {
+		_ = unix.Close(fd)
+	}
+}
