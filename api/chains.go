@@ -137,31 +137,35 @@ func (s *server) deployChain(c echo.Context) error {
 // naming the offending step.
 func (s *server) checkStepFunctions(ctx context.Context, steps []ferry.Step, prefix string) error {
 	for i, st := range steps {
-		path := fmt.Sprintf("%s[%d]", prefix, i)
-		if st.Function != "" {
-			if _, err := s.Store.GetVersion(ctx, st.Function, st.Version); err != nil {
-				if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-					return ferry.Errorf(ferry.EINVALID, "%s.function: %s", path, ferry.ErrorMessage(err))
-				}
-				return err
-			}
-		}
-		if st.Compensate != "" {
-			if _, err := s.Store.GetVersion(ctx, st.Compensate, st.CompensateVersion); err != nil {
-				if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-					return ferry.Errorf(ferry.EINVALID, "%s.compensate: %s", path, ferry.ErrorMessage(err))
-				}
-				return err
-			}
-		}
-		if err := s.checkStepFunctions(ctx, st.Parallel, path+".parallel"); err != nil {
+		if err := s.checkStep(ctx, st, fmt.Sprintf("%s[%d]", prefix, i)); err != nil {
 			return err
 		}
-		if st.Map != nil {
-			if err := s.checkStepFunctions(ctx, []ferry.Step{*st.Map}, path+".map"); err != nil {
-				return err
-			}
+	}
+	return nil
+}
+
+func (s *server) checkStep(ctx context.Context, st ferry.Step, path string) error {
+	check := func(field, name string, version int) error {
+		if name == "" {
+			return nil
 		}
+		_, err := s.Store.GetVersion(ctx, name, version)
+		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+			return ferry.Errorf(ferry.EINVALID, "%s.%s: %s", path, field, ferry.ErrorMessage(err))
+		}
+		return err
+	}
+	if err := check("function", st.Function, st.Version); err != nil {
+		return err
+	}
+	if err := check("compensate", st.Compensate, st.CompensateVersion); err != nil {
+		return err
+	}
+	if err := s.checkStepFunctions(ctx, st.Parallel, path+".parallel"); err != nil {
+		return err
+	}
+	if st.Map != nil {
+		return s.checkStep(ctx, *st.Map, path+".map")
 	}
 	return nil
 }
