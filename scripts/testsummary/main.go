@@ -125,7 +125,8 @@ func (s *summary) testDone(e event) {
 		s.failed = append(s.failed, name)
 		fmt.Fprintf(s.out, "FAIL  %s (%.2fs)\n", name, e.Elapsed)
 		for _, l := range s.outputs[key] {
-			if strings.HasPrefix(l, "=== ") {
+			// The === and --- headers only repeat what the FAIL line says.
+			if t := strings.TrimSpace(l); strings.HasPrefix(t, "=== ") || strings.HasPrefix(t, "--- ") {
 				continue
 			}
 			fmt.Fprint(s.out, "      ", l)

@@ -18,6 +18,7 @@ func TestSummaryShowsSkipsAndFailures(t *testing.T) {
 		`{"Action":"skip","Package":"github.com/ferry-faas/ferry/api","Test":"TestDB"}`,
 		`{"Action":"run","Package":"github.com/ferry-faas/ferry/api","Test":"TestBad"}`,
 		`{"Action":"output","Package":"github.com/ferry-faas/ferry/api","Test":"TestBad","Output":"    bad_test.go:3: want 1, got 2\n"}`,
+		`{"Action":"output","Package":"github.com/ferry-faas/ferry/api","Test":"TestBad","Output":"    --- FAIL: TestBad (0.10s)\n"}`,
 		`{"Action":"fail","Package":"github.com/ferry-faas/ferry/api","Test":"TestBad","Elapsed":0.1}`,
 		`{"Action":"fail","Package":"github.com/ferry-faas/ferry/api","Elapsed":1.2}`,
 		`{"ImportPath":"github.com/ferry-faas/ferry/worker","Action":"build-output","Output":"worker/x.go:1: syntax error\n"}`,
@@ -30,6 +31,9 @@ func TestSummaryShowsSkipsAndFailures(t *testing.T) {
 		t.Fatal("run reported success for a stream with a failed test")
 	}
 	got := out.String()
+	if strings.Contains(got, "--- FAIL") {
+		t.Errorf("output repeats the --- FAIL header:\n%s", got)
+	}
 	for _, want := range []string{
 		"PASS  api TestOK (0.50s)",
 		"SKIP  api TestDB: db_test.go:9: PostgreSQL unavailable: refused",
