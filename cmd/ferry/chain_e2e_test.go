@@ -171,7 +171,7 @@ func TestE2EChains(t *testing.T) {
 		s.requireImage(t, "ferry/nodejs:latest")
 		s.deploy(t, "split-words", "python", "split.handler", "split.py", readExample(t, "split.py"), nil)
 		s.deploy(t, "shout", "nodejs", "shout.handler", "shout.js", readExample(t, "shout.js"), nil)
-		s.deploy(t, "summarize", "go", "Handle", "summarize.go", readExample(t, "summarize.go"), map[string]any{"timeout_seconds": 10})
+		s.deploy(t, "summarize", "go", "Handle", "summarize.go", readExample(t, "summarize/summarize.go"), map[string]any{"timeout_seconds": 10})
 		var def map[string]any
 		if err := yaml.Unmarshal([]byte(readExample(t, "chain.yaml")), &def); err != nil {
 			t.Fatal(err)

@@ -1,0 +1,3 @@
+module summarize
+
+go 1.22
