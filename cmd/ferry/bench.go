@@ -80,7 +80,7 @@ no-op local activity against FERRY_TEMPORAL_ADDRESS. Reports p50/p95/p99 latency
 	invoke.Flags().IntSliceVarP(&concurrency, "concurrency", "c", []int{1, 16}, "concurrency levels")
 	invoke.Flags().StringVar(&function, "function", "", "existing function to invoke (default: deploy bench-echo)")
 	invoke.Flags().BoolVar(&skipBaseline, "no-baseline", false, "skip the bare Temporal baseline")
-	bench.AddCommand(invoke)
+	bench.AddCommand(invoke, benchChainCommand())
 	return bench
 }
 
