@@ -88,6 +88,14 @@ type Deps struct {
 	// CancelWait is how long cancel waits for the invocation to end before
 	// answering 202 (default 10 s).
 	CancelWait time.Duration
+	// Completions, when the worker runs in this process, tells sync invokes
+	// that their record is final before Temporal reports the workflow's end.
+	Completions Completions
+}
+
+// Completions is activities.Completions as the API uses it.
+type Completions interface {
+	Subscribe(id uuid.UUID) (<-chan ferry.Invocation, func())
 }
 
 // Defaults for Deps.

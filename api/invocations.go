@@ -82,6 +82,13 @@ func (s *server) invoke(c echo.Context) error {
 			return err
 		}
 	}
+	var done <-chan ferry.Invocation
+	if !async && s.Completions != nil && !inv.Status.Final() {
+		// Before the start: the worker in this process may finish it at once.
+		var stop func()
+		done, stop = s.Completions.Subscribe(inv.ID)
+		defer stop()
+	}
 	if created || !inv.Status.Final() {
 		// For an existing invocation this re-attaches to its workflow (the start
 		// is idempotent by workflow id), or starts it if the first request died
@@ -96,7 +103,7 @@ func (s *server) invoke(c echo.Context) error {
 	if async {
 		return s.accepted(c, inv)
 	}
-	return s.respondSync(c, s.wait(ctx, inv))
+	return s.respondSync(c, s.wait(ctx, inv, done))
 }
 
 // wantsAsync reads `Prefer: respond-async` and ?async=true.
@@ -155,12 +162,24 @@ func (s *server) abandon(inv ferry.Invocation, cause error) {
 
 // wait waits for the invocation's workflow and returns its final record, or
 // the current record when waiting failed.
-func (s *server) wait(ctx context.Context, inv ferry.Invocation) waitResult {
+//
+// done, when not nil, delivers the record as soon as a worker in this process
+// has written it, which is sooner than Temporal reports the workflow's end.
+func (s *server) wait(ctx context.Context, inv ferry.Invocation, done <-chan ferry.Invocation) waitResult {
 	if inv.Status.Final() {
 		return waitResult{inv: inv}
 	}
 	var out workflows.InvokeOutput
-	err := s.Temporal.GetWorkflow(ctx, inv.WorkflowID, "").Get(ctx, &out)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	got := make(chan error, 1)
+	go func() { got <- s.Temporal.GetWorkflow(wctx, inv.WorkflowID, "").Get(wctx, &out) }()
+	var err error
+	select {
+	case rec := <-done:
+		return waitResult{inv: rec}
+	case err = <-got:
+	}
 	if err == nil && out.Invocation.ID == inv.ID && out.Invocation.Status.Final() &&
 		(out.Invocation.Status != ferry.StatusCompleted || len(out.Invocation.Result) > 0) {
 		return waitResult{inv: out.Invocation}

@@ -72,6 +72,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
+	var completions *activities.Completions
 
 	ready := map[string]func(context.Context) error{
 		"postgres": a.db.Ping,
@@ -82,6 +83,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 		},
 	}
 	if r.worker {
+		completions = &activities.Completions{}
 		docker, err := dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation())
 		if err != nil {
 			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "docker: %v", err)
@@ -102,7 +104,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 			Objects:  a.objects,
 			Executor: a.executor,
 			Code:     &activities.CodeCache{Root: codeRoot, Objects: a.objects, Builder: a.executor, Unpack: runtimes.UnpackFor},
-			Observer: m,
+			Observer: activities.Observers{m, completions},
 			Logger:   log,
 		}
 		chains := &activities.Chains{Store: a.db, Objects: a.objects, Invocations: invocations, Logger: log}
@@ -115,7 +117,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 		if a.AdminKey, err = api.EnsureAdminKey(ctx, a.db, cfg.AdminKey); err != nil {
 			return nil, err
 		}
-		a.http = api.New(api.Deps{
+		deps := api.Deps{
 			Store:          a.db,
 			Code:           a.objects,
 			Temporal:       a.temporal,
@@ -127,7 +129,11 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 			Logger:         log,
 			MaxBodyBytes:   int64(cfg.MaxBodyMB) << 20,
 			MaxCodeBytes:   int64(cfg.MaxCodeMB) << 20,
-		})
+		}
+		if completions != nil { // not a nil pointer in a non-nil interface
+			deps.Completions = completions
+		}
+		a.http = api.New(deps)
 		if a.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return nil, ferry.Errorf(ferry.EINVALID, "FERRY_LISTEN=%s: %v", cfg.Listen, err)
 		}
