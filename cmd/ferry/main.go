@@ -17,6 +17,7 @@ func main() {
 	root := &cobra.Command{
 		Use:           "ferry",
 		Short:         "Ferry: functions as a service on Temporal",
+		Long:          "Ferry: functions as a service on Temporal.\n\n" + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -36,29 +37,37 @@ func serveCommand(name, short string, r roles) *cobra.Command {
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := LoadConfig(os.Getenv)
-			if err != nil {
-				return err
+			if err := serve(cmd.Context(), r); err != nil {
+				return &cliError{code: 1, msg: err.Error()} // not a usage error
 			}
-			log := newLogger()
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			a, err := start(ctx, cfg, r, log)
-			if err != nil {
-				return err
-			}
-			defer a.close(context.WithoutCancel(ctx))
-			if a.AdminKey != "" {
-				fmt.Fprintf(os.Stderr, "\nFirst start: created an admin API key (shown once, keep it):\n\n    export FERRY_API_KEY=%s\n\n", a.AdminKey)
-			}
-			if a.http != nil {
-				log.Info("ferry listening", "url", a.URL(), "config", cfg.String())
-			} else {
-				log.Info("ferry worker running", "config", cfg.String())
-			}
-			return a.serve(ctx)
+			return nil
 		},
 	}
+}
+
+// serve runs a server process until SIGINT or SIGTERM.
+func serve(ctx context.Context, r roles) error {
+	cfg, err := LoadConfig(os.Getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := start(ctx, cfg, r, log)
+	if err != nil {
+		return err
+	}
+	defer a.close(context.WithoutCancel(ctx))
+	if a.AdminKey != "" {
+		fmt.Fprintf(os.Stderr, "\nFirst start: created an admin API key (shown once, keep it):\n\n    export FERRY_API_KEY=%s\n\n", a.AdminKey)
+	}
+	if a.http != nil {
+		log.Info("ferry listening", "url", a.URL(), "config", cfg.String())
+	} else {
+		log.Info("ferry worker running", "config", cfg.String())
+	}
+	return a.serve(ctx)
 }
 
 // execute runs the command tree and maps errors to exit codes (see docs/API.md).
@@ -74,8 +83,9 @@ func execute(root *cobra.Command) int {
 		}
 		return ec.ExitCode()
 	}
+	// Errors without a code come from cobra itself: unknown commands and flags.
 	fmt.Fprintln(os.Stderr, "ferry:", err)
-	return 1
+	return 2
 }
 
 // exitCoder is an error that chooses the process exit code.
