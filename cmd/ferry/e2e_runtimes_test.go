@@ -1,0 +1,60 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestE2EEachRuntimeAndStatus deploys the README's examples in every runtime
+// and functions that fail in each way, through the HTTP API, and checks the
+// statuses the API reports.
+func TestE2EEachRuntimeAndStatus(t *testing.T) {
+	s := startTestServer(t, "e2e_runtimes")
+	example := func(path string) string {
+		b, err := os.ReadFile(filepath.Join("..", "..", "examples", path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	s.deploy(t, "hello-python", "python", "hello.handler", "hello.py", example("hello-python/hello.py"), nil)
+	s.deploy(t, "hello-nodejs", "nodejs", "index.handler", "index.mjs", example("hello-nodejs/index.mjs"), nil)
+	s.deploy(t, "hello-go", "go", "Handle", "main.go", example("hello-go/main.go"), map[string]any{"timeout_seconds": 30})
+	for _, name := range []string{"hello-python", "hello-nodejs", "hello-go"} {
+		inv, resp := s.invoke(t, name, map[string]string{"name": "Ferry"})
+		var got struct{ Message string }
+		_ = json.Unmarshal(inv.Result, &got)
+		if resp.StatusCode != http.StatusOK || inv.Status != "completed" || got.Message != "Hello, Ferry!" {
+			t.Errorf("%s: %s %s %s %+v", name, resp.Status, inv.Status, inv.Result, inv.Error)
+		}
+		var logs struct{ Logs string }
+		s.do(t, http.MethodGet, "/v1/invocations/"+inv.ID+"/logs", nil, &logs)
+		if !strings.Contains(logs.Logs, "greeting Ferry") {
+			t.Errorf("%s logs: %q", name, logs.Logs)
+		}
+	}
+
+	for _, c := range []struct {
+		name, code     string
+		extra          map[string]any
+		status, errTyp string
+	}{
+		{"raises", "def handler(e, c):\n    raise ValueError('bad input')\n", nil, "failed", "ValueError"},
+		{"hangs", "import time\ndef handler(e, c):\n    time.sleep(30)\n", map[string]any{"timeout_seconds": 1}, "timeout", ""},
+		{"hogs", "def handler(e, c):\n    x = []\n    while True:\n        x.append(bytearray(16 << 20))\n", map[string]any{"memory_mb": 64}, "failed", "OutOfMemory"},
+	} {
+		s.deploy(t, c.name, "python", "f.handler", "f.py", c.code, c.extra)
+		inv, resp := s.invoke(t, c.name, map[string]any{})
+		if resp.StatusCode != http.StatusOK || inv.Status != c.status || resp.Header.Get("Ferry-Function-Error") != "true" {
+			t.Errorf("%s: %s status %s, want %s with Ferry-Function-Error", c.name, resp.Status, inv.Status, c.status)
+			continue
+		}
+		if c.errTyp != "" && (inv.Error == nil || inv.Error.Type != c.errTyp) {
+			t.Errorf("%s: error %+v, want type %s", c.name, inv.Error, c.errTyp)
+		}
+	}
+}
