@@ -48,7 +48,7 @@ type instance struct {
 	// timeout kill the container with one system call instead of an engine
 	// round trip. Set in the background after start-up.
 	pidfd     atomic.Int64
-	pidfdDone chan struct{}
+	pidfdDone chan struct{} // closed once pidfd is final; nil before ready
 
 	removeOnce sync.Once
 }
@@ -87,7 +87,7 @@ func (in *instance) alive() bool {
 func (e *Executor) start(ctx context.Context, s Spec, key, img string) (*instance, *Result, error) {
 	began := time.Now()
 	name := "ferry-" + e.poolID + "-" + randomHex(4)
-	in := &instance{name: name, key: key, runDir: filepath.Join(e.runDir, name), pidfdDone: make(chan struct{})}
+	in := &instance{name: name, key: key, runDir: filepath.Join(e.runDir, name)}
 	in.pidfd.Store(-1)
 	fail := func(res *Result, err error) (*instance, *Result, error) {
 		e.mu.Lock()
@@ -221,6 +221,7 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string) (*instanc
 	_ = in.conn.SetDeadline(time.Time{})
 	in.initMS = msSince(began)
 
+	in.pidfdDone = make(chan struct{})
 	go func() {
 		defer close(in.pidfdDone)
 		ictx, cancel := fresh(ctx, 10*time.Second)
@@ -431,7 +432,7 @@ func (e *Executor) kill(ctx context.Context, in *instance) {
 // and runs to completion even when ctx is cancelled.
 func (e *Executor) removeInstance(ctx context.Context, in *instance) {
 	in.removeOnce.Do(func() {
-		if in.pidfdDone != nil && in.conn != nil {
+		if in.pidfdDone != nil {
 			<-in.pidfdDone
 		}
 		defer closeProcess(int(in.pidfd.Load()))
