@@ -726,3 +726,24 @@ func TestPing(t *testing.T) {
 	_, err = NewExecutor(context.Background(), cli, Config{DataDir: e.cfg.DataDir})
 	eq(t, "code", ferry.ErrorCode(err), ferry.EUNAVAILABLE)
 }
+
+func TestBuildGoCompileError(t *testing.T) {
+	e := newTestExecutor(t, Config{})
+	if _, err := e.docker.ImageInspect(context.Background(), e.cfg.Images[goBuilderRuntime]); err != nil {
+		testenv.Unavailable(t, "image "+e.cfg.Images[goBuilderRuntime], err)
+	}
+	src := filepath.Join(e.cfg.DataDir, "badsrc")
+	code := "package main\n\nimport \"context\"\n\nfunc Handle(ctx context.Context, e int) (int, error) { return e + \"x\", nil }\n"
+	if err := Unpack([]byte(code), "main.go", src); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(e.cfg.DataDir, "badout")
+	err := e.BuildGo(context.Background(), src, "Handle", out)
+	if ferry.ErrorCode(err) != ferry.EUNPROCESSABLE || !strings.Contains(err.Error(), "main.go:5") {
+		t.Fatalf("BuildGo = %v, want EUNPROCESSABLE with the compiler's message", err)
+	}
+	t.Logf("compile error: %v", err)
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("output folder mode %v, %v", fi.Mode(), err)
+	}
+}
