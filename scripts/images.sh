@@ -213,12 +213,18 @@ build_image() {
 		return
 	fi
 	log "building $name"
-	local start=$SECONDS
+	local start=$SECONDS out
+	out=$(mktemp)
 	# Host networking: apt inside the build reaches whatever mirror the host reaches.
-	docker build --network host --quiet \
+	if ! docker build --network host \
 		--build-arg "BASE=$BASE_IMAGE" \
 		--build-arg "FERRY_IMAGE_HASH=$hash" \
-		-f "$dockerfile" -t "$name" "$context" >/dev/null
+		-f "$dockerfile" -t "$name" "$context" >"$out" 2>&1; then
+		cat "$out" >&2
+		rm -f "$out"
+		die "building $name failed"
+	fi
+	rm -f "$out"
 	log "built $name in $((SECONDS - start))s ($(docker image inspect --format '{{.Size}}' "$name" | awk '{printf "%.0f MB", $1/1e6}'))"
 }
 

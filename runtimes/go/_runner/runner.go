@@ -1,0 +1,564 @@
+// Ferry's Go runner. ferry-build copies this file into the user's `package main`
+// bundle (as zz_ferry_runner.go) together with a generated file that binds the
+// handler:
+//
+//	var ferryHandler interface{} = Handle
+//
+// and compiles both into one static binary. The binary loads nothing at start,
+// connects to /run/ferry/ferry.sock and serves invocations one at a time with
+// length-prefixed JSON frames (see runtimes/README.md). Standard library only,
+// so that a build needs no module download.
+//
+// Every top-level name here starts with "ferry" or "Ferry" to stay out of the
+// way of the user's identifiers in the same package. The file is compiled with the
+// bundle's language version (its go.mod's go line), so it sticks to Go 1.17:
+// no generics, no any, no min/max builtins.
+//
+// The directory name starts with "_" so that the Go tool leaves this file out of
+// the Ferry module's own package graph.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"reflect"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Keys of the invocation's values in the handler's context. They are plain
+// strings so that a handler reads them without importing anything of Ferry's:
+//
+//	id, _ := ctx.Value("aws_request_id").(string)
+const (
+	FerryKeyRequestID          = "aws_request_id"
+	FerryKeyFunctionName       = "function_name"
+	FerryKeyFunctionVersion    = "function_version"
+	FerryKeyMemoryLimitInMB    = "memory_limit_in_mb"
+	FerryKeyInvokedFunctionArn = "invoked_function_arn"
+)
+
+// FerryInvocation describes the running invocation, with Lambda's names.
+type FerryInvocation struct {
+	AwsRequestID       string
+	FunctionName       string
+	FunctionVersion    string
+	MemoryLimitInMB    int
+	InvokedFunctionArn string
+	Deadline           time.Time
+}
+
+type ferryInvocationKey struct{}
+
+// FerryInvocationFrom returns the invocation ctx belongs to. It exists only in
+// binaries built by Ferry; ctx.Value("aws_request_id") works everywhere.
+func FerryInvocationFrom(ctx context.Context) (FerryInvocation, bool) {
+	inv, ok := ctx.Value(ferryInvocationKey{}).(FerryInvocation)
+	return inv, ok
+}
+
+// FerryRequestID returns the invocation id of ctx, "" outside an invocation.
+func FerryRequestID(ctx context.Context) string {
+	inv, _ := FerryInvocationFrom(ctx)
+	return inv.AwsRequestID
+}
+
+const ferryDefaultLogLimit = 1 << 20
+
+var ferryCgroupPeakFiles = []string{
+	"/sys/fs/cgroup/memory.peak",                       // cgroup v2
+	"/sys/fs/cgroup/memory/memory.max_usage_in_bytes", // cgroup v1
+}
+
+func main() {
+	start := time.Now()
+	limit, err := strconv.Atoi(os.Getenv("FERRY_LOG_LIMIT"))
+	if err != nil || limit <= 0 {
+		limit = ferryDefaultLogLimit
+	}
+	logs, err := ferryCaptureLogs(limit)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ferry-runner: capturing logs:", err)
+		os.Exit(2)
+	}
+	if root := os.Getenv("LAMBDA_TASK_ROOT"); root != "" {
+		_ = os.Chdir(root) // as on Lambda; a missing folder is no reason to stop
+	}
+
+	h, initErr := ferryNewHandler(ferryHandler)
+
+	path := os.Getenv("FERRY_SOCKET")
+	if path == "" {
+		path = "/run/ferry/ferry.sock"
+	}
+	conn, err := ferryConnect(path, 5*time.Second)
+	if err != nil {
+		logs.diagf("cannot connect to %s: %v", path, err)
+		os.Exit(2)
+	}
+	w := bufio.NewWriter(conn)
+	if initErr != nil {
+		_ = ferryWriteFrame(w, map[string]interface{}{"type": "init_error", "error": initErr, "logs": "", "logs_truncated": false})
+		os.Exit(1)
+	}
+	_ = ferryWriteFrame(w, map[string]interface{}{"type": "ready", "init_ms": ferryMillis(time.Since(start))})
+
+	r := bufio.NewReader(conn)
+	info := ferryStaticInfo()
+	for {
+		var msg ferryInvokeMsg
+		if err := ferryReadFrame(r, &msg); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+				logs.diagf("reading a frame: %v", err)
+			}
+			os.Exit(0) // the host is gone: nothing more to do
+		}
+		if msg.Type != "invoke" {
+			logs.diagf("ignoring frame of type %q", msg.Type)
+			continue
+		}
+		if err := ferryWriteFrame(w, h.invoke(&msg, info, logs)); err != nil {
+			logs.diagf("writing a result: %v", err)
+			os.Exit(2)
+		}
+	}
+}
+
+// ---- handler ----------------------------------------------------------------
+
+type ferryError struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+	Stack   string `json:"stack"`
+}
+
+type ferryInvokeMsg struct {
+	Type       string          `json:"type"`
+	ID         string          `json:"id"`
+	Event      json.RawMessage `json:"event"`
+	DeadlineMS int64           `json:"deadline_ms"`
+}
+
+type ferryResultMsg struct {
+	Type          string          `json:"type"`
+	OK            bool            `json:"ok"`
+	Result        json.RawMessage `json:"result,omitempty"`
+	Error         *ferryError     `json:"error,omitempty"`
+	DurationMS    float64         `json:"duration_ms"`
+	Logs          string          `json:"logs"`
+	LogsTruncated bool            `json:"logs_truncated"`
+	MemoryPeak    int64           `json:"memory_peak"`
+	CPUMS         float64         `json:"cpu_ms"`
+}
+
+var (
+	ferryContextType = reflect.TypeOf((*context.Context)(nil)).Elem()
+	ferryErrorType   = reflect.TypeOf((*error)(nil)).Elem()
+)
+
+// ferryFunc is the handler with its shape worked out once, by reflection.
+type ferryFunc struct {
+	fn        reflect.Value
+	takesCtx  bool
+	event     reflect.Type // nil when the handler takes no event
+	returnsV  bool         // (R, error) rather than just error
+	returnsEr bool
+}
+
+// ferryNewHandler accepts the shapes of aws-lambda-go:
+// func([ctx context.Context,] [event T]) [R,] [error], where T and R are JSON types.
+func ferryNewHandler(h interface{}) (*ferryFunc, *ferryError) {
+	bad := func(msg string) (*ferryFunc, *ferryError) {
+		return nil, &ferryError{Type: "Runtime.InvalidHandler", Message: msg +
+			"; want func(context.Context, T) (R, error) or another shape of the README"}
+	}
+	if h == nil {
+		return bad("the handler is nil")
+	}
+	v := reflect.ValueOf(h)
+	t := v.Type()
+	if t.Kind() != reflect.Func {
+		return bad(fmt.Sprintf("the handler is a %s, not a function", t))
+	}
+	if t.IsVariadic() {
+		return bad(fmt.Sprintf("the handler %s is variadic", t))
+	}
+	f := &ferryFunc{fn: v}
+	switch t.NumIn() {
+	case 0:
+	case 1:
+		if t.In(0).Implements(ferryContextType) {
+			f.takesCtx = true
+		} else {
+			f.event = t.In(0)
+		}
+	case 2:
+		if !t.In(0).Implements(ferryContextType) {
+			return bad(fmt.Sprintf("the first parameter of %s is not a context.Context", t))
+		}
+		f.takesCtx, f.event = true, t.In(1)
+	default:
+		return bad(fmt.Sprintf("the handler %s takes more than two parameters", t))
+	}
+	switch t.NumOut() {
+	case 0:
+	case 1:
+		if t.Out(0).Implements(ferryErrorType) {
+			f.returnsEr = true
+		} else {
+			f.returnsV = true
+		}
+	case 2:
+		if !t.Out(1).Implements(ferryErrorType) {
+			return bad(fmt.Sprintf("the second result of %s is not an error", t))
+		}
+		f.returnsV, f.returnsEr = true, true
+	default:
+		return bad(fmt.Sprintf("the handler %s returns more than two values", t))
+	}
+	return f, nil
+}
+
+type ferryInfo struct {
+	name, version, arn string
+	memoryMB           int
+}
+
+func ferryStaticInfo() ferryInfo {
+	mb, _ := strconv.Atoi(os.Getenv("FERRY_MEMORY_MB"))
+	return ferryInfo{
+		name:     os.Getenv("FERRY_FUNCTION_NAME"),
+		version:  os.Getenv("FERRY_FUNCTION_VERSION"),
+		arn:      os.Getenv("FERRY_FUNCTION_ARN"),
+		memoryMB: mb,
+	}
+}
+
+func (f *ferryFunc) invoke(msg *ferryInvokeMsg, info ferryInfo, logs *ferryLogs) *ferryResultMsg {
+	ctx := context.Background()
+	var deadline time.Time
+	if msg.DeadlineMS > 0 {
+		deadline = time.UnixMilli(msg.DeadlineMS)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	ctx = context.WithValue(ctx, ferryInvocationKey{}, FerryInvocation{
+		AwsRequestID:       msg.ID,
+		FunctionName:       info.name,
+		FunctionVersion:    info.version,
+		MemoryLimitInMB:    info.memoryMB,
+		InvokedFunctionArn: info.arn,
+		Deadline:           deadline,
+	})
+	// Plain string keys on purpose: handlers need no import to read them.
+	for k, v := range map[string]interface{}{
+		FerryKeyRequestID:          msg.ID,
+		FerryKeyFunctionName:       info.name,
+		FerryKeyFunctionVersion:    info.version,
+		FerryKeyMemoryLimitInMB:    info.memoryMB,
+		FerryKeyInvokedFunctionArn: info.arn,
+	} {
+		ctx = context.WithValue(ctx, k, v)
+	}
+
+	cpu0 := ferryCPUTime()
+	logs.begin()
+	start := time.Now()
+	result, ferr := f.call(ctx, msg.Event)
+	duration := time.Since(start)
+	text, truncated := logs.end()
+	return &ferryResultMsg{
+		Type:          "result",
+		OK:            ferr == nil,
+		Result:        result,
+		Error:         ferr,
+		DurationMS:    ferryMillis(duration),
+		Logs:          text,
+		LogsTruncated: truncated,
+		MemoryPeak:    ferryMemoryPeak(),
+		CPUMS:         ferryMillis(ferryCPUTime() - cpu0),
+	}
+}
+
+func (f *ferryFunc) call(ctx context.Context, event json.RawMessage) (result json.RawMessage, ferr *ferryError) {
+	defer func() {
+		if v := recover(); v != nil {
+			msg := fmt.Sprint(v)
+			if err, ok := v.(error); ok {
+				msg = err.Error()
+			}
+			result, ferr = nil, &ferryError{Type: "panic", Message: msg, Stack: ferryPanicStack(string(debug.Stack()))}
+		}
+	}()
+	var args []reflect.Value
+	if f.takesCtx {
+		args = append(args, reflect.ValueOf(ctx))
+	}
+	if f.event != nil {
+		ev := reflect.New(f.event)
+		if len(event) > 0 {
+			if err := json.Unmarshal(event, ev.Interface()); err != nil {
+				return nil, &ferryError{Type: "Runtime.UnmarshalError",
+					Message: fmt.Sprintf("cannot decode the event into %s: %v", f.event, err)}
+			}
+		}
+		args = append(args, ev.Elem())
+	}
+	out := f.fn.Call(args)
+	if f.returnsEr {
+		if errV := out[len(out)-1]; !errV.IsNil() {
+			err := errV.Interface().(error)
+			return nil, &ferryError{Type: fmt.Sprintf("%T", err), Message: err.Error()}
+		}
+	}
+	if !f.returnsV {
+		return json.RawMessage("null"), nil
+	}
+	b, err := json.Marshal(out[0].Interface())
+	if err != nil {
+		return nil, &ferryError{Type: "Runtime.MarshalError", Message: "Unable to marshal the result: " + err.Error()}
+	}
+	return b, nil
+}
+
+// ferryPanicStack keeps the goroutine header and the frames between the panic
+// and the runner's reflective call of the handler.
+func ferryPanicStack(stack string) string {
+	lines := strings.Split(stack, "\n")
+	from, to := -1, len(lines)
+	for i, line := range lines {
+		if from < 0 && strings.HasPrefix(line, "panic(") {
+			from = i + 2 // the panic call and its file:line
+		} else if from >= 0 && strings.HasPrefix(line, "reflect.Value.call(") {
+			to = i
+			break
+		}
+	}
+	if from < 0 || from > to {
+		return stack
+	}
+	return strings.Join(append(lines[:1:1], lines[from:to]...), "\n")
+}
+
+// ---- logs -------------------------------------------------------------------
+
+// ferryLogs points fd 1 and 2 at a pipe drained by a goroutine into a capped
+// buffer. end() writes a random marker into the same pipe and waits until the
+// drain has seen it: everything written before end() has then been collected.
+type ferryLogs struct {
+	limit  int
+	marker []byte
+	wfd    int
+	diag   *os.File
+	done   chan struct{}
+
+	mu    sync.Mutex
+	buf   []byte
+	total int
+}
+
+func ferryCaptureLogs(limit int) (*ferryLogs, error) {
+	// The runner's own diagnostics go to the container's original stderr.
+	errFD, err := syscall.Dup(2)
+	if err != nil {
+		return nil, err
+	}
+	syscall.CloseOnExec(errFD)
+	// Raw blocking fds, not os.Pipe: fd 1 and 2 (and children inheriting them)
+	// must keep blocking writes.
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+		return nil, err
+	}
+	for _, fd := range []int{1, 2} {
+		if err := syscall.Dup3(p[1], fd, 0); err != nil {
+			return nil, err
+		}
+	}
+	mark := make([]byte, 12)
+	_, _ = rand.Read(mark)
+	l := &ferryLogs{
+		limit:  limit,
+		marker: []byte("\x00ferry-log-end-" + hex.EncodeToString(mark) + "\x00"),
+		wfd:    p[1],
+		diag:   os.NewFile(uintptr(errFD), "ferry-diag"),
+		done:   make(chan struct{}, 1),
+	}
+	go l.drain(os.NewFile(uintptr(p[0]), "ferry-logs"))
+	return l, nil
+}
+
+func (l *ferryLogs) keep(data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if room := l.limit - len(l.buf); room > 0 {
+		if room > len(data) {
+			room = len(data)
+		}
+		l.buf = append(l.buf, data[:room]...)
+	}
+	l.total += len(data)
+}
+
+func (l *ferryLogs) drain(r *os.File) {
+	m := len(l.marker)
+	chunk := make([]byte, 64<<10)
+	var data []byte
+	for {
+		n, err := r.Read(chunk)
+		if n == 0 && err != nil {
+			return
+		}
+		data = append(data, chunk[:n]...)
+		for {
+			i := bytes.Index(data, l.marker)
+			if i < 0 {
+				break
+			}
+			l.keep(data[:i])
+			data = data[i+m:]
+			select {
+			case l.done <- struct{}{}:
+			default:
+			}
+		}
+		// Hold back a tail that may be the start of a marker split across reads.
+		hold, from, k := 0, len(data)-m+1, m-1
+		if from < 0 {
+			from = 0
+		}
+		if k > len(data) {
+			k = len(data)
+		}
+		if bytes.IndexByte(data[from:], 0) >= 0 {
+			for ; k > 0; k-- {
+				if bytes.HasPrefix(l.marker, data[len(data)-k:]) {
+					hold = k
+					break
+				}
+			}
+		}
+		l.keep(data[:len(data)-hold])
+		data = append(data[:0], data[len(data)-hold:]...)
+	}
+}
+
+func (l *ferryLogs) begin() {
+	l.mu.Lock()
+	l.buf, l.total = l.buf[:0], 0
+	l.mu.Unlock()
+}
+
+// end returns everything written to fd 1 and 2 since begin.
+func (l *ferryLogs) end() (string, bool) {
+	select { // a stale signal must not end this wait early
+	case <-l.done:
+	default:
+	}
+	if _, err := syscall.Write(l.wfd, l.marker); err == nil {
+		select {
+		case <-l.done:
+		case <-time.After(10 * time.Second):
+			l.diagf("log drain did not see the end marker in time")
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	text := strings.ToValidUTF8(string(l.buf), "\uFFFD")
+	truncated := l.total > l.limit
+	l.buf, l.total = l.buf[:0], 0
+	return text, truncated
+}
+
+func (l *ferryLogs) diagf(format string, args ...interface{}) {
+	fmt.Fprintf(l.diag, "ferry-runner: "+format+"\n", args...)
+}
+
+// ---- protocol -----------------------------------------------------------------
+
+func ferryConnect(path string, wait time.Duration) (net.Conn, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		conn, err := net.Dial("unix", path)
+		if err == nil || time.Now().After(deadline) {
+			return conn, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func ferryWriteFrame(w *bufio.Writer, v interface{}) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var head [4]byte
+	binary.BigEndian.PutUint32(head[:], uint32(len(body)))
+	if _, err := w.Write(head[:]); err != nil {
+		return err
+	}
+	if _, err := w.Write(body); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+func ferryReadFrame(r *bufio.Reader, v interface{}) error {
+	var head [4]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return err
+	}
+	body := make([]byte, binary.BigEndian.Uint32(head[:]))
+	if _, err := io.ReadFull(r, body); err != nil {
+		return err
+	}
+	return json.Unmarshal(body, v)
+}
+
+// ---- metrics ------------------------------------------------------------------
+
+func ferryCPUTime() time.Duration {
+	var total time.Duration
+	for _, who := range []int{syscall.RUSAGE_SELF, syscall.RUSAGE_CHILDREN} {
+		var ru syscall.Rusage
+		if syscall.Getrusage(who, &ru) == nil {
+			total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+	}
+	return total
+}
+
+func ferryMemoryPeak() int64 {
+	for _, path := range ferryCgroupPeakFiles {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			return n
+		}
+	}
+	return 0
+}
+
+func ferryMillis(d time.Duration) float64 {
+	return float64(d.Microseconds()) / 1000
+}
