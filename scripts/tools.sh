@@ -11,8 +11,10 @@ ROOT=$PWD
 export PATH="/usr/local/go/bin:$PATH"
 export GOBIN=$ROOT/bin
 
-TEMPORAL_MOD=github.com/temporalio/cli/cmd/temporal
-TEMPORAL_VERSION=v1.5.1
+# The Temporal CLI v1.5.1 is built from scripts/temporal-cli (its go.mod pins the
+# CLI and a newer SQLite driver; see the comment in its main.go), not with a plain
+# `go install`: the CLI's pinned driver wedges the dev server under load.
+TEMPORAL_DIR=scripts/temporal-cli
 VERSITYGW_MOD=github.com/versity/versitygw/cmd/versitygw
 VERSITYGW_VERSION=v1.8.0
 
@@ -34,6 +36,22 @@ go_tool() {
 	local start=$SECONDS
 	go install "$pkg@$version"
 	log "$1 $version: built in $((SECONDS - start))s"
+}
+
+# temporal_tool builds ./bin/temporal from $TEMPORAL_DIR unless it was built
+# from the same go.sum (its hash is kept beside the binary).
+temporal_tool() {
+	local bin=$GOBIN/temporal want
+	want=$(sha256sum "$TEMPORAL_DIR/go.sum" | cut -c1-16)
+	if [ -x "$bin" ] && [ "$(cat "$bin.gosum" 2>/dev/null)" = "$want" ]; then
+		log "temporal ($TEMPORAL_DIR, go.sum $want): present"
+		return
+	fi
+	log "temporal: building from $TEMPORAL_DIR (takes minutes the first time)"
+	local start=$SECONDS
+	(cd "$TEMPORAL_DIR" && go build -o "$bin" .)
+	echo "$want" >"$bin.gosum"
+	log "temporal: built in $((SECONDS - start))s"
 }
 
 have_pg_server() {
@@ -71,5 +89,5 @@ command -v go >/dev/null 2>&1 || {
 }
 mkdir -p "$GOBIN"
 apt_packages
-go_tool temporal "$TEMPORAL_MOD" "$TEMPORAL_VERSION"
+temporal_tool
 go_tool versitygw "$VERSITYGW_MOD" "$VERSITYGW_VERSION"
