@@ -80,7 +80,7 @@ func FerryRequestID(ctx context.Context) string {
 const ferryDefaultLogLimit = 1 << 20
 
 var ferryCgroupPeakFiles = []string{
-	"/sys/fs/cgroup/memory.peak",                       // cgroup v2
+	"/sys/fs/cgroup/memory.peak",                      // cgroup v2
 	"/sys/fs/cgroup/memory/memory.max_usage_in_bytes", // cgroup v1
 }
 
