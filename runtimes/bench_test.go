@@ -2,6 +2,8 @@ package runtimes
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"slices"
 	"testing"
 	"time"
@@ -73,7 +75,9 @@ func BenchmarkWarm(b *testing.B) {
 // version, so Execute creates and starts a container, waits for the runner's
 // ready frame and then invokes. Removal happens outside the timer.
 func BenchmarkCold(b *testing.B) {
-	e := newTestExecutor(b, Config{})
+	// FERRY_BENCH_INIT_CPUS=0.1 measures without the start-up CPU boost.
+	initCPUs, _ := strconv.ParseFloat(os.Getenv("FERRY_BENCH_INIT_CPUS"), 64)
+	e := newTestExecutor(b, Config{InitCPUs: initCPUs})
 	ctx := context.Background()
 	for _, c := range benchCases(b, e) {
 		b.Run(string(c.rt), func(b *testing.B) {

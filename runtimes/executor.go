@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -78,14 +79,20 @@ type Result struct {
 
 // Config configures an Executor. Zero fields take the documented defaults.
 type Config struct {
-	DataDir       string                   // sockets under DataDir/run; default .data/dev
-	IdleTimeout   time.Duration            // keep-alive of an idle container; default 10m
-	MaxContainers int                      // global cap; default 32
-	LogLimit      int                      // bytes of logs kept per invocation; default 256 KiB
-	ResultLimit   int                      // bytes of a result; default 6 MiB
-	InitTimeout   time.Duration            // container start + handler load; default 30s
-	Images        map[ferry.Runtime]string // per runtime, and "go-builder"; defaults DefaultImages
-	Logger        *slog.Logger
+	DataDir       string        // sockets under DataDir/run; default .data/dev
+	IdleTimeout   time.Duration // keep-alive of an idle container; default 10m
+	MaxContainers int           // global cap; default 32
+	LogLimit      int           // bytes of logs kept per invocation; default 256 KiB
+	ResultLimit   int           // bytes of a result; default 6 MiB
+	InitTimeout   time.Duration // container start + handler load; default 30s
+	// InitCPUs is the CPU quota while a container starts and loads its
+	// handler (interpreters start several times faster with a full CPU than
+	// with the usual 0.5); the function's own quota applies from its first
+	// invocation on. Default: all CPUs of the host. Below a function's own
+	// quota it has no effect.
+	InitCPUs float64
+	Images   map[ferry.Runtime]string // per runtime, and "go-builder"; defaults DefaultImages
+	Logger   *slog.Logger
 }
 
 // DefaultImages are the locally built runtime images (scripts/images.sh).
@@ -118,6 +125,9 @@ func (c Config) withDefaults() Config {
 	if c.InitTimeout <= 0 {
 		c.InitTimeout = 30 * time.Second
 	}
+	if c.InitCPUs <= 0 {
+		c.InitCPUs = float64(runtime.NumCPU())
+	}
 	images := make(map[ferry.Runtime]string, len(DefaultImages))
 	for rt, img := range DefaultImages {
 		images[rt] = img
@@ -144,6 +154,7 @@ type dockerAPI interface {
 	ContainerInspect(ctx context.Context, containerID string) (container.InspectResponse, error)
 	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
 	ContainerLogs(ctx context.Context, containerID string, options container.LogsOptions) (io.ReadCloser, error)
+	ContainerUpdate(ctx context.Context, containerID string, updateConfig container.UpdateConfig) (container.UpdateResponse, error)
 	ContainerWait(ctx context.Context, containerID string, condition container.WaitCondition) (<-chan container.WaitResponse, <-chan error)
 	ImageInspect(ctx context.Context, imageID string, opts ...client.ImageInspectOption) (image.InspectResponse, error)
 }

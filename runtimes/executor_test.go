@@ -628,6 +628,14 @@ func TestIdleExpiry(t *testing.T) {
 	c := cases[0]
 	execute(t, e, c.spec("idle", map[string]any{"op": "echo"}, ferry.Limits{}))
 	eq(t, "idle after call", e.Stats().Idle, 1)
+	// The start-up CPU boost is gone once the container is ready.
+	for _, id := range managedContainers(t, e) {
+		info, err := e.docker.ContainerInspect(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eq(t, "CPU quota after start-up", info.HostConfig.NanoCPUs, int64(ferry.DefaultLimits.CPUs*1e9))
+	}
 	waitFor(t, "idle container expiry", func() bool { return e.Stats().Total == 0 })
 	e.bg.Wait()
 	list := managedContainers(t, e)

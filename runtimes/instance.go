@@ -121,6 +121,12 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string) (*instanc
 	cfg, host := containerConfig(s, containerParams{
 		Image: img, RunDir: in.runDir, PoolID: e.poolID, Key: key, LogLimit: e.cfg.LogLimit,
 	})
+	// Start with the larger init quota; the function's own is set once ready.
+	fnCPUs := host.NanoCPUs
+	boosted := int64(e.cfg.InitCPUs*1e9) > fnCPUs
+	if boosted {
+		host.NanoCPUs = int64(e.cfg.InitCPUs * 1e9)
+	}
 	created, err := e.docker.ContainerCreate(ctx, cfg, host, nil, nil, name)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -219,6 +225,16 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string) (*instanc
 			Type: ErrTypeProtocol, Message: fmt.Sprintf("runner sent %q instead of ready", f.Type)}}, nil)
 	}
 	_ = in.conn.SetDeadline(time.Time{})
+	readyAt := time.Now()
+	if boosted {
+		uctx, cancel := fresh(ctx, 10*time.Second)
+		_, err := e.docker.ContainerUpdate(uctx, in.id, container.UpdateConfig{Resources: container.Resources{NanoCPUs: fnCPUs}})
+		cancel()
+		if err != nil {
+			// Never run a function with more CPU than it was given.
+			return fail(nil, dockerError("set the function's CPU quota", err))
+		}
+	}
 	in.initMS = msSince(began)
 
 	in.pidfdDone = make(chan struct{})
@@ -244,7 +260,7 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string) (*instanc
 	}()
 	e.log.Debug("container ready", "container", name, "function", s.Function, "version", s.Version,
 		"init_ms", in.initMS, "create_ms", ms(createdAt.Sub(began)), "start_ms", ms(startedAt.Sub(createdAt)),
-		"ready_ms", ms(time.Since(startedAt)), "runner_init_ms", f.InitMS)
+		"ready_ms", ms(readyAt.Sub(startedAt)), "update_ms", ms(time.Since(readyAt)), "runner_init_ms", f.InitMS)
 	return in, nil, nil
 }
 
