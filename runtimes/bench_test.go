@@ -3,8 +3,8 @@ package runtimes
 import (
 	"context"
 	"os"
-	"strconv"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
