@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
@@ -99,9 +97,7 @@ func chainDeployCommand(cfg *clientConfig) *cobra.Command {
 }
 
 func chainInvokeCommand(cfg *clientConfig) *cobra.Command {
-	var data, idemKey string
-	var async bool
-	var version int
+	var opts invokeOptions
 	cmd := &cobra.Command{
 		Use:   "invoke NAME",
 		Short: "Run a chain and print its output (or, with --async, the run id)",
@@ -116,30 +112,7 @@ waits for the end; the exit code is 1 when the chain failed or was cancelled.
 			if err != nil {
 				return err
 			}
-			input, err := readData(data, cmd.InOrStdin())
-			if err != nil {
-				return err
-			}
-			if len(strings.TrimSpace(string(input))) > 0 && !json.Valid(input) {
-				return usageError("--data is not valid JSON")
-			}
-			q := url.Values{}
-			if version > 0 {
-				q.Set("version", strconv.Itoa(version))
-			}
-			if async {
-				q.Set("async", "true")
-			}
-			path := "/v1/chains/" + url.PathEscape(args[0]) + "/invoke"
-			if len(q) > 0 {
-				path += "?" + q.Encode()
-			}
-			r := request{method: "POST", path: path, body: strings.NewReader(string(input)), ctype: "application/json",
-				headers: map[string]string{}, wait: "running chain " + args[0]}
-			if idemKey != "" {
-				r.headers["Idempotency-Key"] = idemKey
-			}
-			status, _, body, err := c.do(cmd.Context(), r)
+			status, body, err := c.postInvoke(cmd, "/v1/chains/"+url.PathEscape(args[0])+"/invoke", "running chain "+args[0], opts)
 			if err != nil {
 				return err
 			}
@@ -147,7 +120,7 @@ waits for the end; the exit code is 1 when the chain failed or was cancelled.
 			if err := jsonUnmarshal(body, &run); err != nil {
 				return err
 			}
-			if async || status == 202 {
+			if opts.async || status == 202 {
 				if c.json {
 					return c.printJSON(body)
 				}
@@ -157,10 +130,10 @@ waits for the end; the exit code is 1 when the chain failed or was cancelled.
 			return c.printRunResult(body, run)
 		},
 	}
-	cmd.Flags().StringVarP(&data, "data", "d", "", "input: JSON, @file or @- (stdin)")
-	cmd.Flags().BoolVar(&async, "async", false, "do not wait; print the run id")
-	cmd.Flags().StringVar(&idemKey, "idempotency-key", "", "same key, same run (no second run)")
-	cmd.Flags().IntVar(&version, "version", 0, "a specific chain version")
+	cmd.Flags().StringVarP(&opts.data, "data", "d", "", "input: JSON, @file or @- (stdin)")
+	cmd.Flags().BoolVar(&opts.async, "async", false, "do not wait; print the run id")
+	cmd.Flags().StringVar(&opts.idempotencyKey, "idempotency-key", "", "same key, same run (no second run)")
+	cmd.Flags().IntVar(&opts.version, "version", 0, "a specific chain version")
 	return cmd
 }
 

@@ -63,10 +63,44 @@ func readData(data string, stdin io.Reader) ([]byte, error) {
 	return b, nil
 }
 
+// invokeOptions are the flags `ferry invoke` and `ferry chain invoke` share.
+type invokeOptions struct {
+	data, idempotencyKey string
+	async                bool
+	version              int
+}
+
+// postInvoke sends the --data input to an invoke endpoint and returns the
+// server's status and body.
+func (c *client) postInvoke(cmd *cobra.Command, path, wait string, opts invokeOptions) (int, []byte, error) {
+	input, err := readData(opts.data, cmd.InOrStdin())
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(strings.TrimSpace(string(input))) > 0 && !json.Valid(input) {
+		return 0, nil, usageError("--data is not valid JSON")
+	}
+	q := url.Values{}
+	if opts.version > 0 {
+		q.Set("version", strconv.Itoa(opts.version))
+	}
+	if opts.async {
+		q.Set("async", "true")
+	}
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	r := request{method: "POST", path: path, body: strings.NewReader(string(input)), ctype: "application/json",
+		headers: map[string]string{}, wait: wait}
+	if opts.idempotencyKey != "" {
+		r.headers["Idempotency-Key"] = opts.idempotencyKey
+	}
+	status, _, body, err := c.do(cmd.Context(), r)
+	return status, body, err
+}
+
 func invokeCommand(cfg *clientConfig) *cobra.Command {
-	var data, idemKey string
-	var async bool
-	var version int
+	var opts invokeOptions
 	cmd := &cobra.Command{
 		Use:   "invoke NAME",
 		Short: "Invoke a function and print its result (or, with --async, the invocation id)",
@@ -85,30 +119,7 @@ cancelled.
 			if err != nil {
 				return err
 			}
-			event, err := readData(data, cmd.InOrStdin())
-			if err != nil {
-				return err
-			}
-			if len(strings.TrimSpace(string(event))) > 0 && !json.Valid(event) {
-				return usageError("--data is not valid JSON")
-			}
-			q := url.Values{}
-			if version > 0 {
-				q.Set("version", strconv.Itoa(version))
-			}
-			if async {
-				q.Set("async", "true")
-			}
-			path := "/v1/functions/" + url.PathEscape(args[0]) + "/invoke"
-			if len(q) > 0 {
-				path += "?" + q.Encode()
-			}
-			r := request{method: "POST", path: path, body: strings.NewReader(string(event)), ctype: "application/json",
-				headers: map[string]string{}, wait: "running " + args[0]}
-			if idemKey != "" {
-				r.headers["Idempotency-Key"] = idemKey
-			}
-			status, _, body, err := c.do(cmd.Context(), r)
+			status, body, err := c.postInvoke(cmd, "/v1/functions/"+url.PathEscape(args[0])+"/invoke", "running "+args[0], opts)
 			if err != nil {
 				return err
 			}
@@ -116,7 +127,7 @@ cancelled.
 			if err := jsonUnmarshal(body, &inv); err != nil {
 				return err
 			}
-			if async {
+			if opts.async {
 				if c.json {
 					return c.printJSON(body)
 				}
@@ -136,10 +147,10 @@ cancelled.
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&data, "data", "d", "", "event: JSON, @file, or @- for stdin (default null)")
-	fl.BoolVar(&async, "async", false, "do not wait: print the invocation id")
-	fl.IntVar(&version, "version", 0, "invoke this version instead of the latest")
-	fl.StringVar(&idemKey, "idempotency-key", "", "same key, same invocation: a retried command never runs the function twice")
+	fl.StringVarP(&opts.data, "data", "d", "", "event: JSON, @file, or @- for stdin (default null)")
+	fl.BoolVar(&opts.async, "async", false, "do not wait: print the invocation id")
+	fl.IntVar(&opts.version, "version", 0, "invoke this version instead of the latest")
+	fl.StringVar(&opts.idempotencyKey, "idempotency-key", "", "same key, same invocation: a retried command never runs the function twice")
 	return cmd
 }
 
