@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -99,14 +98,9 @@ func (db *DB) ListChains(ctx context.Context, p ferry.Page) ([]ferry.Chain, stri
 	if err != nil {
 		return nil, "", db.mapErr(err, "chains")
 	}
-	cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ferry.Chain, error) { return scanChain(r) })
+	cs, next, err := collectPage(rows, n, scanChain, func(c ferry.Chain) any { return functionKeyset{Name: c.Name} })
 	if err != nil {
 		return nil, "", db.mapErr(err, "chains")
-	}
-	next := ""
-	if len(cs) > n {
-		cs = cs[:n]
-		next = encodeCursor(functionKeyset{Name: cs[n-1].Name})
 	}
 	return cs, next, nil
 }
@@ -146,30 +140,21 @@ func (db *DB) ListChainVersions(ctx context.Context, name string, p ferry.Page) 
 	if err != nil {
 		return nil, "", err
 	}
-	var before versionKeyset
-	ok, err := decodeCursor(p.Cursor, &before)
+	below, err := versionsBelow(p.Cursor)
 	if err != nil {
 		return nil, "", err
-	}
-	if !ok {
-		before.Version = 1<<31 - 1
 	}
 	if _, err := db.GetChain(ctx, name); err != nil {
 		return nil, "", err
 	}
 	rows, err := db.pool.Query(ctx, `SELECT `+chainVersionColumns+` FROM chain_versions
-		WHERE chain = $1 AND version < $2 ORDER BY version DESC LIMIT $3`, name, before.Version, n+1)
+		WHERE chain = $1 AND version < $2 ORDER BY version DESC LIMIT $3`, name, below, n+1)
 	if err != nil {
 		return nil, "", db.mapErr(err, chainName(name))
 	}
-	vs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ferry.ChainVersion, error) { return scanChainVersion(r) })
+	vs, next, err := collectPage(rows, n, scanChainVersion, func(v ferry.ChainVersion) any { return versionKeyset{Version: v.Version} })
 	if err != nil {
 		return nil, "", db.mapErr(err, chainName(name))
-	}
-	next := ""
-	if len(vs) > n {
-		vs = vs[:n]
-		next = encodeCursor(versionKeyset{Version: vs[n-1].Version})
 	}
 	return vs, next, nil
 }
@@ -291,44 +276,27 @@ func (db *DB) ListChainRuns(ctx context.Context, f ChainRunFilter, p ferry.Page)
 	if f.Status != "" && !f.Status.Valid() {
 		return nil, "", ferry.Errorf(ferry.EINVALID, "unknown status %q", f.Status)
 	}
-	var before invocationKeyset
-	ok, err := decodeCursor(p.Cursor, &before)
+	before, err := createdBefore(p.Cursor)
 	if err != nil {
 		return nil, "", err
 	}
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("$%d", len(args))
-	}
+	var w where
 	if f.Chain != "" {
-		where = append(where, "chain = "+arg(f.Chain))
+		w.equal("chain", f.Chain)
 	}
 	if f.Status != "" {
-		where = append(where, "status = "+arg(string(f.Status)))
+		w.equal("status", string(f.Status))
 	}
-	if ok {
-		where = append(where, fmt.Sprintf("(created_at, id) < (%s, %s)", arg(before.CreatedAt), arg(before.ID)))
-	}
-	q := `SELECT ` + chainRunListColumns + ` FROM chain_runs`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY created_at DESC, id DESC LIMIT " + arg(n+1)
-	rows, err := db.pool.Query(ctx, q, args...)
+	q := w.newestFirst(`SELECT `+chainRunListColumns+` FROM chain_runs`, before, n)
+	rows, err := db.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, "", db.mapErr(err, "chain runs")
 	}
-	runs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ferry.ChainRun, error) { return scanChainRun(r) })
+	runs, next, err := collectPage(rows, n, scanChainRun, func(r ferry.ChainRun) any {
+		return invocationKeyset{CreatedAt: r.CreatedAt, ID: r.ID}
+	})
 	if err != nil {
 		return nil, "", db.mapErr(err, "chain runs")
-	}
-	next := ""
-	if len(runs) > n {
-		runs = runs[:n]
-		last := runs[n-1]
-		next = encodeCursor(invocationKeyset{CreatedAt: last.CreatedAt, ID: last.ID})
 	}
 	return runs, next, nil
 }

@@ -91,10 +91,6 @@ func (db *DB) GetFunction(ctx context.Context, name string) (ferry.Function, err
 	return f, nil
 }
 
-type functionKeyset struct {
-	Name string `json:"n"`
-}
-
 // ListFunctions lists functions by name. The returned cursor is "" on the last page.
 func (db *DB) ListFunctions(ctx context.Context, p ferry.Page) ([]ferry.Function, string, error) {
 	n, err := limit(p)
@@ -111,14 +107,9 @@ func (db *DB) ListFunctions(ctx context.Context, p ferry.Page) ([]ferry.Function
 	if err != nil {
 		return nil, "", db.mapErr(err, "functions")
 	}
-	fns, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ferry.Function, error) { return scanFunction(r) })
+	fns, next, err := collectPage(rows, n, scanFunction, func(f ferry.Function) any { return functionKeyset{Name: f.Name} })
 	if err != nil {
 		return nil, "", db.mapErr(err, "functions")
-	}
-	next := ""
-	if len(fns) > n {
-		fns = fns[:n]
-		next = encodeCursor(functionKeyset{Name: fns[n-1].Name})
 	}
 	return fns, next, nil
 }
@@ -149,10 +140,6 @@ func (db *DB) GetVersion(ctx context.Context, name string, version int) (ferry.V
 	return ferry.Version{}, err
 }
 
-type versionKeyset struct {
-	Version int `json:"v"`
-}
-
 // ListVersions lists a function's versions, newest first. It returns ENOTFOUND
 // when the function does not exist.
 func (db *DB) ListVersions(ctx context.Context, name string, p ferry.Page) ([]ferry.Version, string, error) {
@@ -160,16 +147,13 @@ func (db *DB) ListVersions(ctx context.Context, name string, p ferry.Page) ([]fe
 	if err != nil {
 		return nil, "", err
 	}
-	var before versionKeyset
-	ok, err := decodeCursor(p.Cursor, &before)
+	below, err := versionsBelow(p.Cursor)
 	if err != nil {
 		return nil, "", err
 	}
-	if !ok {
-		before.Version = 1<<31 - 1
-	}
 	what := functionName(name)
 	var vs []ferry.Version
+	next := ""
 	// Repeatable read: the existence check and the page see the same snapshot.
 	err = pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
 		func(tx pgx.Tx) error {
@@ -181,20 +165,15 @@ func (db *DB) ListVersions(ctx context.Context, name string, p ferry.Page) ([]fe
 				return notFound("%s not found", what)
 			}
 			rows, err := tx.Query(ctx, `SELECT `+versionColumns+` FROM function_versions
-				WHERE function = $1 AND version < $2 ORDER BY version DESC LIMIT $3`, name, before.Version, n+1)
+				WHERE function = $1 AND version < $2 ORDER BY version DESC LIMIT $3`, name, below, n+1)
 			if err != nil {
 				return err
 			}
-			vs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ferry.Version, error) { return scanVersion(r) })
+			vs, next, err = collectPage(rows, n, scanVersion, func(v ferry.Version) any { return versionKeyset{Version: v.Version} })
 			return err
 		})
 	if err != nil {
 		return nil, "", db.mapErr(err, what)
-	}
-	next := ""
-	if len(vs) > n {
-		vs = vs[:n]
-		next = encodeCursor(versionKeyset{Version: vs[n-1].Version})
 	}
 	return vs, next, nil
 }

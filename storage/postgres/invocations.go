@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -161,11 +160,6 @@ func (db *DB) GetInvocation(ctx context.Context, id uuid.UUID) (ferry.Invocation
 	return inv, nil
 }
 
-type invocationKeyset struct {
-	CreatedAt time.Time `json:"t"`
-	ID        uuid.UUID `json:"i"`
-}
-
 // ListInvocations lists invocations newest first (by created_at, then id). List
 // rows leave out Event and Result.
 func (db *DB) ListInvocations(ctx context.Context, f InvocationFilter, p ferry.Page) ([]ferry.Invocation, string, error) {
@@ -176,47 +170,30 @@ func (db *DB) ListInvocations(ctx context.Context, f InvocationFilter, p ferry.P
 	if f.Status != "" && !f.Status.Valid() {
 		return nil, "", ferry.Errorf(ferry.EINVALID, "unknown invocation status %q", f.Status)
 	}
-	var before invocationKeyset
-	ok, err := decodeCursor(p.Cursor, &before)
+	before, err := createdBefore(p.Cursor)
 	if err != nil {
 		return nil, "", err
 	}
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("$%d", len(args))
-	}
+	var w where
 	if f.Function != "" {
-		where = append(where, "function = "+arg(f.Function))
+		w.equal("function", f.Function)
 	}
 	if f.Status != "" {
-		where = append(where, "status = "+arg(string(f.Status)))
+		w.equal("status", string(f.Status))
 	}
 	if f.ChainRunID != nil {
-		where = append(where, "chain_run_id = "+arg(*f.ChainRunID))
+		w.equal("chain_run_id", *f.ChainRunID)
 	}
-	if ok {
-		where = append(where, fmt.Sprintf("(created_at, id) < (%s, %s)", arg(before.CreatedAt), arg(before.ID)))
-	}
-	q := `SELECT ` + listColumns + ` FROM invocations`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY created_at DESC, id DESC LIMIT " + arg(n+1)
-	rows, err := db.pool.Query(ctx, q, args...)
+	q := w.newestFirst(`SELECT `+listColumns+` FROM invocations`, before, n)
+	rows, err := db.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, "", db.mapErr(err, "invocations")
 	}
-	invs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ferry.Invocation, error) { return scanInvocation(r) })
+	invs, next, err := collectPage(rows, n, scanInvocation, func(inv ferry.Invocation) any {
+		return invocationKeyset{CreatedAt: inv.CreatedAt, ID: inv.ID}
+	})
 	if err != nil {
 		return nil, "", db.mapErr(err, "invocations")
-	}
-	next := ""
-	if len(invs) > n {
-		invs = invs[:n]
-		last := invs[n-1]
-		next = encodeCursor(invocationKeyset{CreatedAt: last.CreatedAt, ID: last.ID})
 	}
 	return invs, next, nil
 }

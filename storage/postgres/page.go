@@ -4,6 +4,12 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/ferry-faas/ferry"
 )
@@ -54,3 +60,86 @@ func decodeCursor(cursor string, keyset any) (bool, error) {
 }
 
 func badCursor() error { return ferry.Errorf(ferry.EINVALID, "invalid cursor") }
+
+// collectPage scans the rows of a query that asked for n+1 of them: the extra
+// row only tells that there is a next page. It returns at most n items and the
+// cursor of the last one, "" on the last page.
+func collectPage[T any](rows pgx.Rows, n int, scan func(pgx.Row) (T, error), keyset func(T) any) ([]T, string, error) {
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+	if err != nil {
+		return nil, "", err
+	}
+	if len(items) <= n {
+		return items, "", nil
+	}
+	items = items[:n]
+	return items, encodeCursor(keyset(items[n-1])), nil
+}
+
+// The keysets of the listings: by name, by version newest first, and newest
+// first by (created_at, id).
+
+type functionKeyset struct {
+	Name string `json:"n"`
+}
+
+type versionKeyset struct {
+	Version int `json:"v"`
+}
+
+type invocationKeyset struct {
+	CreatedAt time.Time `json:"t"`
+	ID        uuid.UUID `json:"i"`
+}
+
+// versionsBelow decodes the cursor of a listing of versions, newest first, and
+// returns the version the page starts below: the largest int4 on the first page.
+func versionsBelow(cursor string) (int, error) {
+	var before versionKeyset
+	ok, err := decodeCursor(cursor, &before)
+	if err != nil || !ok {
+		return 1<<31 - 1, err
+	}
+	return before.Version, nil
+}
+
+// createdBefore decodes the cursor of a newest-first listing; nil means the
+// first page.
+func createdBefore(cursor string) (*invocationKeyset, error) {
+	var before invocationKeyset
+	ok, err := decodeCursor(cursor, &before)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &before, nil
+}
+
+// where builds the WHERE clause of a listing, numbering its arguments.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) arg(v any) string {
+	w.args = append(w.args, v)
+	return fmt.Sprintf("$%d", len(w.args))
+}
+
+// equal adds the condition column = v.
+func (w *where) equal(column string, v any) {
+	w.conds = append(w.conds, column+" = "+w.arg(v))
+}
+
+// newestFirst returns the query of a page of n+1 rows of selectFrom ("SELECT
+// ... FROM table"), newest first by (created_at, id), older than before when
+// the listing has a cursor.
+func (w *where) newestFirst(selectFrom string, before *invocationKeyset, n int) string {
+	if before != nil {
+		w.conds = append(w.conds, fmt.Sprintf("(created_at, id) < (%s, %s)", w.arg(before.CreatedAt), w.arg(before.ID)))
+	}
+	q := selectFrom
+	if len(w.conds) > 0 {
+		q += " WHERE " + strings.Join(w.conds, " AND ")
+	}
+	return q + " ORDER BY created_at DESC, id DESC LIMIT " + w.arg(n+1)
+}
