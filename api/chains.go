@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -168,18 +167,6 @@ func (s *server) checkStep(ctx context.Context, st ferry.Step, path string) erro
 		return s.checkStep(ctx, *st.Map, path+".map")
 	}
 	return nil
-}
-
-func versionParam(c echo.Context) (int, error) {
-	q := c.QueryParam("version")
-	if q == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(q)
-	if err != nil || n < 1 {
-		return 0, ferry.Errorf(ferry.EINVALID, "version: must be a positive integer")
-	}
-	return n, nil
 }
 
 // chainVersionFor loads the chain version named by :name and ?version and

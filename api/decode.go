@@ -104,6 +104,19 @@ func pageOf(c echo.Context) (ferry.Page, error) {
 	return p, nil
 }
 
+// versionParam reads ?version=; 0, when it is absent, means the latest.
+func versionParam(c echo.Context) (int, error) {
+	q := c.QueryParam("version")
+	if q == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(q)
+	if err != nil || n < 1 {
+		return 0, ferry.Errorf(ferry.EINVALID, "version: must be a positive integer")
+	}
+	return n, nil
+}
+
 // listResponse is the shape of every paginated listing.
 func listResponse[T any](field string, items []T, next string) map[string]any {
 	if items == nil {

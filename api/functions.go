@@ -428,13 +428,9 @@ func (s *server) getFunction(c echo.Context) error {
 	if err := s.require(c, name, ferry.PermRead); err != nil {
 		return err
 	}
-	version := 0
-	if q := c.QueryParam("version"); q != "" {
-		n, err := strconv.Atoi(q)
-		if err != nil || n < 1 {
-			return ferry.Errorf(ferry.EINVALID, "version: must be a positive integer")
-		}
-		version = n
+	version, err := versionParam(c)
+	if err != nil {
+		return err
 	}
 	v, err := s.Store.GetVersion(c.Request().Context(), name, version)
 	if err != nil {

@@ -32,13 +32,9 @@ func (s *server) invoke(c echo.Context) error {
 	if err := s.require(c, name, ferry.PermExecute); err != nil {
 		return err
 	}
-	version := 0
-	if q := c.QueryParam("version"); q != "" {
-		n, err := strconv.Atoi(q)
-		if err != nil || n < 1 {
-			return ferry.Errorf(ferry.EINVALID, "version: must be a positive integer")
-		}
-		version = n
+	version, err := versionParam(c)
+	if err != nil {
+		return err
 	}
 	async, err := wantsAsync(c)
 	if err != nil {
