@@ -492,23 +492,18 @@ func (s *server) cancelChainRun(c echo.Context) error {
 		return ferry.Errorf(ferry.EUNAVAILABLE, "chain runs are unavailable: no Temporal client")
 	}
 	ctx := c.Request().Context()
-	err = s.Temporal.CancelWorkflow(ctx, run.WorkflowID, "")
-	var nf *serviceerror.NotFound
-	switch {
-	case errors.As(err, &nf):
+	found, err := s.cancelWorkflow(ctx, run.WorkflowID, "chain run", "chain_run", run.ID)
+	if err != nil {
+		return err
+	}
+	if !found {
 		run, _, err = cs.FinishChainRun(ctx, run.ID, postgres.ChainOutcome{Status: ferry.StatusCancelled,
 			Error: &ferry.ChainError{Type: "Cancelled", Message: "cancelled by request"}})
 		if err != nil {
 			return err
 		}
 		return c.JSON(http.StatusOK, viewOf(run))
-	case err != nil:
-		s.Logger.Error("cancelling chain run", "chain_run", run.ID, "err", err)
-		return ferry.Errorf(ferry.EUNAVAILABLE, "could not cancel the chain run: Temporal is unavailable")
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.CancelWait)
-	defer cancel()
-	_ = s.Temporal.GetWorkflow(wctx, run.WorkflowID, "").Get(wctx, nil)
 	rec, err := cs.GetChainRun(ctx, run.ID)
 	if err != nil {
 		return err

@@ -315,24 +315,18 @@ func (s *server) cancelInvocation(c echo.Context) error {
 		return ferry.Errorf(ferry.EUNAVAILABLE, "invocations are unavailable: no Temporal client")
 	}
 	ctx := c.Request().Context()
-	err = s.Temporal.CancelWorkflow(ctx, inv.WorkflowID, "")
-	var nf *serviceerror.NotFound
-	switch {
-	case errors.As(err, &nf):
-		// No such workflow (it never started, or Temporal forgot it): record it here.
+	found, err := s.cancelWorkflow(ctx, inv.WorkflowID, "invocation", "invocation", inv.ID)
+	if err != nil {
+		return err
+	}
+	if !found {
 		inv, _, err = s.Store.FinishInvocation(ctx, inv.ID, postgres.Outcome{Status: ferry.StatusCancelled,
 			Error: &ferry.FunctionError{Type: "Cancelled", Message: "cancelled by request"}})
 		if err != nil {
 			return err
 		}
 		return c.JSON(http.StatusOK, inv)
-	case err != nil:
-		s.Logger.Error("cancelling invocation", "invocation", inv.ID, "err", err)
-		return ferry.Errorf(ferry.EUNAVAILABLE, "could not cancel the invocation: Temporal is unavailable")
 	}
-	wctx, cancel := context.WithTimeout(ctx, s.CancelWait)
-	defer cancel()
-	_ = s.Temporal.GetWorkflow(wctx, inv.WorkflowID, "").Get(wctx, nil)
 	rec, err := s.Store.GetInvocation(ctx, inv.ID)
 	if err != nil {
 		return err
@@ -341,6 +335,26 @@ func (s *server) cancelInvocation(c echo.Context) error {
 		return s.accepted(c, rec)
 	}
 	return c.JSON(http.StatusOK, rec)
+}
+
+// cancelWorkflow asks Temporal to cancel the workflow of an invocation or a
+// chain run (what, for the error; logAttrs, for the log) and waits up to
+// CancelWait for it to end. found is false when Temporal has no such workflow
+// (it never started, or Temporal forgot it): the caller records the cancel.
+func (s *server) cancelWorkflow(ctx context.Context, workflowID, what string, logAttrs ...any) (found bool, err error) {
+	err = s.Temporal.CancelWorkflow(ctx, workflowID, "")
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf):
+		return false, nil
+	case err != nil:
+		s.Logger.Error("cancelling "+what, append(logAttrs, "err", err)...)
+		return true, ferry.Errorf(ferry.EUNAVAILABLE, "could not cancel the %s: Temporal is unavailable", what)
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.CancelWait)
+	defer cancel()
+	_ = s.Temporal.GetWorkflow(wctx, workflowID, "").Get(wctx, nil)
+	return true, nil
 }
 
 // retryInvocation re-runs a failed, timed-out or cancelled invocation as a new
