@@ -45,8 +45,7 @@ no-op local activity against FERRY_TEMPORAL_ADDRESS. Reports p50/p95/p99 latency
 			if err != nil {
 				return err
 			}
-			b := &benchClient{url: strings.TrimRight(envOr("FERRY_URL", "http://"+cfg.Listen), "/"), key: os.Getenv("FERRY_API_KEY"),
-				http: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+			b := newBenchClient(cfg, &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}})
 			if function == "" {
 				function = "bench-echo"
 				if err := b.deployEcho(ctx, function); err != nil {
@@ -55,7 +54,7 @@ no-op local activity against FERRY_TEMPORAL_ADDRESS. Reports p50/p95/p99 latency
 			}
 			var base *baseline
 			if !skipBaseline {
-				if base, err = startBaseline(ctx, cfg); err != nil {
+				if base, err = startBaseline(ctx, cfg, nil); err != nil {
 					return err
 				}
 				defer base.close()
@@ -165,6 +164,12 @@ type benchClient struct {
 	http     *http.Client
 }
 
+// newBenchClient talks to FERRY_URL (default: the configured listen address)
+// with FERRY_API_KEY.
+func newBenchClient(cfg Config, hc *http.Client) *benchClient {
+	return &benchClient{url: strings.TrimRight(envOr("FERRY_URL", "http://"+cfg.Listen), "/"), key: os.Getenv("FERRY_API_KEY"), http: hc}
+}
+
 func (b *benchClient) do(ctx context.Context, method, path string, body any) ([]byte, error) {
 	data, err := json.Marshal(body)
 	if err != nil {
@@ -198,16 +203,26 @@ func (b *benchClient) deployEcho(ctx context.Context, name string) error {
 }
 
 func (b *benchClient) invoke(ctx context.Context, name string) error {
-	out, err := b.do(ctx, http.MethodPost, "/v1/functions/"+name+"/invoke", map[string]any{"hello": "bench"})
+	return b.runCompleted(ctx, "/v1/functions/"+name+"/invoke", "invocation")
+}
+
+func (b *benchClient) runChain(ctx context.Context, name string) error {
+	return b.runCompleted(ctx, "/v1/chains/"+name+"/invoke", "chain run")
+}
+
+// runCompleted posts a sync invoke to path and fails unless the invocation or
+// chain run (what) it returns completed.
+func (b *benchClient) runCompleted(ctx context.Context, path, what string) error {
+	out, err := b.do(ctx, http.MethodPost, path, map[string]any{"hello": "bench"})
 	if err != nil {
 		return err
 	}
-	var inv struct{ Status string }
-	if err := json.Unmarshal(out, &inv); err != nil {
+	var rec struct{ Status string }
+	if err := json.Unmarshal(out, &rec); err != nil {
 		return err
 	}
-	if inv.Status != "completed" {
-		return fmt.Errorf("invocation %s: %s", inv.Status, out)
+	if rec.Status != "completed" {
+		return fmt.Errorf("%s %s: %s", what, rec.Status, out)
 	}
 	return nil
 }
@@ -220,7 +235,9 @@ type baseline struct {
 	queue  string
 }
 
-func startBaseline(ctx context.Context, cfg Config) (*baseline, error) {
+// startBaseline starts a worker of FerryBenchBaseline and the extra workflows,
+// by name, on a task queue of its own.
+func startBaseline(ctx context.Context, cfg Config, extra map[string]any) (*baseline, error) {
 	c, err := dialTemporal(ctx, cfg, newLogger())
 	if err != nil {
 		return nil, err
@@ -228,6 +245,9 @@ func startBaseline(ctx context.Context, cfg Config) (*baseline, error) {
 	b := &baseline{client: c, queue: "ferry-bench-" + uuid.NewString()[:8]}
 	b.worker = temporalworker.New(c, b.queue, temporalworker.Options{})
 	b.worker.RegisterWorkflowWithOptions(baselineWorkflow, workflow.RegisterOptions{Name: "FerryBenchBaseline"})
+	for name, wf := range extra {
+		b.worker.RegisterWorkflowWithOptions(wf, workflow.RegisterOptions{Name: name})
+	}
 	if err := b.worker.Start(); err != nil {
 		c.Close()
 		return nil, err
@@ -240,10 +260,13 @@ func baselineWorkflow(ctx workflow.Context) error {
 	return workflow.ExecuteLocalActivity(ctx, func(context.Context) error { return nil }).Get(ctx, nil)
 }
 
-func (b *baseline) run(ctx context.Context) error {
+func (b *baseline) run(ctx context.Context) error { return b.execute(ctx, "FerryBenchBaseline") }
+
+// execute runs one workflow of workflowType with eager start and waits for it.
+func (b *baseline) execute(ctx context.Context, workflowType string, args ...any) error {
 	run, err := b.client.ExecuteWorkflow(ctx, temporalclient.StartWorkflowOptions{
 		ID: "bench-" + uuid.NewString(), TaskQueue: b.queue, EnableEagerStart: true,
-	}, "FerryBenchBaseline")
+	}, workflowType, args...)
 	if err != nil {
 		return err
 	}

@@ -2,17 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
-	temporalclient "go.temporal.io/sdk/client"
-	temporalworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 )
 
@@ -36,8 +31,7 @@ local activities inside one workflow versus one child workflow per step.`,
 			if err != nil {
 				return err
 			}
-			b := &benchClient{url: strings.TrimRight(envOr("FERRY_URL", "http://"+cfg.Listen), "/"), key: os.Getenv("FERRY_API_KEY"),
-				http: &http.Client{Timeout: 120 * time.Second}}
+			b := newBenchClient(cfg, &http.Client{Timeout: 120 * time.Second})
 			if err := b.deployEcho(ctx, "bench-echo"); err != nil {
 				return err
 			}
@@ -61,14 +55,15 @@ local activities inside one workflow versus one child workflow per step.`,
 			if skipBaseline {
 				return nil
 			}
-			base, err := startStepsBaseline(ctx, cfg)
+			base, err := startBaseline(ctx, cfg, map[string]any{
+				"FerryBenchLocalSteps": benchLocalSteps, "FerryBenchChildSteps": benchChildSteps})
 			if err != nil {
 				return err
 			}
 			defer base.close()
 			single := runLoad(ctx, n, warmup, 1, base.run)
-			local := runLoad(ctx, n, warmup, 1, func(ctx context.Context) error { return base.runSteps(ctx, "FerryBenchLocalSteps", steps) })
-			child := runLoad(ctx, n, warmup, 1, func(ctx context.Context) error { return base.runSteps(ctx, "FerryBenchChildSteps", steps) })
+			local := runLoad(ctx, n, warmup, 1, func(ctx context.Context) error { return base.execute(ctx, "FerryBenchLocalSteps", steps) })
+			child := runLoad(ctx, n, warmup, 1, func(ctx context.Context) error { return base.execute(ctx, "FerryBenchChildSteps", steps) })
 			fmt.Fprintf(out, "\nTemporal alone (no-op steps): | shape | p50 ms | p99 ms | per-hop p50 ms |\n|---|---|---|---|\n")
 			fmt.Fprintf(out, "| 1 local activity | %.1f | %.1f | |\n", single.p(50), single.p(99))
 			for _, r := range []struct {
@@ -85,49 +80,6 @@ local activities inside one workflow versus one child workflow per step.`,
 	cmd.Flags().IntVar(&steps, "steps", 10, "steps of the chain")
 	cmd.Flags().BoolVar(&skipBaseline, "no-baseline", false, "skip the bare Temporal comparison")
 	return cmd
-}
-
-// startStepsBaseline is startBaseline with the two multi-step shapes registered.
-func startStepsBaseline(ctx context.Context, cfg Config) (*baseline, error) {
-	c, err := dialTemporal(ctx, cfg, newLogger())
-	if err != nil {
-		return nil, err
-	}
-	b := &baseline{client: c, queue: "ferry-bench-" + uuid.NewString()[:8]}
-	b.worker = temporalworker.New(c, b.queue, temporalworker.Options{})
-	b.worker.RegisterWorkflowWithOptions(baselineWorkflow, workflow.RegisterOptions{Name: "FerryBenchBaseline"})
-	b.worker.RegisterWorkflowWithOptions(benchLocalSteps, workflow.RegisterOptions{Name: "FerryBenchLocalSteps"})
-	b.worker.RegisterWorkflowWithOptions(benchChildSteps, workflow.RegisterOptions{Name: "FerryBenchChildSteps"})
-	if err := b.worker.Start(); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return b, nil
-}
-
-func (b *benchClient) runChain(ctx context.Context, name string) error {
-	out, err := b.do(ctx, http.MethodPost, "/v1/chains/"+name+"/invoke", map[string]any{"hello": "bench"})
-	if err != nil {
-		return err
-	}
-	var run struct{ Status string }
-	if err := json.Unmarshal(out, &run); err != nil {
-		return err
-	}
-	if run.Status != "completed" {
-		return fmt.Errorf("chain run %s: %.300s", run.Status, out)
-	}
-	return nil
-}
-
-func (b *baseline) runSteps(ctx context.Context, workflowType string, steps int) error {
-	run, err := b.client.ExecuteWorkflow(ctx, temporalclient.StartWorkflowOptions{
-		ID: "bench-" + uuid.NewString(), TaskQueue: b.queue, EnableEagerStart: true,
-	}, workflowType, steps)
-	if err != nil {
-		return err
-	}
-	return run.Get(ctx, nil)
 }
 
 // benchLocalSteps runs steps no-op local activities one after the other (how
