@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,44 +12,6 @@ import (
 	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/google/uuid"
 )
-
-// lockedBuffer collects a worker process's log while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// startLoggedWorker runs `ferry worker` as a child process and keeps its log.
-func startLoggedWorker(t *testing.T, cfg Config) (*exec.Cmd, *lockedBuffer) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), envRunWorker+"=1"), cfg.environ()...)
-	logs := &lockedBuffer{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("worker process log:\n%s", logs.String())
-		}
-	})
-	return cmd, logs
-}
 
 // runsOf counts how often a worker started the function of a step invocation
 // (the "chain step running" line RunStep logs right before running it).
@@ -76,7 +34,7 @@ func runsOf(log string, id uuid.UUID) int {
 func TestChainSurvivesWorkerKill(t *testing.T) {
 	cfg := testConfig(t, "e2e_chain_crash")
 	s := startWithConfig(t, cfg, roles{api: true})
-	worker, log1 := startLoggedWorker(t, cfg)
+	worker, log1 := startWorkerProcess(t, cfg)
 
 	s.deploy(t, "tick", "python", "tick.handler", "tick.py",
 		"import time\ndef handler(event, context):\n    print('tick', event)\n    time.sleep(1)\n    return event + 1\n",
@@ -111,7 +69,7 @@ func TestChainSurvivesWorkerKill(t *testing.T) {
 	}
 	_ = worker.Wait()
 	killedAt := time.Now()
-	_, log2 := startLoggedWorker(t, cfg)
+	_, log2 := startWorkerProcess(t, cfg)
 
 	final := s.waitRun(t, run.ID, 3*time.Minute)
 	if final.Status != "completed" || string(final.Output) != "6" {

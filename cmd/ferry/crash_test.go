@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,13 +52,32 @@ func (c Config) environ() []string {
 	}
 }
 
-// startWorkerProcess runs `ferry worker` as a child process with cfg.
-func startWorkerProcess(t *testing.T, cfg Config) *exec.Cmd {
+// lockedBuffer collects a worker process's log while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startWorkerProcess runs `ferry worker` as a child process with cfg and keeps
+// its log; the log is shown when the test fails (the worker is chatty).
+func startWorkerProcess(t *testing.T, cfg Config) (*exec.Cmd, *lockedBuffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(append(os.Environ(), envRunWorker+"=1"), cfg.environ()...)
-	var logs bytes.Buffer // only shown when the test fails: the worker is chatty
-	cmd.Stderr = &logs
+	logs := &lockedBuffer{}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +88,7 @@ func startWorkerProcess(t *testing.T, cfg Config) *exec.Cmd {
 			t.Logf("worker process log:\n%s", logs.String())
 		}
 	})
-	return cmd
+	return cmd, logs
 }
 
 // TestWorkerKilledMidFlight: a worker is killed with SIGKILL while 20
@@ -77,7 +97,7 @@ func TestWorkerKilledMidFlight(t *testing.T) {
 	cfg := testConfig(t, "e2e_crash")
 	cfg.MaxContainers = 24
 	s := startWithConfig(t, cfg, roles{api: true})
-	worker := startWorkerProcess(t, cfg)
+	worker, _ := startWorkerProcess(t, cfg)
 
 	s.deploy(t, "slow", "python", "slow.handler", "slow.py",
 		"import time\ndef handler(event, context):\n    time.sleep(4)\n    return event\n",
