@@ -59,22 +59,11 @@ func (s *testServer) runChain(t *testing.T, name string, input any, headers ...s
 	return run, resp
 }
 
+// waitRun polls a chain run until it reaches a final status.
 func (s *testServer) waitRun(t *testing.T, id string, within time.Duration) chainRunJSON {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		var run chainRunJSON
-		s.do(t, http.MethodGet, "/v1/chain-runs/"+id, nil, &run)
-		switch run.Status {
-		case "pending", "running", "":
-		default:
-			return run
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("chain run %s still %q after %s", id, run.Status, within)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return waitFinalRecord(t, s, "/v1/chain-runs/"+id, "chain run "+id, within, 200*time.Millisecond,
+		func(run chainRunJSON) string { return run.Status })
 }
 
 func readExample(t *testing.T, name string) string {

@@ -87,19 +87,27 @@ func (s *testServer) invoke(t *testing.T, name string, event any, headers ...str
 // waitFinal polls an invocation until it reaches a final status.
 func (s *testServer) waitFinal(t *testing.T, id string, within time.Duration) invocationJSON {
 	t.Helper()
+	return waitFinalRecord(t, s, "/v1/invocations/"+id, "invocation "+id, within, 100*time.Millisecond,
+		func(inv invocationJSON) string { return inv.Status })
+}
+
+// waitFinalRecord GETs path every so often until the record's status is final
+// (what names the record in the failure).
+func waitFinalRecord[T any](t *testing.T, s *testServer, path, what string, within, every time.Duration, status func(T) string) T {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		var inv invocationJSON
-		s.do(t, http.MethodGet, "/v1/invocations/"+id, nil, &inv)
-		switch inv.Status {
+		var rec T
+		s.do(t, http.MethodGet, path, nil, &rec)
+		switch status(rec) {
 		case "pending", "running", "":
 		default:
-			return inv
+			return rec
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("invocation %s still %q after %s", id, inv.Status, within)
+			t.Fatalf("%s still %q after %s", what, status(rec), within)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(every)
 	}
 }
 
