@@ -53,9 +53,6 @@ func (db *DB) CreateChainVersion(ctx context.Context, v ferry.ChainVersion) (fer
 	}
 	what := chainName(v.Chain)
 	err := db.tx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, durableCommit); err != nil {
-			return err
-		}
 		err := tx.QueryRow(ctx, `
 			INSERT INTO chains (name, latest_version) VALUES ($1, 1)
 			ON CONFLICT (name) DO UPDATE SET latest_version = chains.latest_version + 1, updated_at = now()

@@ -196,11 +196,16 @@ func (db *DB) mapErr(err error, what string) error {
 	return &dbError{fe: ferry.Errorf(ferry.EINTERNAL, "database error on %s", what), cause: err}
 }
 
-// tx runs fn in a transaction, committing when fn returns nil.
 // durableCommit makes a transaction wait for its WAL flush although the
 // session default (see Open) does not: for deploys, deletes and keys.
 const durableCommit = "SET LOCAL synchronous_commit = on"
 
+// tx runs fn in a durable transaction, committing when fn returns nil.
 func (db *DB) tx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, db.pool, fn)
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, durableCommit); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
 }

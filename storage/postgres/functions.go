@@ -51,9 +51,6 @@ func (db *DB) CreateVersion(ctx context.Context, v ferry.Version) (ferry.Version
 	}
 	what := functionName(v.Function)
 	err := db.tx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, durableCommit); err != nil {
-			return err
-		}
 		err := tx.QueryRow(ctx, `
 			INSERT INTO functions (name, description, latest_version) VALUES ($1, $2, 1)
 			ON CONFLICT (name) DO UPDATE SET
@@ -185,9 +182,6 @@ func (db *DB) DeleteFunction(ctx context.Context, name string) ([]string, error)
 	what := functionName(name)
 	var orphans []string
 	err := db.tx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, durableCommit); err != nil {
-			return err
-		}
 		// Lock the function first: a concurrent deploy of the same name waits for
 		// this transaction and then starts a fresh function at version 1.
 		var locked string
