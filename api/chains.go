@@ -2,11 +2,9 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -249,22 +247,9 @@ func (s *server) invokeChain(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	async, err := wantsAsync(c)
+	req, err := readInvokeRequest(c, "input")
 	if err != nil {
 		return err
-	}
-	idemKey := c.Request().Header.Get(headerIdempotency)
-	if len(idemKey) > maxIdempotencyKey {
-		return ferry.Errorf(ferry.EINVALID, "Idempotency-Key: must be at most %d characters", maxIdempotencyKey)
-	}
-	input, err := readBody(c)
-	if err != nil {
-		return err
-	}
-	if len(strings.TrimSpace(string(input))) == 0 {
-		input = nil
-	} else if !json.Valid(input) {
-		return ferry.Errorf(ferry.EINVALID, "body: the input must be valid JSON")
 	}
 	if s.Temporal == nil {
 		return ferry.Errorf(ferry.EUNAVAILABLE, "chain runs are unavailable: no Temporal client")
@@ -275,7 +260,7 @@ func (s *server) invokeChain(c echo.Context) error {
 		return ferry.Errorf(ferry.EINTERNAL, "generating a chain run id: %v", err)
 	}
 	run, created, err := cs.CreateChainRun(ctx, ferry.ChainRun{ID: id, Chain: v.Chain, Version: v.Version,
-		Status: ferry.StatusPending, Input: input, IdempotencyKey: idemKey, WorkflowID: id.String(), CreatedAt: time.Now()})
+		Status: ferry.StatusPending, Input: req.input, IdempotencyKey: req.idempotencyKey, WorkflowID: id.String(), CreatedAt: time.Now()})
 	if err != nil {
 		return err
 	}
@@ -286,13 +271,13 @@ func (s *server) invokeChain(c echo.Context) error {
 	}
 	if created || !run.Status.Final() {
 		if err := s.startChain(ctx, run, v); err != nil {
-			if created && idemKey == "" {
+			if created && req.idempotencyKey == "" {
 				s.abandonChain(cs, run, err)
 			}
 			return err
 		}
 	}
-	if async {
+	if req.async {
 		return s.acceptedRun(c, run)
 	}
 	r, err := s.waitChain(ctx, cs, run)

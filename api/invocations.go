@@ -36,22 +36,9 @@ func (s *server) invoke(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	async, err := wantsAsync(c)
+	req, err := readInvokeRequest(c, "event")
 	if err != nil {
 		return err
-	}
-	idemKey := c.Request().Header.Get(headerIdempotency)
-	if len(idemKey) > maxIdempotencyKey {
-		return ferry.Errorf(ferry.EINVALID, "Idempotency-Key: must be at most %d characters", maxIdempotencyKey)
-	}
-	event, err := readBody(c)
-	if err != nil {
-		return err
-	}
-	if len(strings.TrimSpace(string(event))) == 0 {
-		event = nil // no body: the handler gets null
-	} else if !json.Valid(event) {
-		return ferry.Errorf(ferry.EINVALID, "body: the event must be valid JSON")
 	}
 	if s.Temporal == nil {
 		return ferry.Errorf(ferry.EUNAVAILABLE, "invocations are unavailable: no Temporal client")
@@ -67,7 +54,7 @@ func (s *server) invoke(c echo.Context) error {
 	}
 	inv, created, err := s.Store.CreateInvocation(ctx, ferry.Invocation{
 		ID: id, Function: v.Function, Version: v.Version, Status: ferry.StatusPending,
-		Event: event, IdempotencyKey: idemKey, WorkflowID: id.String(), CreatedAt: time.Now(),
+		Event: req.input, IdempotencyKey: req.idempotencyKey, WorkflowID: id.String(), CreatedAt: time.Now(),
 	})
 	if err != nil {
 		return err
@@ -79,7 +66,7 @@ func (s *server) invoke(c echo.Context) error {
 		}
 	}
 	var done <-chan ferry.Invocation
-	if !async && s.Completions != nil && !inv.Status.Final() {
+	if !req.async && s.Completions != nil && !inv.Status.Final() {
 		// Before the start: the worker in this process may finish it at once.
 		var stop func()
 		done, stop = s.Completions.Subscribe(inv.ID)
@@ -90,16 +77,47 @@ func (s *server) invoke(c echo.Context) error {
 		// is idempotent by workflow id), or starts it if the first request died
 		// between recording and starting.
 		if err := s.start(ctx, inv, v); err != nil {
-			if created && idemKey == "" {
+			if created && req.idempotencyKey == "" {
 				s.abandon(inv, err)
 			}
 			return err
 		}
 	}
-	if async {
+	if req.async {
 		return s.accepted(c, inv)
 	}
 	return s.respondSync(c, s.wait(ctx, inv, done))
+}
+
+// invokeRequest is what an invoke of a function or of a chain reads besides
+// the target.
+type invokeRequest struct {
+	async          bool
+	idempotencyKey string
+	input          []byte // nil for an empty body: the handler gets null
+}
+
+// readInvokeRequest reads the async preference, the Idempotency-Key header and
+// the JSON body, which what ("event", "input") names in errors.
+func readInvokeRequest(c echo.Context, what string) (invokeRequest, error) {
+	async, err := wantsAsync(c)
+	if err != nil {
+		return invokeRequest{}, err
+	}
+	idemKey := c.Request().Header.Get(headerIdempotency)
+	if len(idemKey) > maxIdempotencyKey {
+		return invokeRequest{}, ferry.Errorf(ferry.EINVALID, "Idempotency-Key: must be at most %d characters", maxIdempotencyKey)
+	}
+	input, err := readBody(c)
+	if err != nil {
+		return invokeRequest{}, err
+	}
+	if len(strings.TrimSpace(string(input))) == 0 {
+		input = nil
+	} else if !json.Valid(input) {
+		return invokeRequest{}, ferry.Errorf(ferry.EINVALID, "body: the %s must be valid JSON", what)
+	}
+	return invokeRequest{async: async, idempotencyKey: idemKey, input: input}, nil
 }
 
 // wantsAsync reads `Prefer: respond-async` and ?async=true.
