@@ -1,7 +1,8 @@
 'use strict';
 // Ferry's Node.js runner.
 //
-// Loads the handler named by FERRY_HANDLER ("file.export", CommonJS or ESM) once,
+// Loads the handler named by FERRY_HANDLER ("file.export", CommonJS or ESM; in a
+// spare container started with FERRY_SPARE=1, by the host's "init" frame) once,
 // then serves invocations one at a time over the Unix socket
 // /run/ferry/ferry.sock with length-prefixed JSON frames (see runtimes/README.md).
 // No npm packages: Node's standard modules only.
@@ -324,6 +325,42 @@ async function invoke(fn, msg) {
   return JSON.stringify(head).slice(0, -1) + ',"result":' + resultJSON + '}';
 }
 
+// Loads the handler named by FERRY_HANDLER, capturing what loading prints.
+async function loadFunction() {
+  logs.begin();
+  let fn = null;
+  let initError = null;
+  try {
+    fn = await loadHandler(process.env.FERRY_HANDLER || process.env._HANDLER || '');
+  } catch (err) {
+    initError = errorInfo(err);
+  }
+  const init = logs.end();
+  return { fn, initError, logs: init.logs, truncated: init.truncated };
+}
+
+async function connectOrExit() {
+  let sock;
+  try {
+    sock = await connect(SOCKET_PATH);
+  } catch (err) {
+    logs.diag(`cannot connect to ${SOCKET_PATH}: ${err.message}`);
+    process.exit(2);
+  }
+  sock.on('error', (err) => {
+    logs.diag(`socket error: ${err.message}`);
+    process.exit(2);
+  });
+  return sock;
+}
+
+// Sends init_error and exits.
+function sendInitError(sock, loaded) {
+  const msg = { type: 'init_error', error: loaded.initError, logs: loaded.logs, logs_truncated: loaded.truncated };
+  sock.removeAllListeners('close');
+  sock.end(frame(JSON.stringify(msg)), () => process.exit(1));
+}
+
 async function main() {
   logs = new LogCapture(parseInt(process.env.FERRY_LOG_LIMIT, 10) || DEFAULT_LOG_LIMIT);
   try {
@@ -341,32 +378,44 @@ async function main() {
   process.on('uncaughtException', uncaught);
   process.on('unhandledRejection', uncaught);
 
-  logs.begin();
-  let fn = null;
-  let initError = null;
-  try {
-    fn = await loadHandler(process.env.FERRY_HANDLER || process.env._HANDLER || '');
-  } catch (err) {
-    initError = errorInfo(err);
-  }
-  const init = logs.end();
-
-  let sock;
-  try {
-    sock = await connect(SOCKET_PATH);
-  } catch (err) {
-    logs.diag(`cannot connect to ${SOCKET_PATH}: ${err.message}`);
-    process.exit(2);
-  }
-  if (initError) {
-    const msg = { type: 'init_error', error: initError, logs: init.logs, logs_truncated: init.truncated };
-    sock.end(frame(JSON.stringify(msg)), () => process.exit(1));
+  // A spare (FERRY_SPARE=1) starts before it belongs to any function: it
+  // connects, says "waiting" and loads the handler named by the init frame,
+  // after the function's environment is set (runtimes/README.md, "Spares").
+  if (process.env.FERRY_SPARE === '1' && !process.env.FERRY_HANDLER) {
+    const sock = await connectOrExit();
+    sock.on('close', () => process.exit(0)); // the host is gone: nothing more to do
+    sock.write(frame(JSON.stringify({ type: 'waiting', init_ms: Math.round((performance.now() - startedAt) * 1000) / 1000 })));
+    let fn = null;
+    serveFrames(sock, async (msg) => {
+      if (fn === null && msg.type === 'init') {
+        const t0 = performance.now();
+        for (const [k, v] of Object.entries(msg.env || {})) process.env[k] = String(v);
+        if (msg.handler) process.env.FERRY_HANDLER = String(msg.handler);
+        const loaded = await loadFunction();
+        if (loaded.initError) {
+          sendInitError(sock, loaded);
+          return;
+        }
+        fn = loaded.fn;
+        sock.write(frame(JSON.stringify({ type: 'ready', init_ms: Math.round((performance.now() - t0) * 1000) / 1000 })));
+        return;
+      }
+      if (fn === null || msg.type !== 'invoke') {
+        logs.diag(`ignoring frame of type ${msg.type}`);
+        return;
+      }
+      sock.write(frame(await invoke(fn, msg)));
+    });
     return;
   }
-  sock.on('error', (err) => {
-    logs.diag(`socket error: ${err.message}`);
-    process.exit(2);
-  });
+
+  const loaded = await loadFunction();
+  const sock = await connectOrExit();
+  if (loaded.initError) {
+    sendInitError(sock, loaded);
+    return;
+  }
+  const fn = loaded.fn;
   sock.on('close', () => process.exit(0)); // the host is gone: nothing more to do
   sock.write(frame(JSON.stringify({ type: 'ready', init_ms: Math.round((performance.now() - startedAt) * 1000) / 1000 })));
 

@@ -1,6 +1,7 @@
 """Ferry's Python runner.
 
-Loads the handler named by FERRY_HANDLER once, then serves invocations one at a
+Loads the handler named by FERRY_HANDLER (or, in a spare container started with
+FERRY_SPARE=1, by the host's "init" frame) once, then serves invocations one at a
 time over the Unix socket /run/ferry/ferry.sock with length-prefixed JSON frames
 (see runtimes/README.md). Standard library only.
 
@@ -286,6 +287,14 @@ def connect(path, wait_s=5.0):
             time.sleep(0.01)
 
 
+def connect_or_exit(logs):
+    try:
+        return connect(SOCKET_PATH)
+    except OSError as exc:
+        logs.log("cannot connect to %s: %s" % (SOCKET_PATH, exc))
+        os._exit(2)
+
+
 def send_frame(sock, payload):
     if isinstance(payload, str):
         payload = payload.encode("utf-8")
@@ -356,6 +365,34 @@ def main():
     except OSError:
         pass
 
+    # A spare (FERRY_SPARE=1) starts before it belongs to any function: it
+    # connects, says "waiting" and loads the handler named by the init frame,
+    # after the function's environment is set (runtimes/README.md, "Spares").
+    spare = os.environ.get("FERRY_SPARE") == "1" and not os.environ.get("FERRY_HANDLER")
+    sock = rfile = None
+    if spare:
+        import importlib  # load_handler's, imported while nobody waits
+
+        sock = connect_or_exit(logs)
+        rfile = sock.makefile("rb")
+        send_frame(sock, json.dumps({"type": "waiting",
+                                     "init_ms": round((time.perf_counter() - start) * 1000, 3)}))
+        while True:
+            msg = read_frame(rfile)
+            if msg is None:
+                os._exit(0)  # the host closed the connection before assigning it
+            if msg.get("type") == "init":
+                break
+            logs.log("ignoring frame of type %r while waiting" % msg.get("type"))
+        start = time.perf_counter()
+        for k, v in (msg.get("env") or {}).items():
+            os.environ[str(k)] = str(v)
+        if msg.get("handler"):
+            os.environ["FERRY_HANDLER"] = str(msg["handler"])
+        # The code folder was filled after the interpreter looked at it.
+        importlib.invalidate_caches()
+        sys.path_importer_cache.pop(TASK_ROOT, None)
+
     logs.begin()
     fn, arity, init_error = None, 0, None
     try:
@@ -364,11 +401,8 @@ def main():
         init_error = error_info(exc)
     init_logs, init_truncated = logs.end()
 
-    try:
-        sock = connect(SOCKET_PATH)
-    except OSError as exc:
-        logs.log("cannot connect to %s: %s" % (SOCKET_PATH, exc))
-        os._exit(2)
+    if sock is None:
+        sock = connect_or_exit(logs)
     if init_error is not None:
         send_frame(sock, json.dumps({"type": "init_error", "error": init_error,
                                      "logs": init_logs, "logs_truncated": init_truncated}))
@@ -377,7 +411,8 @@ def main():
     send_frame(sock, json.dumps({"type": "ready",
                                  "init_ms": round((time.perf_counter() - start) * 1000, 3)}))
 
-    rfile = sock.makefile("rb")
+    if rfile is None:
+        rfile = sock.makefile("rb")
     while True:
         msg = read_frame(rfile)
         if msg is None:

@@ -99,8 +99,6 @@ func main() {
 		_ = os.Chdir(root) // as on Lambda; a missing folder is no reason to stop
 	}
 
-	h, initErr := ferryNewHandler(ferryHandler)
-
 	path := os.Getenv("FERRY_SOCKET")
 	if path == "" {
 		path = "/run/ferry/ferry.sock"
@@ -111,13 +109,40 @@ func main() {
 		os.Exit(2)
 	}
 	w := bufio.NewWriter(conn)
+	r := bufio.NewReader(conn)
+
+	// A spare (FERRY_SPARE=1) starts before it belongs to any function: it
+	// says "waiting" and takes the function's environment from the init frame
+	// (runtimes/README.md, "Spares"). The handler itself is compiled in.
+	if os.Getenv("FERRY_SPARE") == "1" && os.Getenv("FERRY_HANDLER") == "" {
+		_ = ferryWriteFrame(w, map[string]interface{}{"type": "waiting", "init_ms": ferryMillis(time.Since(start))})
+		for {
+			var msg ferryInitMsg
+			if err := ferryReadFrame(r, &msg); err != nil {
+				os.Exit(0) // the host closed the connection before assigning it
+			}
+			if msg.Type != "init" {
+				logs.diagf("ignoring frame of type %q while waiting", msg.Type)
+				continue
+			}
+			start = time.Now()
+			for k, v := range msg.Env {
+				_ = os.Setenv(k, v)
+			}
+			if msg.Handler != "" {
+				_ = os.Setenv("FERRY_HANDLER", msg.Handler)
+			}
+			break
+		}
+	}
+
+	h, initErr := ferryNewHandler(ferryHandler)
 	if initErr != nil {
 		_ = ferryWriteFrame(w, map[string]interface{}{"type": "init_error", "error": initErr, "logs": "", "logs_truncated": false})
 		os.Exit(1)
 	}
 	_ = ferryWriteFrame(w, map[string]interface{}{"type": "ready", "init_ms": ferryMillis(time.Since(start))})
 
-	r := bufio.NewReader(conn)
 	info := ferryStaticInfo()
 	for {
 		var msg ferryInvokeMsg
@@ -151,6 +176,12 @@ type ferryInvokeMsg struct {
 	ID         string          `json:"id"`
 	Event      json.RawMessage `json:"event"`
 	DeadlineMS int64           `json:"deadline_ms"`
+}
+
+type ferryInitMsg struct {
+	Type    string            `json:"type"`
+	Handler string            `json:"handler"`
+	Env     map[string]string `json:"env"`
 }
 
 type ferryResultMsg struct {

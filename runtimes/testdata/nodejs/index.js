@@ -81,6 +81,27 @@ exports.handler = async (event, context) => {
     case "host":
       await sleep(event.s || 0);
       return os.hostname();
+    case "limits": {
+      const read = (...paths) => {
+        for (const p of paths) {
+          try {
+            return fs.readFileSync(p, "utf8").trim();
+          } catch (_) {}
+        }
+        return "";
+      };
+      const names = ["AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "_HANDLER", "FERRY_HANDLER", "GREETING", "HOME", "LAMBDA_TASK_ROOT"];
+      return {
+        memory: read("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"),
+        swap: read("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
+        cpu: read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us",
+          "/sys/fs/cgroup/cpu.max").split(" ")[0],
+        pids: read("/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/pids.max"),
+        env: Object.fromEntries(names.map((k) => [k, process.env[k] || ""])),
+        files: fs.readdirSync("/var/task").sort(),
+      };
+    }
     case "echo":
       return event;
   }

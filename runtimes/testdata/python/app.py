@@ -85,6 +85,26 @@ def handler(event, context):
     if op == "host":
         time.sleep(event.get("s", 0))
         return socket.gethostname()
+    if op == "limits":
+        def read(*paths):
+            for p in paths:
+                try:
+                    with open(p) as f:
+                        return f.read().strip()
+                except OSError:
+                    pass
+            return ""
+        names = ("AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                 "_HANDLER", "FERRY_HANDLER", "GREETING", "HOME", "LAMBDA_TASK_ROOT")
+        return {
+            "memory": read("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"),
+            "swap": read("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
+            "cpu": read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us",
+                        "/sys/fs/cgroup/cpu.max").split(" ")[0],
+            "pids": read("/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/pids.max"),
+            "env": {k: os.environ.get(k, "") for k in names},
+            "files": sorted(os.listdir("/var/task")),
+        }
     if op == "echo":
         return event
     raise KeyError("unknown op %r" % op)
