@@ -3,9 +3,12 @@ package runtimes
 import (
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
+
+	"github.com/ferry-faas/ferry"
 )
 
 // Paths inside every function container (runtimes/README.md).
@@ -32,6 +35,7 @@ const (
 	labelRuntime  = "ferry.runtime"
 	labelPool     = "ferry.pool"
 	labelKey      = "ferry.key"
+	labelSpare    = "ferry.spare" // "true" on a spare, whatever function it serves now
 )
 
 // containerParams is everything containerConfig needs besides the spec.
@@ -57,35 +61,49 @@ var reservedEnv = map[string]bool{
 // allowed in a function's env (the API rejects such deployments).
 func ReservedEnv(name string) bool { return reservedEnv[name] }
 
-// containerConfig holds every setting of a function container, hardening
-// included. It is pure so that a table test can pin each setting down.
-func containerConfig(s Spec, p containerParams) (*container.Config, *container.HostConfig) {
+// functionEnv is the environment that names the function: the protocol's
+// variables, then the function's own (sorted, reserved names dropped). A
+// container created for the function gets it at creation; a spare receives it
+// in its init frame.
+func functionEnv(s Spec) (protocol, user []string) {
 	lim := s.Limits.WithDefaults()
 	version := strconv.Itoa(s.Version)
 	memMB := strconv.Itoa(lim.MemoryMB)
-
-	env := []string{
+	protocol = []string{
 		"FERRY_HANDLER=" + s.Handler,
 		"FERRY_FUNCTION_NAME=" + s.Function,
 		"FERRY_FUNCTION_VERSION=" + version,
 		"FERRY_MEMORY_MB=" + memMB,
-		"FERRY_LOG_LIMIT=" + strconv.Itoa(p.LogLimit),
 		"AWS_LAMBDA_FUNCTION_NAME=" + s.Function,
 		"AWS_LAMBDA_FUNCTION_VERSION=" + version,
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + memMB,
-		"LAMBDA_TASK_ROOT=" + taskRoot,
 		"_HANDLER=" + s.Handler,
-		"HOME=/tmp",
 	}
-	user := make([]string, 0, len(s.Env))
+	user = make([]string, 0, len(s.Env))
 	for k, v := range s.Env {
 		if !reservedEnv[k] {
 			user = append(user, k+"="+v)
 		}
 	}
 	sort.Strings(user) // map order is random; keep the config deterministic
-	env = append(env, user...)
+	return protocol, user
+}
 
+// poolEnv is the environment every container of the pool has, spares included.
+func poolEnv(p containerParams) []string {
+	return []string{
+		"FERRY_LOG_LIMIT=" + strconv.Itoa(p.LogLimit),
+		"LAMBDA_TASK_ROOT=" + taskRoot,
+		"HOME=/tmp",
+	}
+}
+
+// containerConfig holds every setting of a function container, hardening
+// included. It is pure so that a table test can pin each setting down.
+func containerConfig(s Spec, p containerParams) (*container.Config, *container.HostConfig) {
+	lim := s.Limits.WithDefaults()
+	protocol, user := functionEnv(s)
+	env := append(append(protocol, poolEnv(p)...), user...) // the function's own last
 	cfg := &container.Config{
 		Image:      p.Image,
 		User:       containerUser,
@@ -94,14 +112,43 @@ func containerConfig(s Spec, p containerParams) (*container.Config, *container.H
 		Labels: map[string]string{
 			labelManaged:  "true",
 			labelFunction: s.Function,
-			labelVersion:  version,
+			labelVersion:  strconv.Itoa(s.Version),
 			labelChecksum: s.Checksum,
 			labelRuntime:  string(s.Runtime),
 			labelPool:     p.PoolID,
 			labelKey:      p.Key,
 		},
 	}
+	return cfg, hostConfig(s.CodeDir, p.RunDir, lim)
+}
 
+// spareConfig is the configuration of a spare: a container of a runtime that
+// belongs to no function yet (see "Spares" in executor.go). It has the same
+// hardening as containerConfig and the default limits (its memory and CPU
+// quota are updated when it is assigned; the pids limit is the same for
+// every function), no network, and its own code folder codeDir, still empty,
+// mounted read-only at /var/task. Its labels name no function: Docker labels
+// cannot change, and the function it serves is kept in the pool's memory.
+func spareConfig(rt ferry.Runtime, codeDir string, p containerParams) (*container.Config, *container.HostConfig) {
+	env := append([]string{"FERRY_SPARE=1"}, poolEnv(p)...)
+	cfg := &container.Config{
+		Image:      p.Image,
+		User:       containerUser,
+		Env:        env,
+		WorkingDir: taskRoot,
+		Labels: map[string]string{
+			labelManaged: "true",
+			labelSpare:   "true",
+			labelRuntime: string(rt),
+			labelPool:    p.PoolID,
+		},
+	}
+	return cfg, hostConfig(codeDir, p.RunDir, ferry.DefaultLimits)
+}
+
+// hostConfig is the hardening and the limits shared by every function
+// container.
+func hostConfig(codeDir, runDir string, lim ferry.Limits) *container.HostConfig {
 	network := container.NetworkMode("none")
 	if lim.Network {
 		network = "bridge"
@@ -109,7 +156,7 @@ func containerConfig(s Spec, p containerParams) (*container.Config, *container.H
 	mem := int64(lim.MemoryMB) << 20
 	pids := int64(pidsLimit)
 	init := true // docker-init reaps zombies that user code leaves behind
-	host := &container.HostConfig{
+	return &container.HostConfig{
 		NetworkMode:    network,
 		ReadonlyRootfs: true,
 		// exec stays allowed (as on Lambda); nosuid/nodev keep it harmless.
@@ -117,8 +164,8 @@ func containerConfig(s Spec, p containerParams) (*container.Config, *container.H
 			"/tmp": "rw,exec,nosuid,nodev,mode=1777,size=" + strconv.Itoa(tmpfsSize),
 		},
 		Mounts: []mount.Mount{
-			{Type: mount.TypeBind, Source: s.CodeDir, Target: taskRoot, ReadOnly: true},
-			{Type: mount.TypeBind, Source: p.RunDir, Target: runnerDir},
+			{Type: mount.TypeBind, Source: codeDir, Target: taskRoot, ReadOnly: true},
+			{Type: mount.TypeBind, Source: runDir, Target: runnerDir},
 		},
 		CapDrop:     []string{"ALL"},
 		SecurityOpt: []string{"no-new-privileges"},
@@ -141,5 +188,47 @@ func containerConfig(s Spec, p containerParams) (*container.Config, *container.H
 			},
 		},
 	}
-	return cfg, host
+}
+
+// spareUpdate is the resource update that gives an assigned spare the
+// function's limits: memory (with memory+swap equal) and CPU quota. The pids
+// limit and ulimits are the same for every function and set at creation.
+func spareUpdate(s Spec) container.UpdateConfig {
+	lim := s.Limits.WithDefaults()
+	mem := int64(lim.MemoryMB) << 20
+	return container.UpdateConfig{Resources: container.Resources{
+		Memory: mem, MemorySwap: mem, NanoCPUs: int64(lim.CPUs * 1e9),
+	}}
+}
+
+// startupEnv are variables an interpreter reads when it starts, not later:
+// setting them in a running spare would not have their effect, so a function
+// that sets one gets a container created for it.
+var startupEnvPrefixes = []string{"PYTHON", "NODE_", "UV_", "LD_", "LC_", "MALLOC_", "GLIBC_", "GCONV_", "OPENSSL_"}
+
+var startupEnvNames = map[string]bool{"LANG": true, "LANGUAGE": true, "TZ": true, "PATH": true, "TMPDIR": true}
+
+// canUseSpare reports whether s may run in a spare: python or nodejs, no
+// network, and no variable that only takes effect at an interpreter's start.
+func canUseSpare(s Spec) bool {
+	if s.Runtime != ferry.RuntimePython && s.Runtime != ferry.RuntimeNode {
+		return false
+	}
+	if s.Limits.Network {
+		return false
+	}
+	for k := range s.Env {
+		if reservedEnv[k] {
+			continue
+		}
+		if startupEnvNames[k] {
+			return false
+		}
+		for _, p := range startupEnvPrefixes {
+			if strings.HasPrefix(k, p) {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -26,33 +26,21 @@ func TestContainerConfig(t *testing.T) {
 		spec  Spec
 		check func(t *testing.T, c *container.Config, h *container.HostConfig)
 	}{
-		{"hardening", base, func(t *testing.T, c *container.Config, h *container.HostConfig) {
-			eq(t, "user", c.User, "1000:1000")
-			eq(t, "read-only rootfs", h.ReadonlyRootfs, true)
-			eq(t, "cap drop", strings.Join(h.CapDrop, ","), "ALL")
-			eq(t, "cap add", len(h.CapAdd), 0)
-			eq(t, "security opt", strings.Join(h.SecurityOpt, ","), "no-new-privileges")
-			eq(t, "privileged", h.Privileged, false)
-			eq(t, "auto remove", h.AutoRemove, false)
-			eq(t, "pids", *h.PidsLimit, int64(pidsLimit))
-			eq(t, "init", *h.Init, true)
-			eq(t, "image", c.Image, "ferry/python:latest")
-			tmp := h.Tmpfs["/tmp"]
-			for _, opt := range []string{"size=67108864", "nosuid", "nodev", "exec"} {
-				if !slices.Contains(strings.Split(tmp, ","), opt) {
-					t.Errorf("tmpfs /tmp %q lacks %s", tmp, opt)
+		{"hardening", base, checkHardening},
+		{"protocol env", base, func(t *testing.T, c *container.Config, h *container.HostConfig) {
+			for _, kv := range []string{
+				"FERRY_HANDLER=app.handler", "FERRY_FUNCTION_NAME=hello", "FERRY_FUNCTION_VERSION=3",
+				"FERRY_MEMORY_MB=128", "FERRY_LOG_LIMIT=1000", "AWS_LAMBDA_FUNCTION_NAME=hello",
+				"AWS_LAMBDA_FUNCTION_VERSION=3", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128",
+				"LAMBDA_TASK_ROOT=/var/task", "_HANDLER=app.handler", "HOME=/tmp",
+			} {
+				if !slices.Contains(c.Env, kv) {
+					t.Errorf("env lacks %s: %v", kv, c.Env)
 				}
 			}
-			ul := map[string]int64{}
-			for _, u := range h.Ulimits {
-				if u.Soft != u.Hard {
-					t.Errorf("ulimit %s soft %d != hard %d", u.Name, u.Soft, u.Hard)
-				}
-				ul[u.Name] = u.Hard
+			if slices.Contains(c.Env, "FERRY_SPARE=1") {
+				t.Errorf("a function's container is configured as a spare")
 			}
-			eq(t, "nofile", ul["nofile"], int64(nofileLimit))
-			eq(t, "fsize", ul["fsize"], int64(tmpfsSize))
-			eq(t, "log driver", h.LogConfig.Config["max-size"], "1m")
 		}},
 		{"default limits", base, func(t *testing.T, c *container.Config, h *container.HostConfig) {
 			eq(t, "network", string(h.NetworkMode), "none")
@@ -101,18 +89,6 @@ func TestContainerConfig(t *testing.T) {
 				eq(t, "label "+k, c.Labels[k], v)
 			}
 		}},
-		{"protocol env", base, func(t *testing.T, c *container.Config, h *container.HostConfig) {
-			for _, kv := range []string{
-				"FERRY_HANDLER=app.handler", "FERRY_FUNCTION_NAME=hello", "FERRY_FUNCTION_VERSION=3",
-				"FERRY_MEMORY_MB=128", "FERRY_LOG_LIMIT=1000", "AWS_LAMBDA_FUNCTION_NAME=hello",
-				"AWS_LAMBDA_FUNCTION_VERSION=3", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128",
-				"LAMBDA_TASK_ROOT=/var/task", "_HANDLER=app.handler", "HOME=/tmp",
-			} {
-				if !slices.Contains(c.Env, kv) {
-					t.Errorf("env lacks %s: %v", kv, c.Env)
-				}
-			}
-		}},
 		{"user env sorted, reserved names dropped", withEnv(map[string]string{"ZED": "1", "ALPHA": "x=y", "HOME": "/root", "FERRY_HANDLER": "evil.x"}), func(t *testing.T, c *container.Config, h *container.HostConfig) {
 			n := len(c.Env)
 			eq(t, "user env", strings.Join(c.Env[n-2:], " "), "ALPHA=x=y ZED=1")
@@ -129,6 +105,103 @@ func TestContainerConfig(t *testing.T) {
 			c2, _ := containerConfig(tc.spec, params)
 			eq(t, "deterministic env", strings.Join(c.Env, "\n"), strings.Join(c2.Env, "\n"))
 		})
+	}
+}
+
+// checkHardening pins down the settings every function container has,
+// spares included.
+func checkHardening(t *testing.T, c *container.Config, h *container.HostConfig) {
+	t.Helper()
+	eq(t, "user", c.User, "1000:1000")
+	eq(t, "read-only rootfs", h.ReadonlyRootfs, true)
+	eq(t, "cap drop", strings.Join(h.CapDrop, ","), "ALL")
+	eq(t, "cap add", len(h.CapAdd), 0)
+	eq(t, "security opt", strings.Join(h.SecurityOpt, ","), "no-new-privileges")
+	eq(t, "privileged", h.Privileged, false)
+	eq(t, "auto remove", h.AutoRemove, false)
+	eq(t, "pids", *h.PidsLimit, int64(pidsLimit))
+	eq(t, "init", *h.Init, true)
+	eq(t, "image", c.Image, "ferry/python:latest")
+	tmp := h.Tmpfs["/tmp"]
+	for _, opt := range []string{"size=67108864", "nosuid", "nodev", "exec"} {
+		if !slices.Contains(strings.Split(tmp, ","), opt) {
+			t.Errorf("tmpfs /tmp %q lacks %s", tmp, opt)
+		}
+	}
+	ul := map[string]int64{}
+	for _, u := range h.Ulimits {
+		if u.Soft != u.Hard {
+			t.Errorf("ulimit %s soft %d != hard %d", u.Name, u.Soft, u.Hard)
+		}
+		ul[u.Name] = u.Hard
+	}
+	eq(t, "nofile", ul["nofile"], int64(nofileLimit))
+	eq(t, "fsize", ul["fsize"], int64(tmpfsSize))
+	eq(t, "log driver", h.LogConfig.Config["max-size"], "1m")
+}
+
+func TestSpareConfig(t *testing.T) {
+	params := containerParams{Image: "ferry/nodejs:latest", RunDir: "/data/run/ferry-s", PoolID: "p1", LogLimit: 1000}
+	c, h := spareConfig(ferry.RuntimeNode, "/data/task/ferry-s", params)
+	t.Run("hardening", func(t *testing.T) {
+		c := *c
+		c.Image = "ferry/python:latest" // checkHardening's image
+		checkHardening(t, &c, h)
+	})
+	eq(t, "image", c.Image, "ferry/nodejs:latest")
+	eq(t, "network", string(h.NetworkMode), "none")
+	eq(t, "memory", h.Memory, int64(ferry.DefaultLimits.MemoryMB)<<20)
+	eq(t, "swap equals memory", h.MemorySwap, h.Memory)
+	eq(t, "nano cpus", h.NanoCPUs, int64(ferry.DefaultLimits.CPUs*1e9))
+	eq(t, "working dir", c.WorkingDir, "/var/task")
+	want := []mount.Mount{
+		{Type: mount.TypeBind, Source: "/data/task/ferry-s", Target: "/var/task", ReadOnly: true},
+		{Type: mount.TypeBind, Source: "/data/run/ferry-s", Target: "/run/ferry"},
+	}
+	eq(t, "mount count", len(h.Mounts), len(want))
+	for i, m := range want {
+		g := h.Mounts[i]
+		if g.Type != m.Type || g.Source != m.Source || g.Target != m.Target || g.ReadOnly != m.ReadOnly {
+			t.Errorf("mount %d = %+v, want %+v", i, g, m)
+		}
+	}
+	eq(t, "env", strings.Join(c.Env, " "), "FERRY_SPARE=1 FERRY_LOG_LIMIT=1000 LAMBDA_TASK_ROOT=/var/task HOME=/tmp")
+	wantLabels := map[string]string{"ferry.managed": "true", "ferry.spare": "true", "ferry.runtime": "nodejs", "ferry.pool": "p1"}
+	eq(t, "label count", len(c.Labels), len(wantLabels))
+	for k, v := range wantLabels {
+		eq(t, "label "+k, c.Labels[k], v)
+	}
+
+	// The update on assignment: the function's memory (no swap) and CPUs.
+	u := spareUpdate(Spec{Limits: ferry.Limits{MemoryMB: 512, CPUs: 1.5}})
+	eq(t, "update memory", u.Memory, int64(512<<20))
+	eq(t, "update swap", u.MemorySwap, int64(512<<20))
+	eq(t, "update cpus", u.NanoCPUs, int64(1.5e9))
+	u = spareUpdate(Spec{})
+	eq(t, "default update memory", u.Memory, int64(ferry.DefaultLimits.MemoryMB)<<20)
+	eq(t, "default update cpus", u.NanoCPUs, int64(ferry.DefaultLimits.CPUs*1e9))
+}
+
+func TestCanUseSpare(t *testing.T) {
+	py := Spec{Runtime: ferry.RuntimePython}
+	for _, tc := range []struct {
+		name string
+		mut  func(*Spec)
+		want bool
+	}{
+		{"python", func(*Spec) {}, true},
+		{"nodejs", func(s *Spec) { s.Runtime = ferry.RuntimeNode }, true},
+		{"go", func(s *Spec) { s.Runtime = ferry.RuntimeGo }, false},
+		{"network", func(s *Spec) { s.Limits.Network = true }, false},
+		{"plain env", func(s *Spec) { s.Env = map[string]string{"GREETING": "hi", "DB_URL": "x"} }, true},
+		{"PYTHONPATH", func(s *Spec) { s.Env = map[string]string{"PYTHONPATH": "/var/task/lib"} }, false},
+		{"NODE_OPTIONS", func(s *Spec) { s.Runtime = ferry.RuntimeNode; s.Env = map[string]string{"NODE_OPTIONS": "--x"} }, false},
+		{"TZ", func(s *Spec) { s.Env = map[string]string{"TZ": "UTC"} }, false},
+		{"LD_PRELOAD", func(s *Spec) { s.Env = map[string]string{"LD_PRELOAD": "/x.so"} }, false},
+	} {
+		s := py
+		tc.mut(&s)
+		eq(t, tc.name, canUseSpare(s), tc.want)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types"
@@ -92,7 +94,11 @@ type Config struct {
 	// quota it has no effect.
 	InitCPUs float64
 	Images   map[ferry.Runtime]string // per runtime, and "go-builder"; defaults DefaultImages
-	Logger   *slog.Logger
+	// Spares is the number of pre-started containers per runtime (python and
+	// nodejs) that cold starts take instead of creating a container (see
+	// spare.go). 0 means DefaultSpares; a negative number disables them.
+	Spares int
+	Logger *slog.Logger
 }
 
 // DefaultImages are the locally built runtime images (scripts/images.sh).
@@ -167,6 +173,7 @@ type PoolStats struct {
 	Busy     int `json:"busy"`     // running an invocation (or starting for one)
 	Idle     int `json:"idle"`     // warm, waiting for an invocation
 	Versions int `json:"versions"` // distinct warm-pool keys
+	Spares   int `json:"spares"`   // ready spares, of no function yet (part of Total)
 }
 
 // Executor runs invocations in a warm pool of runner containers. It is safe
@@ -177,6 +184,9 @@ type Executor struct {
 	log    *slog.Logger
 	poolID string // this executor's id, in every container's ferry.pool label
 	runDir string // absolute DataDir/run
+	// taskDir (absolute DataDir/task) holds the spares' code folders.
+	taskDir string
+	spareN  int // spares per runtime; 0: none
 
 	mu       sync.Mutex
 	pools    map[string]*keyPool
@@ -186,6 +196,10 @@ type Executor struct {
 	busy     int
 	changed  chan struct{} // closed and replaced when a slot or container frees up
 	closed   bool
+	spares   map[ferry.Runtime]*spareState
+
+	spareWG       sync.WaitGroup // spares being started
+	spareAssigned atomic.Int64   // cold starts served by a spare, for tests
 
 	orphanAfter time.Duration // minimum age of another pool's container before it may be reaped
 	// afterKill, when set (tests), is called once a timed-out or cancelled
@@ -225,14 +239,20 @@ func newExecutor(ctx context.Context, docker dockerAPI, cfg Config) (*Executor, 
 	if n := len(runDir) + 1 + containerNameLen + 1 + len(socketName); n > 107 {
 		return nil, ferry.Errorf(ferry.EINVALID, "runtimes: data dir %q is too long for Unix socket paths (%d > 107 bytes)", dataDir, n)
 	}
-	if err := os.MkdirAll(runDir, 0o755); err != nil {
-		return nil, ferry.Errorf(ferry.EINTERNAL, "runtimes: create %s: %v", runDir, err)
+	taskDir := filepath.Join(dataDir, "task")
+	for _, d := range []string{runDir, taskDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, ferry.Errorf(ferry.EINTERNAL, "runtimes: create %s: %v", d, err)
+		}
 	}
 	e := &Executor{
 		docker:   docker,
 		cfg:      cfg,
 		poolID:   randomHex(8),
 		runDir:   runDir,
+		taskDir:  taskDir,
+		spareN:   cfg.Spares,
+		spares:   make(map[ferry.Runtime]*spareState),
 		pools:    make(map[string]*keyPool),
 		all:      make(map[*instance]struct{}),
 		building: make(map[string]struct{}),
@@ -241,11 +261,18 @@ func newExecutor(ctx context.Context, docker dockerAPI, cfg Config) (*Executor, 
 		// still starting is never taken for an orphan.
 		orphanAfter: cfg.InitTimeout + time.Minute,
 	}
+	switch {
+	case e.spareN == 0:
+		e.spareN = DefaultSpares
+	case e.spareN < 0:
+		e.spareN = 0
+	}
 	e.log = cfg.Logger.With("component", "executor", "pool", e.poolID)
 	if err := e.Ping(ctx); err != nil {
 		return nil, err
 	}
 	e.reap(ctx)
+	e.fillSpares()
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	e.stopReaper = cancel
 	e.reaperDone = make(chan struct{})
@@ -274,6 +301,9 @@ func (e *Executor) Stats() PoolStats {
 	for _, p := range e.pools {
 		st.Idle += len(p.idle)
 	}
+	for _, sp := range e.spares {
+		st.Spares += len(sp.ready)
+	}
 	return st
 }
 
@@ -294,11 +324,16 @@ func (e *Executor) Close(ctx context.Context) error {
 	for _, p := range e.pools {
 		p.idle = nil
 	}
+	for _, sp := range e.spares {
+		sp.ready = nil
+	}
 	e.notifyLocked()
 	e.mu.Unlock()
 
 	e.stopReaper()
 	<-e.reaperDone
+	// Spares still starting notice the shutdown and remove themselves (or are
+	// among all, removed below, and then fail).
 	var wg sync.WaitGroup
 	for _, in := range all {
 		wg.Add(1)
@@ -309,7 +344,7 @@ func (e *Executor) Close(ctx context.Context) error {
 	}
 	wg.Wait()
 	done := make(chan struct{})
-	go func() { e.bg.Wait(); close(done) }()
+	go func() { e.spareWG.Wait(); e.bg.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil
@@ -333,18 +368,41 @@ func (e *Executor) Execute(ctx context.Context, s Spec) (Result, error) {
 	}
 	key := poolKey(s, img)
 
+	var spareRT ferry.Runtime
+	if e.spareN > 0 && canUseSpare(s) {
+		spareRT = s.Runtime
+	}
 	queued := time.Now()
-	in, err := e.acquire(ctx, key, s.Limits.MaxConcurrency)
+	in, viaSpare, err := e.acquire(ctx, key, s.Limits.MaxConcurrency, spareRT)
 	if err != nil {
 		return Result{}, err
 	}
 	queueMS := msSince(queued)
 
 	var initMS float64
-	cold := in == nil
-	if cold {
+	cold := in == nil || viaSpare
+	if viaSpare {
+		go e.fillSpares() // replace the spare taken
+		initRes, err := e.assign(ctx, in, s)
+		switch {
+		case errors.Is(err, errSpareUnusable) && ctx.Err() == nil:
+			// Keep the slot and create a container for the function instead.
+			e.log.Warn("spare unusable, starting a container", "function", s.Function, "err", err)
+			in, viaSpare = nil, false
+		case err != nil || initRes != nil:
+			e.releaseSlot(key)
+			if initRes != nil {
+				initRes.Metrics.QueueMS = queueMS
+				return *initRes, nil
+			}
+			return Result{}, err
+		default:
+			initMS = in.initMS
+		}
+	}
+	if in == nil {
 		var initRes *Result
-		in, initRes, err = e.start(ctx, s, key, img)
+		in, initRes, err = e.start(ctx, s, key, img, false)
 		if err != nil || initRes != nil {
 			e.releaseSlot(key)
 			if initRes != nil {
@@ -418,15 +476,17 @@ func poolKey(s Spec, img string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// acquire returns an idle container of key, or nil after reserving a slot for
-// a new one. It waits while the key is at maxConc containers or the executor
-// at its global cap with nothing idle to evict.
-func (e *Executor) acquire(ctx context.Context, key string, maxConc int) (*instance, error) {
+// acquire returns an idle container of key; or, when spareRT is set and that
+// runtime has a ready spare, the spare, now counted under key (spare true:
+// it still needs assign); or nil after reserving a slot for a new container.
+// It waits while the key is at maxConc containers or the executor at its
+// global cap with no spare or idle container to evict.
+func (e *Executor) acquire(ctx context.Context, key string, maxConc int, spareRT ferry.Runtime) (in *instance, spare bool, err error) {
 	for {
 		e.mu.Lock()
 		if e.closed {
 			e.mu.Unlock()
-			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "executor is shut down")
+			return nil, false, ferry.Errorf(ferry.EUNAVAILABLE, "executor is shut down")
 		}
 		p := e.pools[key]
 		if p == nil {
@@ -439,13 +499,24 @@ func (e *Executor) acquire(ctx context.Context, key string, maxConc int) (*insta
 			if in.alive() {
 				e.busy++
 				e.mu.Unlock()
-				return in, nil
+				return in, false, nil
 			}
 			// Died while idle (killed from outside): drop it and look again.
 			e.dropLocked(in)
 		}
 		if p.count < maxConc {
-			if e.total >= e.cfg.MaxContainers {
+			if spareRT != "" {
+				if sp := e.takeSpareLocked(spareRT); sp != nil {
+					// Already in total; from now on it belongs to key only.
+					sp.key = key
+					p.count++
+					e.busy++
+					e.mu.Unlock()
+					return sp, true, nil
+				}
+			}
+			// At the cap, a spare goes before any warm container.
+			if e.total >= e.cfg.MaxContainers && !e.evictSpareLocked() {
 				if victim := e.lruIdleLocked(); victim != nil {
 					e.log.Debug("evict idle container", "container", victim.name)
 					e.dropLocked(victim)
@@ -456,7 +527,7 @@ func (e *Executor) acquire(ctx context.Context, key string, maxConc int) (*insta
 				e.total++
 				e.busy++
 				e.mu.Unlock()
-				return nil, nil
+				return nil, false, nil
 			}
 		}
 		wait := e.changed
@@ -467,7 +538,7 @@ func (e *Executor) acquire(ctx context.Context, key string, maxConc int) (*insta
 			e.mu.Lock()
 			e.prunePoolLocked(key)
 			e.mu.Unlock()
-			return nil, ctx.Err()
+			return nil, false, ctx.Err()
 		}
 	}
 }

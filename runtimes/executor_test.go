@@ -46,6 +46,7 @@ func dockerClient(t testing.TB) *client.Client {
 
 // newTestExecutor starts an executor with its data under a short temporary
 // folder (Unix socket paths are short) and closes it when the test ends.
+// Spares are off unless cfg.Spares asks for them.
 func newTestExecutor(t testing.TB, cfg Config) *Executor {
 	t.Helper()
 	cli := dockerClient(t)
@@ -56,6 +57,11 @@ func newTestExecutor(t testing.TB, cfg Config) *Executor {
 			t.Fatal(err)
 		}
 		cfg.DataDir = dir
+	}
+	if cfg.Spares == 0 {
+		// These tests pin down containers created for a function, and count
+		// containers; spare_test.go covers spares.
+		cfg.Spares = -1
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: testLogLevel()}))
 	e, err := NewExecutor(context.Background(), cli, cfg)

@@ -33,10 +33,13 @@ type instance struct {
 	id     string
 	key    string
 	runDir string
-	ln     *net.UnixListener
-	conn   *net.UnixConn
-	r      *bufio.Reader
-	initMS float64
+	// taskDir is a spare's own code folder, mounted at /var/task and filled
+	// when the spare is assigned; "" for a container created for a function.
+	taskDir string
+	ln      *net.UnixListener
+	conn    *net.UnixConn
+	r       *bufio.Reader
+	initMS  float64
 
 	lastUsed time.Time // guarded by Executor.mu
 
@@ -83,11 +86,16 @@ func (in *instance) alive() bool {
 
 // start creates and starts a container for s and waits for its runner's ready
 // frame. A function whose handler fails to load yields a Result (status
-// failed, timeout or oom) instead of an instance.
-func (e *Executor) start(ctx context.Context, s Spec, key, img string) (*instance, *Result, error) {
+// failed, timeout or oom) instead of an instance. With spare set it starts a
+// spare of s.Runtime instead (only s.Runtime is used) and waits for the
+// runner's waiting frame.
+func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare bool) (*instance, *Result, error) {
 	began := time.Now()
 	name := "ferry-" + e.poolID + "-" + randomHex(4)
 	in := &instance{name: name, key: key, runDir: filepath.Join(e.runDir, name)}
+	if spare {
+		in.taskDir = filepath.Join(e.taskDir, name)
+	}
 	in.pidfd.Store(-1)
 	fail := func(res *Result, err error) (*instance, *Result, error) {
 		e.mu.Lock()
@@ -108,6 +116,15 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string) (*instanc
 	if err := os.Chmod(in.runDir, 0o777); err != nil {
 		return fail(nil, ferry.Errorf(ferry.EINTERNAL, "chmod run folder: %v", err))
 	}
+	if spare {
+		// Read-only in the container; uid 1000 must be able to list it.
+		if err := os.Mkdir(in.taskDir, 0o755); err != nil {
+			return fail(nil, ferry.Errorf(ferry.EINTERNAL, "create code folder: %v", err))
+		}
+		if err := os.Chmod(in.taskDir, 0o755); err != nil {
+			return fail(nil, ferry.Errorf(ferry.EINTERNAL, "chmod code folder: %v", err))
+		}
+	}
 	sock := filepath.Join(in.runDir, socketName)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
@@ -118,9 +135,11 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string) (*instanc
 		return fail(nil, ferry.Errorf(ferry.EINTERNAL, "chmod runner socket: %v", err))
 	}
 
-	cfg, host := containerConfig(s, containerParams{
-		Image: img, RunDir: in.runDir, PoolID: e.poolID, Key: key, LogLimit: e.cfg.LogLimit,
-	})
+	params := containerParams{Image: img, RunDir: in.runDir, PoolID: e.poolID, Key: key, LogLimit: e.cfg.LogLimit}
+	cfg, host := containerConfig(s, params)
+	if spare {
+		cfg, host = spareConfig(s.Runtime, in.taskDir, params)
+	}
 	// Start with the larger init quota; the function's own is set once ready.
 	fnCPUs := host.NanoCPUs
 	boosted := int64(e.cfg.InitCPUs*1e9) > fnCPUs
@@ -195,38 +214,17 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string) (*instanc
 	}
 	in.r = bufio.NewReader(in.conn)
 
-	_ = in.conn.SetReadDeadline(initDeadline)
-	stop := context.AfterFunc(ctx, func() { _ = in.conn.SetReadDeadline(time.Now()) })
-	f, err := readFrame(in.r, e.maxFrame())
-	stop()
-	if err != nil {
-		switch {
-		case ctx.Err() != nil:
-			return fail(nil, ctx.Err())
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			res := e.initTimeout(ctx, in)
-			return fail(&res, nil)
-		default:
-			res, err := e.diagnose(ctx, in, "start-up")
-			return fail(&res, err)
-		}
+	want := frameReady
+	if spare {
+		want = frameWaiting
 	}
-	switch f.Type {
-	case frameReady:
-	case frameInitError:
-		fe := f.Error
-		if fe == nil {
-			fe = &ferry.FunctionError{Type: ErrTypeInit, Message: "the handler could not be loaded"}
-		}
-		logs, _ := e.capLogs(f.Logs, f.LogsTruncated)
-		return fail(&Result{Status: StatusFailed, Error: fe, Logs: logs}, nil)
-	default:
-		return fail(&Result{Status: StatusFailed, Error: &ferry.FunctionError{
-			Type: ErrTypeProtocol, Message: fmt.Sprintf("runner sent %q instead of ready", f.Type)}}, nil)
+	f, res, err := e.readInit(ctx, in, initDeadline, want)
+	if res != nil || err != nil {
+		return fail(res, err)
 	}
 	_ = in.conn.SetDeadline(time.Time{})
 	readyAt := time.Now()
-	if boosted {
+	if boosted && !spare {
 		uctx, cancel := fresh(ctx, 10*time.Second)
 		_, err := e.docker.ContainerUpdate(uctx, in.id, container.UpdateConfig{Resources: container.Resources{NanoCPUs: fnCPUs}})
 		cancel()
@@ -258,13 +256,55 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string) (*instanc
 			_ = c.Close()
 		}
 	}()
-	e.log.Debug("container ready", "container", name, "function", s.Function, "version", s.Version,
+	what := "container ready"
+	if spare {
+		what = "spare ready"
+	}
+	e.log.Debug(what, "container", name, "runtime", s.Runtime, "function", s.Function, "version", s.Version,
 		"init_ms", in.initMS, "create_ms", ms(createdAt.Sub(began)), "start_ms", ms(startedAt.Sub(createdAt)),
 		"ready_ms", ms(readyAt.Sub(startedAt)), "update_ms", ms(time.Since(readyAt)), "runner_init_ms", f.InitMS)
 	return in, nil, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// readInit reads the runner's first frame after start-up (or, for a spare,
+// after its init frame) and expects want: ready, or waiting for a spare. A
+// function that failed to load, ran out of time or memory yields a Result;
+// the caller removes the container in every case but success.
+func (e *Executor) readInit(ctx context.Context, in *instance, deadline time.Time, want string) (frame, *Result, error) {
+	_ = in.conn.SetReadDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = in.conn.SetReadDeadline(time.Now()) })
+	f, err := readFrame(in.r, e.maxFrame())
+	stop()
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return f, nil, ctx.Err()
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			res := e.initTimeout(ctx, in)
+			return f, &res, nil
+		default:
+			res, err := e.diagnose(ctx, in, "start-up")
+			return f, &res, err
+		}
+	}
+	switch f.Type {
+	case want:
+	case frameInitError:
+		fe := f.Error
+		if fe == nil {
+			fe = &ferry.FunctionError{Type: ErrTypeInit, Message: "the handler could not be loaded"}
+		}
+		logs, _ := e.capLogs(f.Logs, f.LogsTruncated)
+		return f, &Result{Status: StatusFailed, Error: fe, Logs: logs}, nil
+	default:
+		return f, &Result{Status: StatusFailed, Error: &ferry.FunctionError{
+			Type: ErrTypeProtocol, Message: fmt.Sprintf("runner sent %q instead of %s", f.Type, want)}}, nil
+	}
+	_ = in.conn.SetDeadline(time.Time{})
+	return f, nil, nil
+}
 
 func (e *Executor) initTimeout(ctx context.Context, in *instance) Result {
 	e.kill(ctx, in)
@@ -474,6 +514,11 @@ func (e *Executor) removeInstance(ctx context.Context, in *instance) {
 		}
 		if err := os.RemoveAll(in.runDir); err != nil {
 			e.log.Warn("remove run folder", "dir", in.runDir, "err", err)
+		}
+		if in.taskDir != "" {
+			if err := os.RemoveAll(in.taskDir); err != nil {
+				e.log.Warn("remove code folder", "dir", in.taskDir, "err", err)
+			}
 		}
 	})
 }

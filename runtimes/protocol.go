@@ -40,7 +40,20 @@ type invokeFrame struct {
 	DeadlineMS int64           `json:"deadline_ms"` // unix epoch ms
 }
 
+// initFrame assigns a spare to a function (runtimes/README.md, "Spares"):
+// the runner sets Env, then loads Handler and answers ready or init_error.
+type initFrame struct {
+	Type     string            `json:"type"` // always "init"
+	Handler  string            `json:"handler"`
+	Function string            `json:"function_name"`
+	Version  string            `json:"function_version"`
+	MemoryMB int               `json:"memory_limit_mb"`
+	Env      map[string]string `json:"env"`
+}
+
 const (
+	frameWaiting   = "waiting" // a spare's first frame
+	frameInit      = "init"
 	frameReady     = "ready"
 	frameInitError = "init_error"
 	frameInvoke    = "invoke"

@@ -68,6 +68,7 @@ func (e *Executor) reapLoop(ctx context.Context) {
 		case <-t.C:
 			e.expireIdle(time.Now())
 			e.reap(ctx)
+			e.fillSpares()
 		}
 	}
 }
@@ -147,22 +148,27 @@ func (e *Executor) reap(ctx context.Context) {
 		if runSrc != "" && filepath.Dir(runSrc) == e.runDir {
 			_ = os.RemoveAll(runSrc)
 		}
+		if c.Labels[labelSpare] == "true" && name != "" {
+			_ = os.RemoveAll(filepath.Join(e.taskDir, name))
+		}
 	}
 
-	// Run folders of containers that no longer exist.
-	entries, err := os.ReadDir(e.runDir)
-	if err != nil {
-		return
-	}
-	for _, d := range entries {
-		if !d.IsDir() || !strings.HasPrefix(d.Name(), "ferry-") || names[d.Name()] {
+	// Run folders and spares' code folders of containers that no longer exist.
+	for _, dir := range []string{e.runDir, e.taskDir} {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
 			continue
 		}
-		fi, err := d.Info()
-		if err != nil || now.Sub(fi.ModTime()) < e.orphanAfter {
-			continue
+		for _, d := range entries {
+			if !d.IsDir() || !strings.HasPrefix(d.Name(), "ferry-") || names[d.Name()] {
+				continue
+			}
+			fi, err := d.Info()
+			if err != nil || now.Sub(fi.ModTime()) < e.orphanAfter {
+				continue
+			}
+			_ = os.RemoveAll(filepath.Join(dir, d.Name()))
 		}
-		_ = os.RemoveAll(filepath.Join(e.runDir, d.Name()))
 	}
 }
 
