@@ -204,7 +204,7 @@ type Executor struct {
 	orphanAfter time.Duration // minimum age of another pool's container before it may be reaped
 	// afterKill, when set (tests), is called once a timed-out or cancelled
 	// container was killed, before its removal.
-	afterKill func(id string, deadline time.Time)
+	afterKill func(id string, deadline, exited time.Time)
 
 	bg         sync.WaitGroup // background removals
 	stopReaper context.CancelFunc

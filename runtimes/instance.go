@@ -499,9 +499,10 @@ func (e *Executor) removeInstance(ctx context.Context, in *instance) {
 			_ = in.ln.Close()
 		}
 		if in.id != "" && !in.killAt.IsZero() {
-			e.kill(ctx, in)
+			exited, _ := waitExit(int(in.pidfd.Load()), time.Second)
+			e.kill(ctx, in) // also when the pidfd was not usable
 			if e.afterKill != nil {
-				e.afterKill(in.id, in.killAt)
+				e.afterKill(in.id, in.killAt, exited)
 			}
 		}
 		if in.id != "" {

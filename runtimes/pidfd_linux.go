@@ -4,6 +4,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,5 +41,30 @@ func killProcess(fd int) bool {
 func closeProcess(fd int) {
 	if fd >= 0 {
 		_ = unix.Close(fd)
+	}
+}
+
+// waitExit waits at most d for the process behind fd to exit and returns when
+// it saw the exit: the kernel's view, earlier and more exact than the
+// engine's record of the container's end.
+func waitExit(fd int, d time.Duration) (time.Time, bool) {
+	if fd < 0 {
+		return time.Time{}, false
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	deadline := time.Now().Add(d)
+	for {
+		ms := int(time.Until(deadline).Milliseconds())
+		if ms <= 0 {
+			return time.Time{}, false
+		}
+		n, err := unix.Poll(fds, ms)
+		switch {
+		case err == unix.EINTR:
+		case err != nil:
+			return time.Time{}, false
+		case n > 0:
+			return time.Now(), true
+		}
 	}
 }
