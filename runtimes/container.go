@@ -165,7 +165,7 @@ func hostConfig(codeDir, runDir string, lim ferry.Limits) *container.HostConfig 
 		},
 		Mounts: []mount.Mount{
 			{Type: mount.TypeBind, Source: codeDir, Target: taskRoot, ReadOnly: true},
-			{Type: mount.TypeBind, Source: runDir, Target: runnerDir},
+			{Type: mount.TypeBind, Source: runDir, Target: runnerDir, ReadOnly: true},
 		},
 		CapDrop:     []string{"ALL"},
 		SecurityOpt: []string{"no-new-privileges"},

@@ -66,7 +66,7 @@ func TestContainerConfig(t *testing.T) {
 			eq(t, "volumes from", len(h.VolumesFrom), 0)
 			want := []mount.Mount{
 				{Type: mount.TypeBind, Source: "/code/abc123", Target: "/var/task", ReadOnly: true},
-				{Type: mount.TypeBind, Source: "/data/run/ferry-x", Target: "/run/ferry"},
+				{Type: mount.TypeBind, Source: "/data/run/ferry-x", Target: "/run/ferry", ReadOnly: true},
 			}
 			for i, m := range want {
 				g := h.Mounts[i]
@@ -156,7 +156,7 @@ func TestSpareConfig(t *testing.T) {
 	eq(t, "working dir", c.WorkingDir, "/var/task")
 	want := []mount.Mount{
 		{Type: mount.TypeBind, Source: "/data/task/ferry-s", Target: "/var/task", ReadOnly: true},
-		{Type: mount.TypeBind, Source: "/data/run/ferry-s", Target: "/run/ferry"},
+		{Type: mount.TypeBind, Source: "/data/run/ferry-s", Target: "/run/ferry", ReadOnly: true},
 	}
 	eq(t, "mount count", len(h.Mounts), len(want))
 	for i, m := range want {

@@ -87,11 +87,12 @@ type Config struct {
 	LogLimit      int           // bytes of logs kept per invocation; default 256 KiB
 	ResultLimit   int           // bytes of a result; default 6 MiB
 	InitTimeout   time.Duration // container start + handler load; default 30s
-	// InitCPUs is the CPU quota while a container starts and loads its
-	// handler (interpreters start several times faster with a full CPU than
-	// with the usual 0.5); the function's own quota applies from its first
-	// invocation on. Default: all CPUs of the host. Below a function's own
-	// quota it has no effect.
+	// InitCPUs is the CPU quota of a spare while its interpreter starts
+	// (several times faster with a full CPU than with the usual 0.5); no user
+	// code runs then, and assignment applies the function's own quota. A
+	// container created for a function runs with the function's quota from
+	// the start, since its handler's module code runs while it loads.
+	// Default: all CPUs of the host.
 	InitCPUs float64
 	Images   map[ferry.Runtime]string // per runtime, and "go-builder"; defaults DefaultImages
 	// Spares is the number of pre-started containers per runtime (python and

@@ -636,13 +636,13 @@ func TestIdleExpiry(t *testing.T) {
 	c := cases[0]
 	execute(t, e, c.spec("idle", map[string]any{"op": "echo"}, ferry.Limits{}))
 	eq(t, "idle after call", e.Stats().Idle, 1)
-	// The start-up CPU boost is gone once the container is ready.
+	// A container created for a function never has more than its CPU quota.
 	for _, id := range managedContainers(t, e) {
 		info, err := e.docker.ContainerInspect(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		eq(t, "CPU quota after start-up", info.HostConfig.NanoCPUs, int64(ferry.DefaultLimits.CPUs*1e9))
+		eq(t, "CPU quota", info.HostConfig.NanoCPUs, int64(ferry.DefaultLimits.CPUs*1e9))
 	}
 	waitFor(t, "idle container expiry", func() bool { return e.Stats().Total == 0 })
 	e.bg.Wait()

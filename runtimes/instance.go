@@ -109,11 +109,12 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 		return nil, res, err
 	}
 
-	// The runner (uid 1000) must be able to reach the socket in this folder.
-	if err := os.Mkdir(in.runDir, 0o777); err != nil {
+	// The runner (uid 1000) must be able to reach the socket in this folder,
+	// and nothing more: it is mounted read-only (connecting needs no write).
+	if err := os.Mkdir(in.runDir, 0o755); err != nil {
 		return fail(nil, ferry.Errorf(ferry.EINTERNAL, "create run folder: %v", err))
 	}
-	if err := os.Chmod(in.runDir, 0o777); err != nil {
+	if err := os.Chmod(in.runDir, 0o755); err != nil {
 		return fail(nil, ferry.Errorf(ferry.EINTERNAL, "chmod run folder: %v", err))
 	}
 	if spare {
@@ -140,11 +141,10 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 	if spare {
 		cfg, host = spareConfig(s.Runtime, in.taskDir, params)
 	}
-	// Start with the larger init quota; the function's own is set once ready.
-	fnCPUs := host.NanoCPUs
-	boosted := int64(e.cfg.InitCPUs*1e9) > fnCPUs
-	if boosted {
-		host.NanoCPUs = int64(e.cfg.InitCPUs * 1e9)
+	if spare {
+		// No user code runs in a spare until it is assigned, which applies
+		// the function's own quota: it may start with the larger one.
+		host.NanoCPUs = max(host.NanoCPUs, int64(e.cfg.InitCPUs*1e9))
 	}
 	created, err := e.docker.ContainerCreate(ctx, cfg, host, nil, nil, name)
 	if err != nil {
@@ -224,15 +224,6 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 	}
 	_ = in.conn.SetDeadline(time.Time{})
 	readyAt := time.Now()
-	if boosted && !spare {
-		uctx, cancel := fresh(ctx, 10*time.Second)
-		_, err := e.docker.ContainerUpdate(uctx, in.id, container.UpdateConfig{Resources: container.Resources{NanoCPUs: fnCPUs}})
-		cancel()
-		if err != nil {
-			// Never run a function with more CPU than it was given.
-			return fail(nil, dockerError("set the function's CPU quota", err))
-		}
-	}
 	in.initMS = msSince(began)
 
 	in.pidfdDone = make(chan struct{})
