@@ -183,6 +183,9 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	})
 	if err != nil {
 		log.Warn("execute failed", "err", err)
+		if ferry.ErrorCode(err) == ferry.EINVALID { // a bad spec does not get better with retries
+			return RunOutput{}, temporal.NewNonRetryableApplicationError(ferry.ErrorMessage(err), "InvalidSpec", err)
+		}
 		return RunOutput{}, err
 	}
 	out := outcome(res, limits)

@@ -23,6 +23,9 @@ const LocalActivityMaxSeconds = 10
 // building Go, starting a container.
 const prepareMargin = 5 * time.Minute
 
+// finishMargin is left of the execution timeout to record a failure.
+const finishMargin = 5 * time.Minute
+
 // Error types of a workflow that ended because the function did not complete.
 const (
 	ErrTypeFunctionFailed  = "FunctionFailed"
@@ -41,19 +44,24 @@ func InvokeFunction(ctx workflow.Context, in InvokeInput) (InvokeOutput, error) 
 		BackoffCoefficient: 2,
 		MaximumInterval:    30 * time.Second,
 	}
+	// Retries of infrastructure failures end in time for the failure to be
+	// recorded before the workflow's own execution timeout kills it.
+	budget := InvokeExecutionTimeout(ferry.Limits{TimeoutSeconds: in.TimeoutSeconds, Retries: in.Retries}) - finishMargin
 	var run workflow.Future
 	if in.TimeoutSeconds <= LocalActivityMaxSeconds {
 		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout: timeout + prepareMargin,
-			RetryPolicy:         retry,
+			StartToCloseTimeout:    timeout + prepareMargin,
+			ScheduleToCloseTimeout: budget,
+			RetryPolicy:            retry,
 		})
 		run = workflow.ExecuteLocalActivity(lctx, a.Run, in)
 	} else {
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: timeout + prepareMargin,
-			HeartbeatTimeout:    10 * time.Second,
-			WaitForCancellation: true,
-			RetryPolicy:         retry,
+			StartToCloseTimeout:    timeout + prepareMargin,
+			ScheduleToCloseTimeout: budget,
+			HeartbeatTimeout:       10 * time.Second,
+			WaitForCancellation:    true,
+			RetryPolicy:            retry,
 		})
 		run = workflow.ExecuteActivity(actx, a.Run, in)
 	}

@@ -118,3 +118,30 @@ func TestInvokeCancelRecordsCancelled(t *testing.T) {
 		t.Fatalf("finish got %+v", finished)
 	}
 }
+
+func TestInvokeRetriesInfrastructureThenRecordsFailure(t *testing.T) {
+	env := newEnv(t)
+	id := uuid.New()
+	attempts := 0
+	env.OnActivity("Run", mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.RunInput) (activities.RunOutput, error) {
+			attempts++
+			return activities.RunOutput{}, errors.New("S3 unreachable") // retryable
+		})
+	var finished activities.FinishInput
+	env.OnActivity("Finish", mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.FinishInput) (activities.RunOutput, error) {
+			finished = in
+			return record(id, in.Status), nil
+		}).Once()
+	env.ExecuteWorkflow(InvokeFunction, InvokeInput{InvocationID: id, TimeoutSeconds: 5})
+	if env.GetWorkflowError() == nil {
+		t.Fatal("want the workflow to fail once retries are exhausted")
+	}
+	if attempts < 2 {
+		t.Errorf("infrastructure failure tried %d times, want retries", attempts)
+	}
+	if finished.Status != ferry.StatusFailed || finished.Error == nil || finished.Error.Type != "InfrastructureError" {
+		t.Fatalf("finish got %+v: the failure must be recorded before the execution timeout", finished)
+	}
+}
