@@ -118,6 +118,14 @@ func (s *server) deployChain(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
+	// Replacing a chain that others may call needs write on what it runs now.
+	if cur, err := cs.GetChainVersion(ctx, req.Name, 0); err == nil {
+		if err := s.requireChain(c, cur.Steps, ferry.PermWrite); err != nil {
+			return err
+		}
+	} else if ferry.ErrorCode(err) != ferry.ENOTFOUND {
+		return err
+	}
 	if err := s.checkStepFunctions(ctx, req.Steps, "steps"); err != nil {
 		return err
 	}
@@ -229,8 +237,17 @@ func (s *server) listChainVersions(c echo.Context) error {
 }
 
 func (s *server) deleteChain(c echo.Context) error {
-	cs, v, err := s.chainVersionFor(c, ferry.PermWrite)
+	// Delete removes every version: the check is on the latest, whatever
+	// ?version says.
+	cs, err := s.chainStore()
 	if err != nil {
+		return err
+	}
+	v, err := cs.GetChainVersion(c.Request().Context(), c.Param("name"), 0)
+	if err != nil {
+		return err
+	}
+	if err := s.requireChain(c, v.Steps, ferry.PermWrite); err != nil {
 		return err
 	}
 	if err := cs.DeleteChain(c.Request().Context(), v.Chain); err != nil {

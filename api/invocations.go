@@ -329,6 +329,12 @@ func (s *server) cancelInvocation(c echo.Context) error {
 	if inv.Status.Final() {
 		return ferry.Errorf(ferry.ECONFLICT, "invocation %s is already %s", inv.ID, inv.Status)
 	}
+	if inv.ChainRunID != nil {
+		// Its workflow is the chain's: cancelling it here would cancel the
+		// whole run with only this step's permission.
+		return ferry.Errorf(ferry.ECONFLICT, "invocation %s is a step of chain run %s: cancel the chain run instead (POST /v1/chain-runs/%s/cancel)",
+			inv.ID, inv.ChainRunID, inv.ChainRunID)
+	}
 	if s.Temporal == nil {
 		return ferry.Errorf(ferry.EUNAVAILABLE, "invocations are unavailable: no Temporal client")
 	}

@@ -174,9 +174,8 @@ func (s *server) createSchedule(c echo.Context) error {
 	if err := s.validateSchedule(c, &sch); err != nil {
 		return err
 	}
-	p := principalOf(c)
-	if p.Key.Role != ferry.RoleAdmin && p.Key.Role != ferry.RoleDeveloper {
-		return forbidden(p, "creating schedules needs a developer or admin key")
+	if err := requireScheduleManager(c); err != nil {
+		return err
 	}
 	if err := s.requireTarget(c, sch.Target, ferry.PermExecute); err != nil {
 		return err
@@ -277,6 +276,24 @@ func runOfFiring(t ScheduleTarget, scheduled, actual time.Time, workflowID strin
 }
 
 // scheduleFor reads :name and checks perm on its target.
+// requireScheduleManager: creating, deleting, pausing, resuming and
+// backfilling schedules needs a developer or admin key; an invoker may only
+// read them and trigger a run, as it may invoke.
+func requireScheduleManager(c echo.Context) error {
+	if p := principalOf(c); p.Key.Role != ferry.RoleAdmin && p.Key.Role != ferry.RoleDeveloper {
+		return forbidden(p, "managing schedules needs a developer or admin key")
+	}
+	return nil
+}
+
+// manageSchedule is scheduleFor for the changes requireScheduleManager guards.
+func (s *server) manageSchedule(c echo.Context) (client.ScheduleClient, Schedule, error) {
+	if err := requireScheduleManager(c); err != nil {
+		return nil, Schedule{}, err
+	}
+	return s.scheduleFor(c, ferry.PermExecute)
+}
+
 func (s *server) scheduleFor(c echo.Context, perm ferry.Permission) (client.ScheduleClient, Schedule, error) {
 	sc, err := s.schedules()
 	if err != nil {
@@ -332,7 +349,7 @@ func (s *server) listSchedules(c echo.Context) error {
 }
 
 func (s *server) deleteSchedule(c echo.Context) error {
-	sc, sch, err := s.scheduleFor(c, ferry.PermExecute)
+	sc, sch, err := s.manageSchedule(c)
 	if err != nil {
 		return err
 	}
@@ -347,7 +364,7 @@ func (s *server) deleteSchedule(c echo.Context) error {
 func (s *server) pauseSchedule(c echo.Context) error  { return s.setPaused(c, true) }
 func (s *server) resumeSchedule(c echo.Context) error { return s.setPaused(c, false) }
 func (s *server) setPaused(c echo.Context, paused bool) error {
-	sc, sch, err := s.scheduleFor(c, ferry.PermExecute)
+	sc, sch, err := s.manageSchedule(c)
 	if err != nil {
 		return err
 	}
@@ -398,7 +415,7 @@ func (s *server) backfillSchedule(c echo.Context) error {
 	if req.Start.IsZero() || req.End.IsZero() || !req.End.After(req.Start) {
 		return ferry.Errorf(ferry.EINVALID, "start, end: need RFC 3339 times with start before end")
 	}
-	sc, sch, err := s.scheduleFor(c, ferry.PermExecute)
+	sc, sch, err := s.manageSchedule(c)
 	if err != nil {
 		return err
 	}

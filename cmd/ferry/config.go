@@ -2,11 +2,11 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/ferry-faas/ferry"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Config is everything Ferry reads from its environment. Defaults point at the
@@ -118,11 +118,12 @@ func (c Config) String() string {
 		c.Listen, redactURL(c.DatabaseURL), c.TemporalAddress, c.TemporalNamespace, c.TaskQueue, c.S3Endpoint, c.S3Bucket, c.DataDir)
 }
 
-// redactURL hides a password in a connection URL.
+// redactURL shows where a database connection string points and nothing
+// else: a password may sit in the URL's user info, its query or a keyword DSN.
 func redactURL(raw string) string {
-	u, err := url.Parse(raw)
+	c, err := pgconn.ParseConfig(raw)
 	if err != nil {
 		return "(unparseable)"
 	}
-	return u.Redacted()
+	return fmt.Sprintf("postgres://%s@%s:%d/%s", c.User, c.Host, c.Port, c.Database)
 }

@@ -33,3 +33,16 @@ func TestLoadConfigNamesTheBadVariable(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactURLHidesPasswords(t *testing.T) {
+	for _, dsn := range []string{
+		"postgres://ferry:s3cret@db:5432/ferry?sslmode=disable",
+		"postgres://ferry@db:5432/ferry?password=s3cret",
+		"host=db port=5432 user=ferry password=s3cret dbname=ferry",
+	} {
+		got := redactURL(dsn)
+		if strings.Contains(got, "s3cret") || got != "postgres://ferry@db:5432/ferry" {
+			t.Errorf("redactURL(%q) = %q", dsn, got)
+		}
+	}
+}
