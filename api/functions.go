@@ -436,7 +436,28 @@ func (s *server) getFunction(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, v)
+	vs, err := s.hideEnv(c, name, []ferry.Version{v})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, vs[0])
+}
+
+// hideEnv blanks the values of the versions' env (often secrets) unless the
+// caller may change the function: reading or invoking it does not need them.
+func (s *server) hideEnv(c echo.Context, name string, vs []ferry.Version) ([]ferry.Version, error) {
+	ok, err := s.can(c, name, ferry.PermWrite)
+	if err != nil || ok {
+		return vs, err
+	}
+	for i := range vs {
+		hidden := make(map[string]string, len(vs[i].Env))
+		for k := range vs[i].Env {
+			hidden[k] = ""
+		}
+		vs[i].Env = hidden
+	}
+	return vs, nil
 }
 
 func (s *server) listVersions(c echo.Context) error {
@@ -450,6 +471,9 @@ func (s *server) listVersions(c echo.Context) error {
 	}
 	vs, next, err := s.Store.ListVersions(c.Request().Context(), name, p)
 	if err != nil {
+		return err
+	}
+	if vs, err = s.hideEnv(c, name, vs); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, listResponse("versions", vs, next))

@@ -184,7 +184,7 @@ func TestAuthRolesAndPermissions(t *testing.T) {
 	e := newEnv(t)
 	deploy := func(key, name string) response {
 		return e.do("POST", "/v1/functions", key, map[string]any{"name": name, "runtime": "python",
-			"handler": "app.handler", "code": b64([]byte(pySource))})
+			"handler": "app.handler", "code": b64([]byte(pySource)), "env": map[string]string{"TOKEN": "s3cret"}})
 	}
 	// 401: no key, malformed header, unknown key.
 	r := e.do("GET", "/v1/functions", "", nil)
@@ -238,7 +238,18 @@ func TestAuthRolesAndPermissions(t *testing.T) {
 	e.want(grant(dev1, "dev1-fn", invID, "fly"), 400, "unknown permission")
 	e.want(grant(dev1, "dev1-fn", uuid.NewString(), "read"), 404, "unknown key")
 	e.want(grant(dev1, "dev1-fn", invID, "execute"), 200, "grant execute")
-	e.want(e.do("GET", "/v1/functions/dev1-fn", inv, nil), 200, "execute implies read")
+	r = e.do("GET", "/v1/functions/dev1-fn", inv, nil)
+	e.want(r, 200, "execute implies read")
+	// The env's values (secrets, often) are only for who may change the function.
+	if strings.Contains(string(r.raw), "s3cret") || !strings.Contains(string(r.raw), `"TOKEN"`) {
+		t.Errorf("invoker sees the env's values, or not its names: %s", r.raw)
+	}
+	if r = e.do("GET", "/v1/functions/dev1-fn/versions", dev2, nil); strings.Contains(string(r.raw), "s3cret") {
+		t.Errorf("a developer without write sees the env's values: %s", r.raw)
+	}
+	if r = e.do("GET", "/v1/functions/dev1-fn", dev1, nil); !strings.Contains(string(r.raw), "s3cret") {
+		t.Errorf("the function's admin does not see its env: %s", r.raw)
+	}
 	r = e.do("GET", "/v1/functions", inv, nil)
 	if len(r.list("functions")) != 1 {
 		t.Errorf("invoker with a grant lists: %s", r.raw)
