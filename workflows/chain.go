@@ -225,10 +225,17 @@ func (r *chainRun) invoke(ctx workflow.Context, fn string, version, timeout, ret
 	r.setStatus(st)
 	in := activities.StepInput{ChainRunID: r.in.ChainRunID, Path: path, Function: fn, Version: version,
 		Input: input, TimeoutSeconds: timeout, Retries: retries}
-	d := time.Duration(max(timeout, 1))*time.Second + prepareMargin
+	// budget sizes the activity. A compensation runs with its function's own
+	// timeout (timeout 0), which may be up to the maximum: it gets a
+	// heartbeating activity long enough for that, not the 0 s step's.
+	budget := timeout
+	if compensation && workflow.GetVersion(ctx, "compensation-budget", workflow.DefaultVersion, 1) == 1 {
+		budget = ferry.MaxLimits.TimeoutSeconds
+	}
+	d := time.Duration(max(budget, 1))*time.Second + prepareMargin
 	retry := &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second}
 	var f workflow.Future
-	if timeout <= LocalActivityMaxSeconds {
+	if budget <= LocalActivityMaxSeconds {
 		f = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 			StartToCloseTimeout: d, RetryPolicy: retry}), chainActs.RunStep, in)
 	} else {

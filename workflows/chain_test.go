@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/ferry-faas/ferry/activities"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -244,6 +246,14 @@ func TestChainOnErrorContinue(t *testing.T) {
 
 func TestChainCompensatesInReverseOrder(t *testing.T) {
 	env, f := chainEnv(t)
+	// Compensations run as heartbeating activities sized for any function
+	// timeout, never as local activities sized for a 0 s step.
+	localCompensations := 0
+	env.SetOnLocalActivityStartedListener(func(_ *activity.Info, _ context.Context, args []interface{}) {
+		if in, ok := args[0].(activities.StepInput); ok && strings.HasSuffix(in.Path, ".compensate") {
+			localCompensations++
+		}
+	})
 	_, err := runChain(t, env, `1`,
 		ferry.Step{Function: "inc", Compensate: "undo-a"},
 		ferry.Step{Parallel: []ferry.Step{{Function: "inc", Compensate: "undo-b"}}},
@@ -273,6 +283,9 @@ func TestChainCompensatesInReverseOrder(t *testing.T) {
 	var details ferry.ChainError
 	if err := appErr.Details(&details); err != nil || len(details.Compensations) != 3 {
 		t.Fatalf("error details %+v %v", details, err)
+	}
+	if localCompensations != 0 {
+		t.Errorf("%d compensations ran as local activities", localCompensations)
 	}
 }
 
