@@ -263,32 +263,10 @@ func TestExecuteBasics(t *testing.T) {
 				eq(t, "containers", containersOf(e, c.spec("hello", nil, ferry.Limits{})), 1)
 			})
 			t.Run("event and context", func(t *testing.T) {
-				s := c.spec("ctx", map[string]any{"op": "context", "nested": map[string]any{"a": []int{1, 2}}}, ferry.Limits{MemoryMB: 192, TimeoutSeconds: 7})
-				s.Version = 4
+				s := contextSpec(c, "ctx")
 				res := execute(t, e, s)
 				wantStatus(t, res, StatusCompleted)
-				got := decode[struct {
-					Event     map[string]any
-					ID        string
-					Name      string
-					Version   string
-					Memory    string
-					Remaining int64
-					Env       string
-					UID       int
-				}](t, res.Result)
-				eq(t, "id", got.ID, s.InvocationID)
-				eq(t, "name", got.Name, s.Function)
-				eq(t, "version", got.Version, "4")
-				eq(t, "memory", got.Memory, "192")
-				eq(t, "env", got.Env, "hi")
-				eq(t, "uid", got.UID, 1000)
-				if got.Remaining < 5000 || got.Remaining > 7000 {
-					t.Errorf("remaining time %d ms, want about 7000", got.Remaining)
-				}
-				if fmt.Sprint(got.Event["nested"]) != "map[a:[1 2]]" {
-					t.Errorf("event %v", got.Event)
-				}
+				checkContext(t, s, res)
 			})
 			t.Run("exception", func(t *testing.T) {
 				res := execute(t, e, c.spec("hello", map[string]any{"op": "raise", "n": 7}, ferry.Limits{}))
@@ -761,5 +739,40 @@ func TestBuildGoCompileError(t *testing.T) {
 	t.Logf("compile error: %v", err)
 	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o755 {
 		t.Errorf("output folder mode %v, %v", fi.Mode(), err)
+	}
+}
+
+// contextSpec is a version-4 function with 192 MB and a 7 s timeout whose
+// handler returns its event, context fields and environment.
+func contextSpec(c rtCase, function string) Spec {
+	s := c.spec(function, map[string]any{"op": "context", "nested": map[string]any{"a": []int{1, 2}}}, ferry.Limits{MemoryMB: 192, TimeoutSeconds: 7})
+	s.Version = 4
+	return s
+}
+
+// checkContext checks what the handler of contextSpec returned.
+func checkContext(t *testing.T, s Spec, res Result) {
+	t.Helper()
+	got := decode[struct {
+		Event     map[string]any
+		ID        string
+		Name      string
+		Version   string
+		Memory    string
+		Remaining int64
+		Env       string
+		UID       int
+	}](t, res.Result)
+	eq(t, "id", got.ID, s.InvocationID)
+	eq(t, "name", got.Name, s.Function)
+	eq(t, "version", got.Version, "4")
+	eq(t, "memory", got.Memory, "192")
+	eq(t, "env", got.Env, "hi")
+	eq(t, "uid", got.UID, 1000)
+	if got.Remaining < 5000 || got.Remaining > 7000 {
+		t.Errorf("remaining time %d ms, want about 7000", got.Remaining)
+	}
+	if fmt.Sprint(got.Event["nested"]) != "map[a:[1 2]]" {
+		t.Errorf("event %v", got.Event)
 	}
 }

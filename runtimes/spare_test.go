@@ -99,9 +99,7 @@ func TestSpares(t *testing.T) {
 
 			// A cold start through the spare: event, context and env of the function.
 			assigned := e.spareAssigned.Load()
-			lim := ferry.Limits{MemoryMB: 192, TimeoutSeconds: 7}
-			s := c.spec("spare-f", map[string]any{"op": "context", "nested": map[string]any{"a": []int{1, 2}}}, lim)
-			s.Version = 4
+			s := contextSpec(c, "spare-f")
 			res := execute(t, e, s)
 			wantStatus(t, res, StatusCompleted)
 			if !res.Metrics.Cold || res.Metrics.InitMS <= 0 {
@@ -110,25 +108,7 @@ func TestSpares(t *testing.T) {
 			eq(t, "cold starts through a spare", e.spareAssigned.Load(), assigned+1)
 			eq(t, "container of the function", containerOfKey(t, e, s), spare)
 			t.Logf("cold start through a spare: init %.1f ms", res.Metrics.InitMS)
-			got := decode[struct {
-				Event     map[string]any
-				ID        string
-				Name      string
-				Version   string
-				Memory    string
-				Remaining int64
-				Env       string
-				UID       int
-			}](t, res.Result)
-			eq(t, "id", got.ID, s.InvocationID)
-			eq(t, "name", got.Name, s.Function)
-			eq(t, "version", got.Version, "4")
-			eq(t, "memory", got.Memory, "192")
-			eq(t, "env", got.Env, "hi")
-			eq(t, "uid", got.UID, 1000)
-			if got.Remaining < 5000 || got.Remaining > 7000 {
-				t.Errorf("remaining time %d ms, want about 7000", got.Remaining)
-			}
+			checkContext(t, s, res)
 
 			// The function's limits and environment, seen from inside.
 			s.Event = []byte(`{"op":"limits"}`)
