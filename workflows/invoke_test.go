@@ -23,6 +23,18 @@ func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	return env
 }
 
+// expectFinish mocks the Finish activity once; the returned func tells
+// what it was asked to record.
+func expectFinish(env *testsuite.TestWorkflowEnvironment, id uuid.UUID) func() activities.FinishInput {
+	var finished activities.FinishInput
+	env.OnActivity("Finish", mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.FinishInput) (activities.RunOutput, error) {
+			finished = in
+			return record(id, in.Status), nil
+		}).Once()
+	return func() activities.FinishInput { return finished }
+}
+
 func record(id uuid.UUID, status ferry.InvocationStatus) activities.RunOutput {
 	return activities.RunOutput{Invocation: ferry.Invocation{ID: id, Function: "f", Version: 1, Status: status}}
 }
@@ -80,16 +92,12 @@ func TestInvokeInfrastructureFailureIsRecorded(t *testing.T) {
 	id := uuid.New()
 	env.OnActivity("Run", mock.Anything, mock.Anything).
 		Return(activities.RunOutput{}, temporal.NewNonRetryableApplicationError("docker down", "Unavailable", nil))
-	var finished activities.FinishInput
-	env.OnActivity("Finish", mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.FinishInput) (activities.RunOutput, error) {
-			finished = in
-			return record(id, in.Status), nil
-		}).Once()
+	recorded := expectFinish(env, id)
 	env.ExecuteWorkflow(InvokeFunction, InvokeInput{InvocationID: id, TimeoutSeconds: 5})
 	if env.GetWorkflowError() == nil {
 		t.Fatal("want the workflow to fail")
 	}
+	finished := recorded()
 	if finished.Status != ferry.StatusFailed || finished.Error == nil || finished.Error.Type != "InfrastructureError" {
 		t.Fatalf("finish got %+v", finished)
 	}
@@ -103,17 +111,13 @@ func TestInvokeCancelRecordsCancelled(t *testing.T) {
 			<-ctx.Done()
 			return activities.RunOutput{}, ctx.Err()
 		})
-	var finished activities.FinishInput
-	env.OnActivity("Finish", mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.FinishInput) (activities.RunOutput, error) {
-			finished = in
-			return record(id, in.Status), nil
-		}).Once()
+	recorded := expectFinish(env, id)
 	env.RegisterDelayedCallback(env.CancelWorkflow, 0)
 	env.ExecuteWorkflow(InvokeFunction, InvokeInput{InvocationID: id, TimeoutSeconds: 60})
 	if err := env.GetWorkflowError(); !temporal.IsCanceledError(err) {
 		t.Fatalf("want cancelled, got %v", err)
 	}
+	finished := recorded()
 	if finished.Status != ferry.StatusCancelled {
 		t.Fatalf("finish got %+v", finished)
 	}
@@ -128,12 +132,7 @@ func TestInvokeRetriesInfrastructureThenRecordsFailure(t *testing.T) {
 			attempts++
 			return activities.RunOutput{}, errors.New("S3 unreachable") // retryable
 		})
-	var finished activities.FinishInput
-	env.OnActivity("Finish", mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.FinishInput) (activities.RunOutput, error) {
-			finished = in
-			return record(id, in.Status), nil
-		}).Once()
+	recorded := expectFinish(env, id)
 	env.ExecuteWorkflow(InvokeFunction, InvokeInput{InvocationID: id, TimeoutSeconds: 5})
 	if env.GetWorkflowError() == nil {
 		t.Fatal("want the workflow to fail once retries are exhausted")
@@ -141,6 +140,7 @@ func TestInvokeRetriesInfrastructureThenRecordsFailure(t *testing.T) {
 	if attempts < 2 {
 		t.Errorf("infrastructure failure tried %d times, want retries", attempts)
 	}
+	finished := recorded()
 	if finished.Status != ferry.StatusFailed || finished.Error == nil || finished.Error.Type != "InfrastructureError" {
 		t.Fatalf("finish got %+v: the failure must be recorded before the execution timeout", finished)
 	}
