@@ -387,7 +387,7 @@ func (s *server) validateEnv(env map[string]string) error {
 		case !envPattern.MatchString(k):
 			return ferry.Errorf(ferry.EINVALID, "env: %q is not a valid variable name", k)
 		case s.ReservedEnv != nil && s.ReservedEnv(k):
-			return ferry.Errorf(ferry.EINVALID, "env: %s is set by Ferry and cannot be overridden", k)
+			return ferry.Errorf(ferry.EINVALID, "env: %s is reserved: Ferry sets the FERRY_* and AWS_LAMBDA_* names, LAMBDA_TASK_ROOT, _HANDLER and HOME", k)
 		case strings.ContainsRune(env[k], 0):
 			return ferry.Errorf(ferry.EINVALID, "env: value of %s contains a NUL byte", k)
 		}

@@ -135,7 +135,12 @@ func TestDeployBadInputCreatesNothing(t *testing.T) {
 		{"negative cpus", good(func(m map[string]any) { m["cpus"] = -1 }), 400, "cpus:"},
 		{"retries", good(func(m map[string]any) { m["retries"] = 11 }), 400, "retries: must be between 0 and 10"},
 		{"concurrency", good(func(m map[string]any) { m["max_concurrency"] = 101 }), 400, "max_concurrency:"},
-		{"reserved env", good(func(m map[string]any) { m["env"] = map[string]string{"HOME": "/x"} }), 400, "env: HOME is set by Ferry"},
+		{"reserved env", good(func(m map[string]any) { m["env"] = map[string]string{"HOME": "/x"} }), 400, "env: HOME is reserved"},
+		// FERRY_SOCKET was accepted and broke every cold start of the version.
+		{"reserved FERRY_ prefix", good(func(m map[string]any) { m["env"] = map[string]string{"FERRY_SOCKET": "/x"} }), 400,
+			"env: FERRY_SOCKET is reserved: Ferry sets the FERRY_* and AWS_LAMBDA_* names, LAMBDA_TASK_ROOT, _HANDLER and HOME"},
+		{"reserved AWS_LAMBDA_ prefix", good(func(m map[string]any) { m["env"] = map[string]string{"AWS_LAMBDA_RUNTIME_API": "x"} }), 400, "env: AWS_LAMBDA_RUNTIME_API is reserved"},
+		{"multipart reserved env", multipartOf(t, "app.py", []byte(pySource+unique), "name", "fn", "runtime", "python", "handler", "app.handler", "env", "FERRY_SPARE=1"), 400, "env: FERRY_SPARE is reserved"},
 		{"bad env name", good(func(m map[string]any) { m["env"] = map[string]string{"1X": "y"} }), 400, "env: \"1X\" is not a valid variable name"},
 		{"no handler", good(func(m map[string]any) { m["handler"] = "" }), 400, "handler: is required"},
 		{"bad handler", good(func(m map[string]any) { m["handler"] = "nodot" }), 400, "handler:"},

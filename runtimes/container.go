@@ -47,19 +47,25 @@ type containerParams struct {
 	LogLimit int    // bytes of logs the runner keeps per invocation
 }
 
-// reservedEnv are variables the runner protocol sets; a function's own env
-// cannot override them.
-var reservedEnv = map[string]bool{
-	"FERRY_HANDLER": true, "FERRY_FUNCTION_NAME": true, "FERRY_FUNCTION_VERSION": true,
-	"FERRY_MEMORY_MB": true, "FERRY_LOG_LIMIT": true,
-	"AWS_LAMBDA_FUNCTION_NAME": true, "AWS_LAMBDA_FUNCTION_VERSION": true,
-	"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": true, "LAMBDA_TASK_ROOT": true, "_HANDLER": true,
-	"HOME": true,
-}
+// ReservedEnvPrefixes and reservedEnv are variables the runner protocol sets
+// or reads (FERRY_SOCKET, FERRY_SPARE, ...); a function's own env cannot set
+// them. The prefixes are reserved whole, for what later versions add.
+var (
+	ReservedEnvPrefixes = []string{"FERRY_", "AWS_LAMBDA_"}
+	reservedEnv         = map[string]bool{"LAMBDA_TASK_ROOT": true, "_HANDLER": true, "HOME": true}
+)
 
 // ReservedEnv reports whether name is set by Ferry itself and therefore not
-// allowed in a function's env (the API rejects such deployments).
-func ReservedEnv(name string) bool { return reservedEnv[name] }
+// allowed in a function's env (the API rejects such deployments; versions
+// stored before a name was reserved run without it).
+func ReservedEnv(name string) bool {
+	for _, p := range ReservedEnvPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return reservedEnv[name]
+}
 
 // functionEnv is the environment that names the function: the protocol's
 // variables, then the function's own (sorted, reserved names dropped). A
@@ -81,7 +87,7 @@ func functionEnv(s Spec) (protocol, user []string) {
 	}
 	user = make([]string, 0, len(s.Env))
 	for k, v := range s.Env {
-		if !reservedEnv[k] {
+		if !ReservedEnv(k) {
 			user = append(user, k+"="+v)
 		}
 	}
@@ -218,7 +224,7 @@ func canUseSpare(s Spec) bool {
 		return false
 	}
 	for k := range s.Env {
-		if reservedEnv[k] {
+		if ReservedEnv(k) {
 			continue
 		}
 		if startupEnvNames[k] {

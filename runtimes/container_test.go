@@ -89,10 +89,12 @@ func TestContainerConfig(t *testing.T) {
 				eq(t, "label "+k, c.Labels[k], v)
 			}
 		}},
-		{"user env sorted, reserved names dropped", withEnv(map[string]string{"ZED": "1", "ALPHA": "x=y", "HOME": "/root", "FERRY_HANDLER": "evil.x"}), func(t *testing.T, c *container.Config, h *container.HostConfig) {
+		{"user env sorted, reserved names dropped", withEnv(map[string]string{"ZED": "1", "ALPHA": "x=y", "HOME": "/root", "FERRY_HANDLER": "evil.x", "FERRY_SOCKET": "/nowhere"}), func(t *testing.T, c *container.Config, h *container.HostConfig) {
 			n := len(c.Env)
 			eq(t, "user env", strings.Join(c.Env[n-2:], " "), "ALPHA=x=y ZED=1")
-			if slices.Contains(c.Env, "HOME=/root") || slices.Contains(c.Env, "FERRY_HANDLER=evil.x") {
+			// FERRY_SOCKET in a version stored before the prefix was reserved
+			// would point the runner away from the protocol socket.
+			if slices.Contains(c.Env, "HOME=/root") || slices.Contains(c.Env, "FERRY_HANDLER=evil.x") || slices.Contains(c.Env, "FERRY_SOCKET=/nowhere") {
 				t.Errorf("reserved variable overridden: %v", c.Env)
 			}
 		}},
