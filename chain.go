@@ -136,14 +136,14 @@ func validateStep(s Step, path string, depth int, n *int) error {
 		if !chainFunctionName.MatchString(s.Function) {
 			return Errorf(EINVALID, "%s.function: not a valid function name (%q)", path, s.Function)
 		}
-		if s.Version < 0 {
-			return Errorf(EINVALID, "%s.version: must be positive", path)
+		if s.Version < 0 || s.Version > MaxVersion {
+			return Errorf(EINVALID, "%s.version: must be between 1 and %d (0 or none for the latest)", path, MaxVersion)
 		}
 		if s.Compensate != "" && !chainFunctionName.MatchString(s.Compensate) {
 			return Errorf(EINVALID, "%s.compensate: not a valid function name (%q)", path, s.Compensate)
 		}
-		if s.CompensateVersion != 0 && (s.Compensate == "" || s.CompensateVersion < 0) {
-			return Errorf(EINVALID, "%s.compensate_version: needs compensate and a positive version", path)
+		if s.CompensateVersion != 0 && (s.Compensate == "" || s.CompensateVersion < 0 || s.CompensateVersion > MaxVersion) {
+			return Errorf(EINVALID, "%s.compensate_version: needs compensate and a version between 1 and %d", path, MaxVersion)
 		}
 	case StepParallel:
 		if len(s.Parallel) == 0 {

@@ -64,6 +64,15 @@ func (l Limits) WithDefaults() Limits {
 	return l
 }
 
+// MaxJSONDepth is how deep any JSON Ferry accepts may nest: request bodies and
+// events at the API, events and results in every runner. Depth counts the
+// arrays and objects open at once: a scalar is 0, [] is 1, {"a":[1]} is 2.
+const MaxJSONDepth = 512
+
+// MaxVersion is the largest version number of a function or a chain (a
+// PostgreSQL integer); inputs naming a larger one are refused at the edge.
+const MaxVersion = 1<<31 - 1
+
 // Function is a named, versioned function. Its versions are immutable.
 type Function struct {
 	Name          string    `json:"name"`

@@ -143,7 +143,7 @@ func New(d Deps) *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.requestID, s.accessLog)
+	e.Use(s.requestID, s.accessLog, checkParams)
 	s.routes(e)
 	return e
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"path"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -177,6 +179,9 @@ func (s *server) readDeployMultipart(c echo.Context, boundary string) (deployReq
 			return req, multipartError(err)
 		}
 		field := part.FormName()
+		if err := checkText("form field name", field); err != nil {
+			return req, err
+		}
 		if field == "code" {
 			if seen["code"] {
 				return req, ferry.Errorf(ferry.EINVALID, "code: sent more than once")
@@ -190,6 +195,9 @@ func (s *server) readDeployMultipart(c echo.Context, boundary string) (deployReq
 				return req, ferry.Errorf(ferry.ETOOLARGE, "code: larger than the limit of %s", byteSize(s.MaxCodeBytes))
 			}
 			req.bundle = b
+			if err := checkText("filename", part.FileName()); err != nil {
+				return req, err
+			}
 			if fn := part.FileName(); fn != "" && req.Filename == "" {
 				req.Filename = fn
 			}
@@ -227,6 +235,9 @@ func (r *deployRequest) setFormField(field, value string, repeated bool) error {
 	if repeated && field != "env" {
 		return ferry.Errorf(ferry.EINVALID, "%s: sent more than once", field)
 	}
+	if err := checkText(field, value); err != nil {
+		return err
+	}
 	atoi := func() (int, error) {
 		n, err := strconv.Atoi(strings.TrimSpace(value))
 		if err != nil {
@@ -256,7 +267,7 @@ func (r *deployRequest) setFormField(field, value string, repeated bool) error {
 		r.Retries, err = atoi()
 	case "cpus":
 		r.CPUs, err = strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
+		if err != nil || math.IsNaN(r.CPUs) || math.IsInf(r.CPUs, 0) {
 			err = ferry.Errorf(ferry.EINVALID, "cpus: must be a number, not %q", value)
 		}
 	case "network":
@@ -270,6 +281,12 @@ func (r *deployRequest) setFormField(field, value string, repeated bool) error {
 		}
 		if strings.HasPrefix(strings.TrimSpace(value), "{") {
 			var m map[string]string
+			if err := checkJSON("env", []byte(value)); err != nil {
+				return err
+			}
+			if err := checkFields("env", []byte(value), reflect.TypeOf(m)); err != nil {
+				return err
+			}
 			if jerr := json.Unmarshal([]byte(value), &m); jerr != nil {
 				return ferry.Errorf(ferry.EINVALID, "env: must be a JSON object of strings or KEY=VALUE: %v", jerr)
 			}

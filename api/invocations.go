@@ -108,12 +108,19 @@ func readInvokeRequest(c echo.Context, what string) (invokeRequest, error) {
 	if len(idemKey) > maxIdempotencyKey {
 		return invokeRequest{}, ferry.Errorf(ferry.EINVALID, "Idempotency-Key: must be at most %d characters", maxIdempotencyKey)
 	}
+	if err := checkText(headerIdempotency, idemKey); err != nil {
+		return invokeRequest{}, err
+	}
 	input, err := readBody(c)
 	if err != nil {
 		return invokeRequest{}, err
 	}
+	// Duplicate keys are the user's business here: the event reaches the
+	// function as sent (every runtime's parser keeps the last one).
 	if len(strings.TrimSpace(string(input))) == 0 {
 		input = nil
+	} else if err := checkJSON(what, input); err != nil {
+		return invokeRequest{}, err
 	} else if !json.Valid(input) {
 		return invokeRequest{}, ferry.Errorf(ferry.EINVALID, "body: the %s must be valid JSON", what)
 	}

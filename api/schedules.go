@@ -124,8 +124,8 @@ func (s *server) validateSchedule(c echo.Context, sch *Schedule) error {
 	if (sch.Target.Function == "") == (sch.Target.Chain == "") {
 		return ferry.Errorf(ferry.EINVALID, "target: set exactly one of function or chain")
 	}
-	if sch.Target.Version < 0 {
-		return ferry.Errorf(ferry.EINVALID, "target.version: must be positive")
+	if sch.Target.Version < 0 || sch.Target.Version > ferry.MaxVersion {
+		return ferry.Errorf(ferry.EINVALID, "target.version: must be between 1 and %d (0 or none for the latest)", ferry.MaxVersion)
 	}
 	if sch.Overlap == "" {
 		sch.Overlap = "skip"
@@ -160,10 +160,6 @@ func (s *server) validateSchedule(c echo.Context, sch *Schedule) error {
 }
 
 func (s *server) createSchedule(c echo.Context) error {
-	sc, err := s.schedules()
-	if err != nil {
-		return err
-	}
 	var sch Schedule
 	if err := decodeJSON(c, &sch); err != nil {
 		return err
@@ -172,6 +168,10 @@ func (s *server) createSchedule(c echo.Context) error {
 		return ferry.Errorf(ferry.EINVALID, "payload: must be valid JSON")
 	}
 	if err := s.validateSchedule(c, &sch); err != nil {
+		return err
+	}
+	sc, err := s.schedules()
+	if err != nil {
 		return err
 	}
 	if err := requireScheduleManager(c); err != nil {

@@ -104,8 +104,8 @@ func (db *DB) ListChains(ctx context.Context, p ferry.Page) ([]ferry.Chain, stri
 
 // GetChainVersion returns one version of a chain; version 0 means the latest.
 func (db *DB) GetChainVersion(ctx context.Context, name string, version int) (ferry.ChainVersion, error) {
-	if version < 0 {
-		return ferry.ChainVersion{}, ferry.Errorf(ferry.EINVALID, "version must be positive")
+	if version < 0 || version > ferry.MaxVersion {
+		return ferry.ChainVersion{}, ferry.Errorf(ferry.EINVALID, "version must be between 1 and %d", ferry.MaxVersion)
 	}
 	var v ferry.ChainVersion
 	var err error

@@ -113,8 +113,8 @@ func (db *DB) ListFunctions(ctx context.Context, p ferry.Page) ([]ferry.Function
 
 // GetVersion returns one version of a function; version 0 means the latest.
 func (db *DB) GetVersion(ctx context.Context, name string, version int) (ferry.Version, error) {
-	if version < 0 {
-		return ferry.Version{}, ferry.Errorf(ferry.EINVALID, "version must be positive")
+	if version < 0 || version > ferry.MaxVersion {
+		return ferry.Version{}, ferry.Errorf(ferry.EINVALID, "version must be between 1 and %d", ferry.MaxVersion)
 	}
 	// One statement for both cases: the latest version is found through functions.
 	v, err := scanVersion(db.pool.QueryRow(ctx, `SELECT `+versionColumns+` FROM function_versions

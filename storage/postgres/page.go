@@ -98,7 +98,10 @@ func versionsBelow(cursor string) (int, error) {
 	var before versionKeyset
 	ok, err := decodeCursor(cursor, &before)
 	if err != nil || !ok {
-		return 1<<31 - 1, err
+		return ferry.MaxVersion, err
+	}
+	if before.Version < 1 || before.Version > ferry.MaxVersion {
+		return 0, badCursor() // PostgreSQL would refuse it as a parameter
 	}
 	return before.Version, nil
 }
