@@ -270,7 +270,7 @@ func getCommand(cfg *clientConfig) *cobra.Command {
 				return err
 			}
 			path := "/v1/functions/" + url.PathEscape(args[0])
-			if version > 0 {
+			if version != 0 { // the API refuses a negative one
 				path += "?version=" + strconv.Itoa(version)
 			}
 			var v functionJSON

@@ -81,7 +81,7 @@ func (c *client) postInvoke(cmd *cobra.Command, path, wait string, opts invokeOp
 		return 0, nil, usageError("--data is not valid JSON")
 	}
 	q := url.Values{}
-	if opts.version > 0 {
+	if opts.version != 0 { // the API refuses a negative one, naming the flag's field
 		q.Set("version", strconv.Itoa(opts.version))
 	}
 	if opts.async {

@@ -138,6 +138,16 @@ func TestClientCommandsAgainstAPI(t *testing.T) {
 	if !strings.Contains(r.stdout, "env B") || !strings.Contains(r.stdout, "timeout_seconds  60") {
 		t.Errorf("get table: %q", r.stdout)
 	}
+	// What the API refuses is an API error (exit 3) naming the field: a
+	// negative --version showed the latest version instead.
+	r = runCLI(t, url, admin, "get", "greet", "--version", "-1").want(t, exitAPI, "negative version")
+	if !strings.Contains(r.err.Error(), "version: must be an integer between 1 and 2147483647") {
+		t.Errorf("negative version: %v", r.err)
+	}
+	r = runCLI(t, url, admin, "deploy", jsFile, "--runtime", "nodejs", "--handler", "greet.handler", "--env", "FERRY_SOCKET=/x").want(t, exitAPI, "reserved env")
+	if !strings.Contains(r.err.Error(), "env: FERRY_SOCKET is reserved") {
+		t.Errorf("reserved env: %v", r.err)
+	}
 	r = runCLI(t, url, admin, "ls").want(t, 0, "ls")
 	if !strings.Contains(r.stdout, "greet ") || !strings.Contains(r.stdout, "hello-world") || !strings.HasPrefix(r.stdout, "NAME") {
 		t.Errorf("ls: %q", r.stdout)
