@@ -75,6 +75,9 @@ const MaxVersion = 1<<31 - 1
 
 // Function is a named, versioned function. Its versions are immutable.
 type Function struct {
+	// ID is the function's identity: new on every create, never reused. A
+	// function deleted and created again under its name is another function.
+	ID            uuid.UUID `json:"id"`
 	Name          string    `json:"name"`
 	Description   string    `json:"description"`
 	LatestVersion int       `json:"latest_version"`
@@ -84,6 +87,7 @@ type Function struct {
 
 // Version is one immutable deployment of a function.
 type Version struct {
+	FunctionID  uuid.UUID         `json:"function_id"` // Function.ID
 	Function    string            `json:"name"`
 	Version     int               `json:"version"`
 	Runtime     Runtime           `json:"runtime"`
@@ -143,8 +147,11 @@ type Metrics struct {
 
 // Invocation is one run of a function version.
 type Invocation struct {
-	ID             uuid.UUID        `json:"id"`
-	Function       string           `json:"function"`
+	ID       uuid.UUID `json:"id"`
+	Function string    `json:"function"`
+	// FunctionID is the identity of the function invoked (Function.ID); nil for
+	// records older than function identities.
+	FunctionID     uuid.UUID        `json:"function_id"`
 	Version        int              `json:"version"`
 	Status         InvocationStatus `json:"status"`
 	Event          json.RawMessage  `json:"event,omitempty"`
@@ -152,14 +159,21 @@ type Invocation struct {
 	Error          *FunctionError   `json:"error,omitempty"`
 	Metrics        *Metrics         `json:"metrics,omitempty"`
 	IdempotencyKey string           `json:"idempotency_key,omitempty"`
-	RetryOf        *uuid.UUID       `json:"retry_of,omitempty"`
-	ChainRunID     *uuid.UUID       `json:"chain_run_id,omitempty"`
-	WorkflowID     string           `json:"workflow_id"`
-	RunID          string           `json:"run_id,omitempty"`
-	CreatedAt      time.Time        `json:"created_at"`
-	StartedAt      *time.Time       `json:"started_at,omitempty"`
-	FinishedAt     *time.Time       `json:"finished_at,omitempty"`
+	// RequestHash identifies what was asked with IdempotencyKey (target version
+	// and event), so that a key reused for another request is refused.
+	RequestHash string     `json:"-"`
+	RetryOf     *uuid.UUID `json:"retry_of,omitempty"`
+	ChainRunID  *uuid.UUID `json:"chain_run_id,omitempty"`
+	WorkflowID  string     `json:"workflow_id"`
+	RunID       string     `json:"run_id,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
 }
+
+// IdempotencyKeyLifetime is how long an Idempotency-Key names one invocation or
+// chain run; after it the key may be used again for a new one.
+const IdempotencyKeyLifetime = 24 * time.Hour
 
 // Role is an API key's role.
 type Role string

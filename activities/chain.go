@@ -179,8 +179,13 @@ func (a *Chains) RunStep(ctx context.Context, in StepInput) (StepOutput, error) 
 		if err != nil {
 			return StepOutput{}, err
 		}
+		v, err := a.version(ctx, in.Function, in.Version, in.Path)
+		if err != nil {
+			return StepOutput{}, err
+		}
 		chainRunID := in.ChainRunID
-		inv, _, err = a.Store.CreateInvocation(ctx, ferry.Invocation{ID: id, Function: in.Function, Version: in.Version,
+		inv, _, err = a.Store.CreateInvocation(ctx, ferry.Invocation{ID: id, Function: in.Function,
+			FunctionID: v.FunctionID, Version: in.Version,
 			Status: ferry.StatusPending, Event: event, ChainRunID: &chainRunID, WorkflowID: activity.GetInfo(ctx).WorkflowExecution.ID,
 			CreatedAt: time.Now()})
 		if ferry.ErrorCode(err) == ferry.ECONFLICT {
@@ -195,7 +200,8 @@ func (a *Chains) RunStep(ctx context.Context, in StepInput) (StepOutput, error) 
 	}
 	event := inv.Event
 	log.Info("chain step running", "attempt", activity.GetInfo(ctx).Attempt)
-	out, err := a.Invocations.Run(ctx, RunInput{InvocationID: id, Function: in.Function, Version: in.Version,
+	out, err := a.Invocations.Run(ctx, RunInput{InvocationID: id, Function: in.Function,
+		FunctionID: inv.FunctionID, Version: in.Version,
 		Event: event, AcceptedAt: inv.CreatedAt, TimeoutSeconds: in.TimeoutSeconds, Retries: in.Retries})
 	if err != nil {
 		return StepOutput{}, err

@@ -68,7 +68,8 @@ func (a *Chains) CreateScheduledRun(ctx context.Context, in ScheduledRunInput) (
 		}
 		inv, err := a.Store.GetInvocation(ctx, id)
 		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-			inv, _, err = a.Store.CreateInvocation(ctx, ferry.Invocation{ID: id, Function: v.Function, Version: v.Version,
+			inv, _, err = a.Store.CreateInvocation(ctx, ferry.Invocation{ID: id, Function: v.Function,
+				FunctionID: v.FunctionID, Version: v.Version,
 				Status: ferry.StatusPending, Event: in.Payload, WorkflowID: id.String(), CreatedAt: time.Now()})
 		}
 		if err != nil {
@@ -80,7 +81,7 @@ func (a *Chains) CreateScheduledRun(ctx context.Context, in ScheduledRunInput) (
 			}
 		}
 		return ScheduledRunRecord{ID: id, Final: inv.Status.Final(), Invoke: &RunInput{InvocationID: id, Function: v.Function,
-			Version: v.Version, Event: inv.Event, AcceptedAt: inv.CreatedAt, TimeoutSeconds: v.Limits.TimeoutSeconds,
+			FunctionID: inv.FunctionID, Version: v.Version, Event: inv.Event, AcceptedAt: inv.CreatedAt, TimeoutSeconds: v.Limits.TimeoutSeconds,
 			Retries: v.Limits.Retries}}, nil
 	case TargetChain:
 		cv, err := store.GetChainVersion(ctx, in.Target, in.Version)

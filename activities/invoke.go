@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferry-faas/ferry"
@@ -30,6 +31,7 @@ const ErrTypeFunctionFailed = "FunctionFailed"
 // Store is what the invocation activities need from PostgreSQL.
 type Store interface {
 	GetVersion(ctx context.Context, name string, version int) (ferry.Version, error)
+	GetInvocation(ctx context.Context, id uuid.UUID) (ferry.Invocation, error)
 	StartInvocation(ctx context.Context, id uuid.UUID, runID string, at time.Time) error
 	FinishInvocation(ctx context.Context, id uuid.UUID, o postgres.Outcome) (ferry.Invocation, bool, error)
 }
@@ -54,14 +56,21 @@ type Observer interface {
 
 // RunInput starts one invocation (workflows.InvokeInput is the same type).
 type RunInput struct {
-	InvocationID uuid.UUID       `json:"invocation_id"`
-	Function     string          `json:"function"`
-	Version      int             `json:"version"`
-	Event        json.RawMessage `json:"event,omitempty"`
-	// EventKey names the event in the object store when it was too large for
-	// Temporal's history; Event is empty then.
-	EventKey   string    `json:"event_key,omitempty"`
-	AcceptedAt time.Time `json:"accepted_at"`
+	InvocationID uuid.UUID `json:"invocation_id"`
+	Function     string    `json:"function"`
+	// FunctionID pins the function's identity (ferry.Function.ID): when the
+	// function called Function is another one by the time this runs (deleted and
+	// created again), the invocation fails as FunctionNotFound. Zero in inputs
+	// recorded before identities: the version is then read by name.
+	FunctionID uuid.UUID       `json:"function_id,omitempty"`
+	Version    int             `json:"version"`
+	Event      json.RawMessage `json:"event,omitempty"`
+	// EventInRecord says that the event was too large for Temporal's history and
+	// is read from the invocation's record; Event is empty then. EventKey (older
+	// inputs only) named such an event in the object store.
+	EventInRecord bool      `json:"event_in_record,omitempty"`
+	EventKey      string    `json:"event_key,omitempty"`
+	AcceptedAt    time.Time `json:"accepted_at"`
 	// TimeoutSeconds and Retries are copied from the version so that the
 	// workflow can choose its activity options without a lookup.
 	TimeoutSeconds int `json:"timeout_seconds"`
@@ -92,24 +101,42 @@ type Invocations struct {
 	Observer Observer // optional
 	Logger   *slog.Logger
 
-	versions sync.Map // versionKey → ferry.Version; versions are immutable
+	versions     sync.Map // versionKey → ferry.Version; versions are immutable
+	versionCount atomic.Int64
 }
 
+// versionKey names a version by its function's identity, which a re-created
+// function does not reuse: names and version numbers are reused.
 type versionKey struct {
-	name    string
-	version int
+	function uuid.UUID
+	version  int
 }
 
-func (a *Invocations) version(ctx context.Context, name string, v int) (ferry.Version, error) {
-	k := versionKey{name, v}
-	if cached, ok := a.versions.Load(k); ok {
-		return cached.(ferry.Version), nil
+// maxCachedVersions bounds the version cache; past it the cache starts over.
+const maxCachedVersions = 10000
+
+// version returns the version in pins, from the cache when seen before.
+func (a *Invocations) version(ctx context.Context, in RunInput) (ferry.Version, error) {
+	k := versionKey{in.FunctionID, in.Version}
+	if in.FunctionID != uuid.Nil {
+		if cached, ok := a.versions.Load(k); ok {
+			return cached.(ferry.Version), nil
+		}
 	}
-	ver, err := a.Store.GetVersion(ctx, name, v)
+	ver, err := a.Store.GetVersion(ctx, in.Function, in.Version)
 	if err != nil {
 		return ferry.Version{}, err
 	}
-	a.versions.Store(k, ver)
+	if in.FunctionID != uuid.Nil && ver.FunctionID != in.FunctionID {
+		return ferry.Version{}, ferry.Errorf(ferry.ENOTFOUND,
+			"function %q was deleted after this invocation was accepted (a function created later under that name is another function)",
+			in.Function)
+	}
+	if a.versionCount.Add(1) > maxCachedVersions {
+		a.versions.Clear()
+		a.versionCount.Store(1)
+	}
+	a.versions.Store(versionKey{ver.FunctionID, ver.Version}, ver)
 	return ver, nil
 }
 
@@ -120,7 +147,7 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	info := activity.GetInfo(ctx)
 	log := a.Logger.With("invocation", in.InvocationID, "function", in.Function, "version", in.Version, "attempt", info.Attempt)
 
-	v, err := a.version(ctx, in.Function, in.Version)
+	v, err := a.version(ctx, in)
 	if errors.Is(err, context.Canceled) {
 		return RunOutput{}, err
 	}
@@ -144,11 +171,9 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 		}
 	})
 	defer awaitStarted()
-	event := in.Event
-	if in.EventKey != "" {
-		if event, err = a.Objects.Get(ctx, in.EventKey); err != nil {
-			return RunOutput{}, err
-		}
+	event, err := a.event(ctx, in)
+	if err != nil {
+		return RunOutput{}, err
 	}
 	codeDir, err := a.Code.Dir(ctx, v)
 	if err != nil {
@@ -171,6 +196,7 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	began := time.Now()
 	res, err := a.Executor.Execute(ctx, runtimes.Spec{
 		InvocationID: in.InvocationID.String(),
+		FunctionID:   v.FunctionID.String(),
 		Function:     v.Function,
 		Version:      v.Version,
 		Runtime:      v.Runtime,
@@ -202,6 +228,20 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	out.Metrics = &m
 	awaitStarted() // so that "running" never lands after the final status
 	return a.finish(ctx, in.InvocationID, out)
+}
+
+// event returns the invocation's event: from the input, or from the record
+// when it was too large for Temporal's history (the object store for inputs
+// recorded before events were kept only in the record).
+func (a *Invocations) event(ctx context.Context, in RunInput) (json.RawMessage, error) {
+	switch {
+	case in.EventInRecord:
+		inv, err := a.Store.GetInvocation(ctx, in.InvocationID)
+		return inv.Event, err
+	case in.EventKey != "":
+		return a.Objects.Get(ctx, in.EventKey)
+	}
+	return in.Event, nil
 }
 
 // Finish records a final status decided by the workflow.

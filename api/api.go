@@ -22,12 +22,13 @@ import (
 // Store is the part of the PostgreSQL store the API uses (*postgres.DB).
 type Store interface {
 	KeyStore
+	CreateFunction(ctx context.Context, v ferry.Version, admin uuid.UUID) (ferry.Version, error)
 	CreateVersion(ctx context.Context, v ferry.Version) (ferry.Version, error)
 	GetFunction(ctx context.Context, name string) (ferry.Function, error)
 	ListFunctions(ctx context.Context, p ferry.Page) ([]ferry.Function, string, error)
 	GetVersion(ctx context.Context, name string, version int) (ferry.Version, error)
 	ListVersions(ctx context.Context, name string, p ferry.Page) ([]ferry.Version, string, error)
-	DeleteFunction(ctx context.Context, name string) ([]string, error)
+	DeleteFunction(ctx context.Context, name string) (uuid.UUID, []string, error)
 	CreateInvocation(ctx context.Context, inv ferry.Invocation) (ferry.Invocation, bool, error)
 	GetInvocation(ctx context.Context, id uuid.UUID) (ferry.Invocation, error)
 	ListInvocations(ctx context.Context, f postgres.InvocationFilter, p ferry.Page) ([]ferry.Invocation, string, error)
@@ -43,9 +44,10 @@ type Store interface {
 
 // CodeStore is the object store for code bundles and large payloads (*s3.Store).
 type CodeStore interface {
-	PutCode(ctx context.Context, data []byte) (key, checksum string, err error)
+	PutCode(ctx context.Context, functionID uuid.UUID, data []byte) (key, checksum string, uploaded bool, err error)
 	Put(ctx context.Context, key string, data []byte) error
 	Delete(ctx context.Context, key string) error
+	DeletePrefix(ctx context.Context, prefix string) error
 }
 
 // Temporal is the part of the Temporal client the API uses (client.Client).

@@ -85,6 +85,18 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	return &env{t: t, db: db, code: code, url: srv.URL, admin: admin, deps: d}
 }
 
+// newEnvOn starts another API server on base's database and bucket.
+func newEnvOn(t *testing.T, base *env, opts ...envOption) *env {
+	t.Helper()
+	d := base.deps
+	for _, o := range opts {
+		o(&d)
+	}
+	srv := httptest.NewServer(api.New(d))
+	t.Cleanup(srv.Close)
+	return &env{t: t, db: base.db, code: base.code, url: srv.URL, admin: base.admin, deps: d}
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
@@ -260,13 +272,19 @@ func (e *env) countFunctions() int {
 	return len(fns)
 }
 
+// codeExists reports whether any function's code in the bucket is data.
 func (e *env) codeExists(data []byte) bool {
 	e.t.Helper()
-	ok, err := e.code.Exists(ctxT(e.t), s3.CodeKey(s3.Checksum(data)))
+	keys, err := e.code.Keys(ctxT(e.t), "functions/")
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return ok
+	for _, k := range keys {
+		if strings.HasSuffix(k, "/code/"+s3.Checksum(data)) {
+			return true
+		}
+	}
+	return false
 }
 
 var errFake = errors.New("fake failure")

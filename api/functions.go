@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -15,9 +16,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/storage/s3"
 )
 
 var (
@@ -73,10 +76,12 @@ func (s *server) deploy(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	// A new name may be created by developers; a new version needs write on it.
-	isNew := false
-	if _, err := s.Store.GetFunction(ctx, v.Function); ferry.ErrorCode(err) == ferry.ENOTFOUND {
-		isNew = true
-	} else if err != nil {
+	// Which of the two this deploy is allowed to be is decided here and held by
+	// the store: a create never lands on a function someone created meanwhile,
+	// and an update never lands on a function deleted and created again.
+	fn, err := s.Store.GetFunction(ctx, v.Function)
+	isNew := ferry.ErrorCode(err) == ferry.ENOTFOUND
+	if err != nil && !isNew {
 		return err
 	}
 	p := principalOf(c)
@@ -84,29 +89,42 @@ func (s *server) deploy(c echo.Context) error {
 		if p.Key.Role != ferry.RoleAdmin && p.Key.Role != ferry.RoleDeveloper {
 			return forbidden(p, "creating functions needs a developer or admin key")
 		}
-	} else if err := s.require(c, v.Function, ferry.PermWrite); err != nil {
-		return err
+		v.FunctionID = uuid.New()
+	} else {
+		if err := s.require(c, v.Function, ferry.PermWrite); err != nil {
+			return err
+		}
+		v.FunctionID = fn.ID
 	}
 	if s.ValidateBundle != nil {
 		if err := s.ValidateBundle(v.Runtime, v.Handler, req.bundle, req.Filename); err != nil {
 			return bundleError(err)
 		}
 	}
-	key, sum, err := s.Code.PutCode(ctx, req.bundle)
+	key, sum, uploaded, err := s.Code.PutCode(ctx, v.FunctionID, req.bundle)
 	if err != nil {
 		return err
 	}
 	v.CodeKey, v.Checksum, v.CodeSize = key, sum, int64(len(req.bundle))
-	created, err := s.Store.CreateVersion(ctx, v)
-	if err != nil {
-		return err
-	}
-	if isNew && p.Key.Role == ferry.RoleDeveloper {
+	var created ferry.Version
+	if isNew {
 		// The creator administers the function (and may grant it to others).
-		if err := s.Store.Grant(ctx, p.Key.ID, created.Function, ferry.PermAdmin); err != nil {
-			return err
+		admin := uuid.Nil
+		if p.Key.Role == ferry.RoleDeveloper {
+			admin = p.Key.ID
 		}
+		created, err = s.Store.CreateFunction(ctx, v, admin)
 		s.auth.forgetKey(p.Key.ID)
+	} else {
+		created, err = s.Store.CreateVersion(ctx, v)
+	}
+	if err != nil {
+		if uploaded { // a refused deploy leaves nothing behind
+			if derr := s.Code.Delete(context.WithoutCancel(ctx), key); derr != nil {
+				s.Logger.Warn("deleting the code of a refused deploy", "function", v.Function, "key", key, "err", derr)
+			}
+		}
+		return err
 	}
 	s.Logger.Info("function deployed", "function", created.Function, "version", created.Version,
 		"runtime", created.Runtime, "checksum", created.Checksum, "code_size", created.CodeSize,
@@ -502,12 +520,18 @@ func (s *server) deleteFunction(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	orphans, err := s.Store.DeleteFunction(ctx, name)
+	id, orphans, err := s.Store.DeleteFunction(ctx, name)
 	if err != nil {
 		return err
 	}
 	s.auth.forgetFunction(name)
 	// The function is gone once the rows are; stale objects are only storage.
+	// Its code and build artifacts live under its identity; orphans are code
+	// objects of versions deployed before identities (shared by content).
+	ctx = context.WithoutCancel(ctx)
+	if err := s.Code.DeletePrefix(ctx, s3.FunctionPrefix(id)); err != nil {
+		s.Logger.Warn("deleting the objects of a removed function", "function", name, "function_id", id, "err", err)
+	}
 	for _, key := range orphans {
 		if err := s.Code.Delete(ctx, key); err != nil {
 			s.Logger.Warn("deleting code of a removed function", "function", name, "key", key, "err", err)

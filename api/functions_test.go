@@ -1,12 +1,14 @@
 package api_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 
 	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/api"
 )
 
 func TestDeployEachRuntimeListGetDelete(t *testing.T) {
@@ -325,5 +327,46 @@ func TestEnsureAdminKeyFromEnv(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("chosen admin key not listed: %s", r.raw)
+	}
+}
+
+// lateStore answers GetFunction as if the function did not exist yet: a deploy
+// that read the name a moment before another developer created it.
+type lateStore struct{ api.Store }
+
+func (lateStore) GetFunction(_ context.Context, name string) (ferry.Function, error) {
+	return ferry.Function{}, ferry.Errorf(ferry.ENOTFOUND, "function %q not found", name)
+}
+
+// A deploy authorised as a create never lands as a version of a function that
+// someone else created meanwhile, gains no grant on it, and leaves no code.
+func TestDeployCreateRaceIsAConflict(t *testing.T) {
+	first := newEnv(t)
+	dev1, _ := first.newKey(ferry.RoleDeveloper, "dev one")
+	dev2, dev2ID := first.newKey(ferry.RoleDeveloper, "dev two")
+	unique := "# " + uuid.NewString() + "\n"
+	deploy := func(e *env, key, code string) response {
+		return e.do("POST", "/v1/functions", key, map[string]any{"name": "fn", "runtime": "python",
+			"handler": "app.handler", "code": b64([]byte(code))})
+	}
+	first.want(deploy(first, dev1, pySource), 201, "dev one creates fn")
+
+	// The same database behind a server whose read of the name comes too early.
+	late := newEnvOn(t, first, func(d *api.Deps) { d.Store = lateStore{d.Store} })
+	r := deploy(late, dev2, pySource+unique)
+	late.want(r, 409, "dev two's create of an existing name")
+	if msg := r.errMessage(); !strings.Contains(msg, `function "fn" was created by another deploy`) {
+		t.Errorf("conflict message %q", msg)
+	}
+	if perms, err := first.db.Permissions(ctxT(t), uuid.MustParse(dev2ID), "fn"); err != nil || len(perms) != 0 {
+		t.Errorf("dev two got %v on dev one's function (%v)", perms, err)
+	}
+	r = first.do("GET", "/v1/functions/fn", first.admin, nil)
+	first.want(r, 200, "get fn")
+	if r.body["version"] != 1.0 {
+		t.Errorf("fn after the refused create: %s", r.raw)
+	}
+	if first.codeExists([]byte(pySource + unique)) {
+		t.Error("the refused deploy left its code in S3")
 	}
 }

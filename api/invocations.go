@@ -2,8 +2,11 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -53,8 +56,9 @@ func (s *server) invoke(c echo.Context) error {
 		return ferry.Errorf(ferry.EINTERNAL, "generating an invocation id: %v", err)
 	}
 	inv, created, err := s.Store.CreateInvocation(ctx, ferry.Invocation{
-		ID: id, Function: v.Function, Version: v.Version, Status: ferry.StatusPending,
-		Event: req.input, IdempotencyKey: req.idempotencyKey, WorkflowID: id.String(), CreatedAt: time.Now(),
+		ID: id, Function: v.Function, FunctionID: v.FunctionID, Version: v.Version, Status: ferry.StatusPending,
+		Event: req.input, IdempotencyKey: req.idempotencyKey, RequestHash: req.hash(version),
+		WorkflowID: id.String(), CreatedAt: time.Now(),
 	})
 	if err != nil {
 		return err
@@ -95,6 +99,18 @@ type invokeRequest struct {
 	async          bool
 	idempotencyKey string
 	input          []byte // nil for an empty body: the handler gets null
+}
+
+// hash identifies what an Idempotency-Key asks for: the version asked for (0:
+// the latest at the time) and the body.
+func (r invokeRequest) hash(version int) string {
+	if r.idempotencyKey == "" {
+		return ""
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%d\n", version)
+	h.Write(r.input)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // readInvokeRequest reads the async preference, the Idempotency-Key header and
@@ -147,15 +163,11 @@ func wantsAsync(c echo.Context) (bool, error) {
 }
 
 // start starts (or re-attaches to) the invocation's workflow. Events too large
-// for Temporal's history go through the object store.
+// for Temporal's history stay in the invocation's record only.
 func (s *server) start(ctx context.Context, inv ferry.Invocation, v ferry.Version) error {
 	in := workflows.InvokeInputFor(inv, v)
 	if len(inv.Event) > MaxInlineEvent {
-		key := "payloads/" + inv.ID.String() + "/event"
-		if err := s.Code.Put(ctx, key, inv.Event); err != nil {
-			return err
-		}
-		in.Event, in.EventKey = nil, key
+		in.Event, in.EventInRecord = nil, true
 	}
 	_, err := s.Temporal.ExecuteWorkflow(ctx, workflows.InvokeStartOptions(s.TaskQueue, inv, v), workflowType, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -405,10 +417,10 @@ func (s *server) retryInvocation(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	v, err := s.Store.GetVersion(ctx, old.Function, old.Version)
+	if ferry.ErrorCode(err) == ferry.ENOTFOUND || (err == nil && v.FunctionID != old.FunctionID) {
+		return ferry.Errorf(ferry.ECONFLICT, "invocation %s cannot be retried: function %q version %d no longer exists", old.ID, old.Function, old.Version)
+	}
 	if err != nil {
-		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-			return ferry.Errorf(ferry.ECONFLICT, "invocation %s cannot be retried: function %q version %d no longer exists", old.ID, old.Function, old.Version)
-		}
 		return err
 	}
 	id, err := uuid.NewV7()
@@ -416,7 +428,7 @@ func (s *server) retryInvocation(c echo.Context) error {
 		return ferry.Errorf(ferry.EINTERNAL, "generating an invocation id: %v", err)
 	}
 	inv, _, err := s.Store.CreateInvocation(ctx, ferry.Invocation{
-		ID: id, Function: old.Function, Version: old.Version, Status: ferry.StatusPending,
+		ID: id, Function: old.Function, FunctionID: old.FunctionID, Version: old.Version, Status: ferry.StatusPending,
 		Event: old.Event, RetryOf: &old.ID, WorkflowID: id.String(), CreatedAt: time.Now(),
 	})
 	if err != nil {

@@ -110,12 +110,12 @@ func (f *fakeTemporal) work(r *fakeRun, in workflows.InvokeInput) {
 	defer close(r.done)
 	ctx := context.Background()
 	event := in.Event
-	if in.EventKey != "" {
-		b, err := f.code.Get(ctx, in.EventKey)
+	if in.EventInRecord {
+		inv, err := f.db.GetInvocation(ctx, in.InvocationID)
 		if err != nil {
-			f.t.Errorf("reading the event from S3: %v", err)
+			f.t.Errorf("reading the event from the record: %v", err)
 		}
-		event = b
+		event = inv.Event
 	}
 	var ev struct {
 		Op      string `json:"op"`
@@ -243,22 +243,34 @@ func TestInvokeSyncAsyncIdempotent(t *testing.T) {
 	e.want(r1, 202, "idempotent async")
 	r2 := e.do("POST", "/v1/functions/echo/invoke", e.admin, `{"sleep_ms": 300}`, "Idempotency-Key", key)
 	e.want(r2, 200, "idempotent sync")
-	r3 := e.do("POST", "/v1/functions/echo/invoke", e.admin, `{"other": 1}`, "Idempotency-Key", key)
+	r3 := e.do("POST", "/v1/functions/echo/invoke", e.admin, `{"sleep_ms": 300}`, "Idempotency-Key", key)
 	e.want(r3, 200, "idempotent after the end")
 	if r1.str("id") != r2.str("id") || r2.str("id") != r3.str("id") || r2.str("status") != "completed" {
 		t.Fatalf("idempotency: ids %s %s %s, status %s", r1.str("id"), r2.str("id"), r3.str("id"), r2.str("status"))
 	}
+	// The same key with another event or version is refused, not answered with
+	// the first invocation.
+	r4 := e.do("POST", "/v1/functions/echo/invoke", e.admin, `{"other": 1}`, "Idempotency-Key", key)
+	e.want(r4, 422, "idempotency key with another event")
+	if msg := r4.errMessage(); !strings.Contains(msg, "Idempotency-Key") || !strings.Contains(msg, "another request") {
+		t.Errorf("idempotency mismatch message %q", msg)
+	}
+	e.want(e.do("POST", "/v1/functions/echo/invoke?version=1", e.admin, `{"sleep_ms": 300}`, "Idempotency-Key", key),
+		422, "idempotency key with another version")
 	if n := f.startCount(r1.str("id")); n != 1 {
 		t.Errorf("idempotent invocation started %d times", n)
 	}
 
-	// An event over 256 KiB goes through S3.
+	// An event over 256 KiB stays out of Temporal's history, stored once: in the record.
 	big := `{"pad": "` + strings.Repeat("x", 300<<10) + `"}`
 	r = e.do("POST", "/v1/functions/echo/invoke", e.admin, big)
 	e.want(r, 200, "large event")
 	in := f.input(r.str("id"))
-	if in.EventKey != "payloads/"+r.str("id")+"/event" || len(in.Event) != 0 {
-		t.Errorf("large event input: key %q, inline %d bytes", in.EventKey, len(in.Event))
+	if !in.EventInRecord || in.EventKey != "" || len(in.Event) != 0 {
+		t.Errorf("large event input: in record %v, key %q, inline %d bytes", in.EventInRecord, in.EventKey, len(in.Event))
+	}
+	if ok, err := e.code.Exists(ctxT(t), "payloads/"+r.str("id")+"/event"); err != nil || ok {
+		t.Errorf("large event also stored in S3: %v, %v", ok, err)
 	}
 	if r.body["result"].(map[string]any)["size"] != float64(len(big)) {
 		t.Errorf("large event: result %v", r.body["result"])

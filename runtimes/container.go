@@ -30,6 +30,7 @@ const (
 const (
 	labelManaged  = "ferry.managed"
 	labelFunction = "ferry.function"
+	labelFuncID   = "ferry.function_id"
 	labelVersion  = "ferry.version"
 	labelChecksum = "ferry.checksum"
 	labelRuntime  = "ferry.runtime"
@@ -118,6 +119,7 @@ func containerConfig(s Spec, p containerParams) (*container.Config, *container.H
 		Labels: map[string]string{
 			labelManaged:  "true",
 			labelFunction: s.Function,
+			labelFuncID:   s.FunctionID,
 			labelVersion:  strconv.Itoa(s.Version),
 			labelChecksum: s.Checksum,
 			labelRuntime:  string(s.Runtime),

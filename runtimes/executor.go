@@ -33,14 +33,18 @@ import (
 // Spec is one invocation of one function version.
 type Spec struct {
 	InvocationID string
-	Function     string
-	Version      int
-	Runtime      ferry.Runtime
-	Handler      string
-	Checksum     string
+	// FunctionID is the function's identity (ferry.Function.ID). Containers
+	// are never shared between identities, so a function deleted and created
+	// again under its name never gets the old one's warm containers.
+	FunctionID string
+	Function   string
+	Version    int
+	Runtime    ferry.Runtime
+	Handler    string
+	Checksum   string
 	// CodeDir is the host folder with the unpacked bundle (for Go: the folder
 	// holding the built bootstrap binary). It is part of the warm-pool key and
-	// must keep its content while containers use it: a folder per checksum
+	// must keep its content while containers use it: a folder per version
 	// that is never rewritten lets invocations reuse warm containers.
 	CodeDir string
 	Limits  ferry.Limits
@@ -459,18 +463,19 @@ func (e *Executor) checkSpec(s *Spec) (string, error) {
 // so containers are never shared between functions.
 func poolKey(s Spec, img string) string {
 	k := struct {
-		Function string
-		Version  int
-		Runtime  ferry.Runtime
-		Image    string
-		Handler  string
-		Checksum string
-		CodeDir  string
-		MemoryMB int
-		CPUs     float64
-		Network  bool
-		Env      map[string]string // encoding/json sorts map keys
-	}{s.Function, s.Version, s.Runtime, img, s.Handler, s.Checksum, s.CodeDir,
+		FunctionID string
+		Function   string
+		Version    int
+		Runtime    ferry.Runtime
+		Image      string
+		Handler    string
+		Checksum   string
+		CodeDir    string
+		MemoryMB   int
+		CPUs       float64
+		Network    bool
+		Env        map[string]string // encoding/json sorts map keys
+	}{s.FunctionID, s.Function, s.Version, s.Runtime, img, s.Handler, s.Checksum, s.CodeDir,
 		s.Limits.MemoryMB, s.Limits.CPUs, s.Limits.Network, s.Env}
 	b, _ := json.Marshal(k)
 	sum := sha256.Sum256(b)

@@ -41,7 +41,7 @@ func InvokeStartOptions(taskQueue string, inv ferry.Invocation, v ferry.Version)
 			AttrRuntime.ValueSet(string(v.Runtime)),
 			AttrStatus.ValueSet(string(ferry.StatusPending)),
 		),
-		Memo: map[string]any{"function": v.Function, "version": v.Version},
+		Memo: map[string]any{"function": v.Function, "function_id": v.FunctionID.String(), "version": v.Version},
 	}
 }
 
@@ -50,6 +50,7 @@ func InvokeInputFor(inv ferry.Invocation, v ferry.Version) InvokeInput {
 	return InvokeInput{
 		InvocationID:   inv.ID,
 		Function:       v.Function,
+		FunctionID:     v.FunctionID,
 		Version:        v.Version,
 		Event:          inv.Event,
 		AcceptedAt:     inv.CreatedAt,

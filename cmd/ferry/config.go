@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/activities"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -28,6 +29,7 @@ type Config struct {
 	MaxContainers     int
 	MaxCodeMB         int
 	MaxBodyMB         int
+	CodeCacheMB       int
 }
 
 // LoadConfig reads the FERRY_* variables; an invalid value is an error that
@@ -51,6 +53,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		MaxContainers:     r.integer("FERRY_MAX_CONTAINERS", 32),
 		MaxCodeMB:         r.integer("FERRY_MAX_CODE_MB", 50),
 		MaxBodyMB:         r.integer("FERRY_MAX_BODY_MB", 6),
+		CodeCacheMB:       r.integer("FERRY_CODE_CACHE_MB", activities.DefaultCodeCacheBytes>>20),
 	}
 	return c, r.err
 }

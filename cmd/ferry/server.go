@@ -103,7 +103,10 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 			Store:    a.db,
 			Objects:  a.objects,
 			Executor: a.executor,
-			Code:     &activities.CodeCache{Root: codeRoot, Objects: a.objects, Builder: a.executor, Unpack: runtimes.UnpackFor},
+			Code: &activities.CodeCache{Root: codeRoot, Objects: a.objects, Builder: a.executor, Unpack: runtimes.UnpackFor,
+				MaxBytes: int64(cfg.CodeCacheMB) << 20, Logger: log,
+				// A folder stays while a warm container or a running invocation may mount it.
+				KeepFor: cfg.IdleTimeout + time.Duration(ferry.MaxLimits.TimeoutSeconds)*time.Second + 5*time.Minute},
 			Observer: activities.Observers{m, completions},
 			Logger:   log,
 		}

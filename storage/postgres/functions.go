@@ -4,19 +4,20 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ferry-faas/ferry"
 )
 
-const functionColumns = `name, description, latest_version, created_at, updated_at`
+const functionColumns = `id, name, description, latest_version, created_at, updated_at`
 
-const versionColumns = `function, version, runtime, handler, checksum, code_size, code_key,
+const versionColumns = `function_id, function, version, runtime, handler, checksum, code_size, code_key,
 	limits, env, description, created_at`
 
 func scanFunction(row pgx.Row) (ferry.Function, error) {
 	var f ferry.Function
-	err := row.Scan(&f.Name, &f.Description, &f.LatestVersion, &f.CreatedAt, &f.UpdatedAt)
+	err := row.Scan(&f.ID, &f.Name, &f.Description, &f.LatestVersion, &f.CreatedAt, &f.UpdatedAt)
 	f.CreatedAt, f.UpdatedAt = f.CreatedAt.UTC(), f.UpdatedAt.UTC()
 	return f, err
 }
@@ -24,7 +25,7 @@ func scanFunction(row pgx.Row) (ferry.Function, error) {
 func scanVersion(row pgx.Row) (ferry.Version, error) {
 	var v ferry.Version
 	var rt string
-	err := row.Scan(&v.Function, &v.Version, &rt, &v.Handler, &v.Checksum, &v.CodeSize, &v.CodeKey,
+	err := row.Scan(&v.FunctionID, &v.Function, &v.Version, &rt, &v.Handler, &v.Checksum, &v.CodeSize, &v.CodeKey,
 		&v.Limits, &v.Env, &v.Description, &v.CreatedAt)
 	v.Runtime = ferry.Runtime(rt)
 	v.CreatedAt = v.CreatedAt.UTC()
@@ -33,11 +34,51 @@ func scanVersion(row pgx.Row) (ferry.Version, error) {
 
 func functionName(name string) string { return fmt.Sprintf("function %q", name) }
 
-// CreateVersion stores v as the next version of v.Function, creating the function
-// on its first deploy. It sets v.Version and v.CreatedAt and makes the new version
-// the latest. Version numbers are gap-free under concurrent deploys: the
-// function's row lock, taken by the upsert, orders them.
+// CreateFunction creates the function v.Function with v as its version 1 and,
+// when admin is not uuid.Nil, grants that key admin on it, in one transaction.
+// The function's identity is v.FunctionID, or a fresh one when that is zero. It
+// answers ECONFLICT when a function of that name exists: creating and adding a
+// version are different rights, so a create never turns into an update.
+func (db *DB) CreateFunction(ctx context.Context, v ferry.Version, admin uuid.UUID) (ferry.Version, error) {
+	if v.FunctionID == uuid.Nil {
+		v.FunctionID = uuid.New()
+	}
+	return db.insertVersion(ctx, v, `
+		INSERT INTO functions (id, name, description, latest_version) VALUES ($1, $2, $3, 1)
+		ON CONFLICT (name) DO NOTHING
+		RETURNING latest_version`,
+		"function %q was created by another deploy a moment ago; deploy again to add a version to it",
+		func(tx pgx.Tx) error {
+			if admin == uuid.Nil {
+				return nil
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO function_permissions (key_id, function, permission)
+				VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, admin, v.Function, string(ferry.PermAdmin))
+			return err
+		})
+}
+
+// CreateVersion stores v as the next version of the function whose identity is
+// v.FunctionID and makes it the latest; it sets v.Version and v.CreatedAt.
+// Version numbers are gap-free under concurrent deploys: the function's row lock
+// orders them. It answers ECONFLICT when the function of that name is gone or is
+// another function (deleted and created again) since the caller read it.
 func (db *DB) CreateVersion(ctx context.Context, v ferry.Version) (ferry.Version, error) {
+	if v.FunctionID == uuid.Nil {
+		return ferry.Version{}, ferry.Errorf(ferry.EINVALID, "function id is required")
+	}
+	return db.insertVersion(ctx, v, `
+		UPDATE functions SET latest_version = latest_version + 1, description = $3, updated_at = now()
+		WHERE id = $1 AND name = $2
+		RETURNING latest_version`,
+		"function %q was deleted or replaced while this deploy ran; deploy again", nil)
+}
+
+// insertVersion runs bump (which returns the new version number from the
+// functions row, $1 id, $2 name, $3 description) and inserts the version row, in
+// one transaction with then (when not nil); gone is the conflict message when
+// bump matches no row.
+func (db *DB) insertVersion(ctx context.Context, v ferry.Version, bump, gone string, then func(pgx.Tx) error) (ferry.Version, error) {
 	switch {
 	case v.Function == "":
 		return ferry.Version{}, ferry.Errorf(ferry.EINVALID, "function name is required")
@@ -51,26 +92,26 @@ func (db *DB) CreateVersion(ctx context.Context, v ferry.Version) (ferry.Version
 	}
 	what := functionName(v.Function)
 	err := db.tx(ctx, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `
-			INSERT INTO functions (name, description, latest_version) VALUES ($1, $2, 1)
-			ON CONFLICT (name) DO UPDATE SET
-				latest_version = functions.latest_version + 1,
-				description = EXCLUDED.description,
-				updated_at = now()
-			RETURNING latest_version`, v.Function, v.Description).Scan(&v.Version)
+		err := tx.QueryRow(ctx, bump, v.FunctionID, v.Function, v.Description).Scan(&v.Version)
+		if err == pgx.ErrNoRows {
+			return ferry.Errorf(ferry.ECONFLICT, gone, v.Function)
+		}
 		if err != nil {
 			return err
 		}
 		what = fmt.Sprintf("function %q version %d", v.Function, v.Version)
 		created, err := scanVersion(tx.QueryRow(ctx, `
-			INSERT INTO function_versions (function, version, runtime, handler, checksum, code_size,
-				code_key, limits, env, description)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			INSERT INTO function_versions (function_id, function, version, runtime, handler, checksum,
+				code_size, code_key, limits, env, description)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 			RETURNING `+versionColumns,
-			v.Function, v.Version, string(v.Runtime), v.Handler, v.Checksum, v.CodeSize,
+			v.FunctionID, v.Function, v.Version, string(v.Runtime), v.Handler, v.Checksum, v.CodeSize,
 			v.CodeKey, v.Limits, v.Env, v.Description))
 		v = created
-		return err
+		if err != nil || then == nil {
+			return err
+		}
+		return then(tx)
 	})
 	if err != nil {
 		return ferry.Version{}, db.mapErr(err, what)
@@ -176,16 +217,18 @@ func (db *DB) ListVersions(ctx context.Context, name string, p ferry.Page) ([]fe
 }
 
 // DeleteFunction deletes a function with its versions and permissions in one
-// transaction. It returns the code keys that no remaining version references; the
-// caller deletes those objects from the code store. Invocation records stay.
-func (db *DB) DeleteFunction(ctx context.Context, name string) ([]string, error) {
+// transaction. It returns the deleted function's identity and the code keys that
+// no remaining version references; the caller deletes those objects, and
+// everything stored under the identity, from the code store. Invocation records
+// stay.
+func (db *DB) DeleteFunction(ctx context.Context, name string) (uuid.UUID, []string, error) {
 	what := functionName(name)
 	var orphans []string
+	var id uuid.UUID
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		// Lock the function first: a concurrent deploy of the same name waits for
-		// this transaction and then starts a fresh function at version 1.
-		var locked string
-		if err := tx.QueryRow(ctx, `SELECT name FROM functions WHERE name = $1 FOR UPDATE`, name).Scan(&locked); err != nil {
+		// this transaction and then fails (it was authorised for this function).
+		if err := tx.QueryRow(ctx, `SELECT id FROM functions WHERE name = $1 FOR UPDATE`, name).Scan(&id); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `DELETE FROM function_versions WHERE function = $1 RETURNING code_key`, name)
@@ -213,7 +256,7 @@ func (db *DB) DeleteFunction(ctx context.Context, name string) ([]string, error)
 		return err
 	})
 	if err != nil {
-		return nil, db.mapErr(err, what)
+		return uuid.Nil, nil, db.mapErr(err, what)
 	}
-	return orphans, nil
+	return id, orphans, nil
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/ferry-faas/ferry/storage/postgres/pgtest"
@@ -41,6 +43,20 @@ func version(name string, key string) ferry.Version {
 		Checksum: strings.TrimPrefix(key, "code/"), CodeSize: 42, CodeKey: key,
 		Limits: ferry.DefaultLimits, Env: map[string]string{"A": "1"}, Description: "d",
 	}
+}
+
+// deploy stores v as a new version of its function, creating the function
+// when there is none, as the API's deploy does.
+func deploy(ctx context.Context, db *postgres.DB, v ferry.Version) (ferry.Version, error) {
+	f, err := db.GetFunction(ctx, v.Function)
+	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+		return db.CreateFunction(ctx, v, uuid.Nil)
+	}
+	if err != nil {
+		return ferry.Version{}, err
+	}
+	v.FunctionID = f.ID
+	return db.CreateVersion(ctx, v)
 }
 
 func TestOpenErrors(t *testing.T) {
@@ -95,7 +111,7 @@ func TestFunctionRoundTrip(t *testing.T) {
 	in := version("resize", "code/aaa")
 	in.Limits = ferry.Limits{TimeoutSeconds: 5, MemoryMB: 256, CPUs: 1.5, MaxConcurrency: 3, Network: true, Retries: 2}
 	in.Env = map[string]string{"GREETING": "hi", "EMPTY": ""}
-	v1, err := db.CreateVersion(ctx, in)
+	v1, err := deploy(ctx, db, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,14 +119,14 @@ func TestFunctionRoundTrip(t *testing.T) {
 		t.Fatalf("first version = %d at %v", v1.Version, v1.CreatedAt)
 	}
 	want := in
-	want.Version, want.CreatedAt = 1, v1.CreatedAt
+	want.Version, want.CreatedAt, want.FunctionID = 1, v1.CreatedAt, v1.FunctionID
 	if !reflect.DeepEqual(v1, want) {
 		t.Fatalf("created\n%+v\nwant\n%+v", v1, want)
 	}
 
 	in2 := version("resize", "code/bbb")
 	in2.Runtime, in2.Description, in2.Env = ferry.RuntimeNode, "second", nil
-	v2, err := db.CreateVersion(ctx, in2)
+	v2, err := deploy(ctx, db, in2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +138,8 @@ func TestFunctionRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.LatestVersion != 2 || f.Description != "second" || f.CreatedAt.After(f.UpdatedAt) || f.CreatedAt != v1.CreatedAt {
+	if f.LatestVersion != 2 || f.Description != "second" || f.CreatedAt.After(f.UpdatedAt) || f.CreatedAt != v1.CreatedAt ||
+		f.ID != v1.FunctionID || v2.FunctionID != f.ID {
 		t.Fatalf("function = %+v", f)
 	}
 
@@ -149,12 +166,14 @@ func TestFunctionRoundTrip(t *testing.T) {
 		t.Errorf("message %q, want %q", got, want)
 	}
 
-	_, err = db.CreateVersion(ctx, ferry.Version{Function: "x", Runtime: "cobol", CodeKey: "k"})
+	_, err = db.CreateFunction(ctx, ferry.Version{Function: "x", Runtime: "cobol", CodeKey: "k"}, uuid.Nil)
 	wantCode(t, err, ferry.EINVALID)
-	_, err = db.CreateVersion(ctx, ferry.Version{Runtime: ferry.RuntimeGo, CodeKey: "k"})
+	_, err = db.CreateFunction(ctx, ferry.Version{Runtime: ferry.RuntimeGo, CodeKey: "k"}, uuid.Nil)
+	wantCode(t, err, ferry.EINVALID)
+	_, err = db.CreateVersion(ctx, version("resize", "code/no-id"))
 	wantCode(t, err, ferry.EINVALID)
 	// A rejected deploy leaves no gap.
-	v3, err := db.CreateVersion(ctx, version("resize", "code/ccc"))
+	v3, err := deploy(ctx, db, version("resize", "code/ccc"))
 	if err != nil || v3.Version != 3 {
 		t.Fatalf("third version = %d, %v", v3.Version, err)
 	}
@@ -162,6 +181,10 @@ func TestFunctionRoundTrip(t *testing.T) {
 
 func TestCreateVersionConcurrent(t *testing.T) {
 	db, ctx := open(t), ctxT(t)
+	first, err := db.CreateFunction(ctx, version("hot", "code/first"), uuid.Nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	const n = 20
 	var wg sync.WaitGroup
 	got := make([]int, n)
@@ -171,7 +194,9 @@ func TestCreateVersionConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v, err := db.CreateVersion(ctx, version("hot", fmt.Sprintf("code/%02d", i)))
+			v := version("hot", fmt.Sprintf("code/%02d", i))
+			v.FunctionID = first.FunctionID
+			v, err := db.CreateVersion(ctx, v)
 			got[i], errs[i] = v.Version, err
 		}()
 	}
@@ -184,17 +209,76 @@ func TestCreateVersionConcurrent(t *testing.T) {
 	}
 	slices.Sort(got)
 	for i, v := range got {
-		if v != i+1 {
-			t.Fatalf("versions %v, want 1..%d each once", got, n)
+		if v != i+2 {
+			t.Fatalf("versions %v, want 2..%d each once", got, n+1)
 		}
 	}
 	f, err := db.GetFunction(ctx, "hot")
-	if err != nil || f.LatestVersion != n {
+	if err != nil || f.LatestVersion != n+1 {
 		t.Fatalf("latest = %d, %v", f.LatestVersion, err)
 	}
 	vs, _, err := db.ListVersions(ctx, "hot", ferry.Page{Limit: 100})
-	if err != nil || len(vs) != n {
+	if err != nil || len(vs) != n+1 {
 		t.Fatalf("listed %d versions, %v", len(vs), err)
+	}
+}
+
+// Creating is not updating: of concurrent creates of one name exactly one
+// wins, and only its key gets admin on the function.
+func TestCreateFunctionRace(t *testing.T) {
+	db, ctx := open(t), ctxT(t)
+	const n = 8
+	keys := make([]ferry.APIKey, n)
+	for i := range keys {
+		k, err := db.CreateKey(ctx, ferry.APIKey{Name: fmt.Sprint("dev", i), Prefix: fmt.Sprint("fy_", i),
+			Role: ferry.RoleDeveloper}, []byte(fmt.Sprint("hash", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[i] = k
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = db.CreateFunction(ctx, version("race", fmt.Sprintf("code/%02d", i)), keys[i].ID)
+		}()
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner < 0:
+			winner = i
+		case err == nil:
+			t.Fatalf("creates %d and %d both succeeded", winner, i)
+		case ferry.ErrorCode(err) != ferry.ECONFLICT:
+			t.Fatalf("create %d: %v, want conflict", i, err)
+		case !strings.Contains(ferry.ErrorMessage(err), `function "race" was created by another deploy`):
+			t.Fatalf("create %d: message %q", i, ferry.ErrorMessage(err))
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no create succeeded")
+	}
+	for i, k := range keys {
+		perms, err := db.Permissions(ctx, k.ID, "race")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := i == winner; (len(perms) == 1 && perms[0] == ferry.PermAdmin) != want || (!want && len(perms) != 0) {
+			t.Fatalf("key %d (winner %d) has %v on race", i, winner, perms)
+		}
+	}
+	f, err := db.GetFunction(ctx, "race")
+	if err != nil || f.LatestVersion != 1 {
+		t.Fatalf("function after the race: %+v, %v", f, err)
+	}
+	v, err := db.GetVersion(ctx, "race", 1)
+	if err != nil || v.CodeKey != fmt.Sprintf("code/%02d", winner) {
+		t.Fatalf("version 1 = %q, %v; want the winner's code", v.CodeKey, err)
 	}
 }
 
@@ -204,7 +288,7 @@ func TestListFunctionsPagination(t *testing.T) {
 	for i := range 7 {
 		name := fmt.Sprintf("fn-%d", 6-i) // created out of order
 		names = append(names, name)
-		if _, err := db.CreateVersion(ctx, version(name, "code/x")); err != nil {
+		if _, err := deploy(ctx, db, version(name, "code/x")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -252,7 +336,7 @@ func TestListFunctionsPagination(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.CreateVersion(ctx, version("fn-0", "code/y")); err != nil {
+	if _, err := deploy(ctx, db, version("fn-0", "code/y")); err != nil {
 		t.Fatal(err)
 	}
 	_, vcursor, err = db.ListVersions(ctx, "fn-0", ferry.Page{Limit: 1})
@@ -269,7 +353,7 @@ func TestListVersionsPagination(t *testing.T) {
 	wantCode(t, err, ferry.ENOTFOUND)
 
 	for range 5 {
-		if _, err := db.CreateVersion(ctx, version("v", "code/x")); err != nil {
+		if _, err := deploy(ctx, db, version("v", "code/x")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -295,16 +379,16 @@ func TestListVersionsPagination(t *testing.T) {
 
 func TestDeleteFunction(t *testing.T) {
 	db, ctx := open(t), ctxT(t)
-	_, err := db.DeleteFunction(ctx, "ghost")
+	_, _, err := db.DeleteFunction(ctx, "ghost")
 	wantCode(t, err, ferry.ENOTFOUND)
 
 	// "a" uses code shared with "b" and two keys of its own (one of them twice).
 	for _, key := range []string{"code/shared", "code/own1", "code/own2", "code/own1"} {
-		if _, err := db.CreateVersion(ctx, version("a", key)); err != nil {
+		if _, err := deploy(ctx, db, version("a", key)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.CreateVersion(ctx, version("b", "code/shared")); err != nil {
+	if _, err := deploy(ctx, db, version("b", "code/shared")); err != nil {
 		t.Fatal(err)
 	}
 	key, err := db.CreateKey(ctx, ferry.APIKey{Name: "k", Prefix: "fk_1", Role: ferry.RoleInvoker}, []byte("h"))
@@ -321,9 +405,16 @@ func TestDeleteFunction(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	orphans, err := db.DeleteFunction(ctx, "a")
+	fa, err := db.GetFunction(ctx, "a")
 	if err != nil {
 		t.Fatal(err)
+	}
+	deletedID, orphans, err := db.DeleteFunction(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deletedID != fa.ID {
+		t.Fatalf("deleted id %v, want %v", deletedID, fa.ID)
 	}
 	if want := []string{"code/own1", "code/own2"}; !slices.Equal(orphans, want) {
 		t.Fatalf("orphans %v, want %v", orphans, want)
@@ -344,15 +435,23 @@ func TestDeleteFunction(t *testing.T) {
 	if _, err := db.GetInvocation(ctx, inv.ID); err != nil {
 		t.Fatalf("invocation history lost: %v", err)
 	}
-	_, err = db.DeleteFunction(ctx, "a")
+	_, _, err = db.DeleteFunction(ctx, "a")
 	wantCode(t, err, ferry.ENOTFOUND)
+	// A version for the deleted identity is refused, not added to a new function.
+	stale := version("a", "code/stale")
+	stale.FunctionID = fa.ID
+	_, err = db.CreateVersion(ctx, stale)
+	wantCode(t, err, ferry.ECONFLICT)
 
-	// A new deploy of the name starts over at version 1.
-	v, err := db.CreateVersion(ctx, version("a", "code/new"))
-	if err != nil || v.Version != 1 {
-		t.Fatalf("redeploy: version %d, %v", v.Version, err)
+	// A new deploy of the name is a new function: another identity, version 1.
+	v, err := deploy(ctx, db, version("a", "code/new"))
+	if err != nil || v.Version != 1 || v.FunctionID == fa.ID {
+		t.Fatalf("redeploy: version %d of %v (deleted: %v), %v", v.Version, v.FunctionID, fa.ID, err)
 	}
-	orphans, err = db.DeleteFunction(ctx, "b")
+	// An update authorised for the deleted function does not land on the new one.
+	_, err = db.CreateVersion(ctx, stale)
+	wantCode(t, err, ferry.ECONFLICT)
+	_, orphans, err = db.DeleteFunction(ctx, "b")
 	if err != nil || !slices.Equal(orphans, []string{"code/shared"}) {
 		t.Fatalf("deleting b: orphans %v, %v", orphans, err)
 	}

@@ -30,22 +30,27 @@ type Outcome struct {
 }
 
 // invocationColumns omits logs: they are read on their own by InvocationLogs.
-const invocationColumns = `id, function, version, status, event, result, error, metrics,
+const invocationColumns = `id, function, coalesce(function_id, '00000000-0000-0000-0000-000000000000'),
+	version, status, event, result, error, metrics,
 	coalesce(idempotency_key, ''), retry_of, chain_run_id, workflow_id, run_id,
 	created_at, started_at, finished_at`
 
 // listColumns leaves out the payloads, which can be large.
-const listColumns = `id, function, version, status, NULL::json, NULL::json, error, metrics,
+const listColumns = `id, function, coalesce(function_id, '00000000-0000-0000-0000-000000000000'),
+	version, status, NULL::json, NULL::json, error, metrics,
 	coalesce(idempotency_key, ''), retry_of, chain_run_id, workflow_id, run_id,
 	created_at, started_at, finished_at`
 
-func scanInvocation(row pgx.Row) (ferry.Invocation, error) {
+func scanInvocation(row pgx.Row) (ferry.Invocation, error) { return scanInvocationAnd(row) }
+
+// scanInvocationAnd scans invocationColumns (or listColumns), then extra.
+func scanInvocationAnd(row pgx.Row, extra ...any) (ferry.Invocation, error) {
 	var inv ferry.Invocation
 	var status string
 	var event, result []byte
-	err := row.Scan(&inv.ID, &inv.Function, &inv.Version, &status, &event, &result, &inv.Error, &inv.Metrics,
-		&inv.IdempotencyKey, &inv.RetryOf, &inv.ChainRunID, &inv.WorkflowID, &inv.RunID,
-		&inv.CreatedAt, &inv.StartedAt, &inv.FinishedAt)
+	err := row.Scan(append([]any{&inv.ID, &inv.Function, &inv.FunctionID, &inv.Version, &status, &event, &result,
+		&inv.Error, &inv.Metrics, &inv.IdempotencyKey, &inv.RetryOf, &inv.ChainRunID, &inv.WorkflowID, &inv.RunID,
+		&inv.CreatedAt, &inv.StartedAt, &inv.FinishedAt}, extra...)...)
 	inv.Status = ferry.InvocationStatus(status)
 	if event != nil {
 		inv.Event = json.RawMessage(event)
@@ -86,9 +91,13 @@ func nullString(s string) any {
 }
 
 // CreateInvocation records a new invocation. A zero ID gets a fresh time-ordered
-// UUID, a zero status is pending and a zero CreatedAt is now. When
-// inv.IdempotencyKey is set and an invocation of the same function with that key
-// exists, it returns the existing record and created=false.
+// UUID, a zero status is pending and a zero CreatedAt is now.
+//
+// When inv.IdempotencyKey is set and an invocation of the same function identity
+// (inv.FunctionID) was created with that key less than ferry.IdempotencyKeyLifetime
+// ago, it returns that record and created=false, or EUNPROCESSABLE when that
+// record was asked for with another request (inv.RequestHash differs), as
+// payment APIs answer a reused key. An older key is free again.
 func (db *DB) CreateInvocation(ctx context.Context, inv ferry.Invocation) (ferry.Invocation, bool, error) {
 	if inv.Function == "" {
 		return ferry.Invocation{}, false, ferry.Errorf(ferry.EINVALID, "function name is required")
@@ -118,28 +127,51 @@ func (db *DB) CreateInvocation(ctx context.Context, inv ferry.Invocation) (ferry
 		return ferry.Invocation{}, false, err
 	}
 	what := invocationName(inv.ID)
+	var functionID any = inv.FunctionID
+	if inv.FunctionID == uuid.Nil {
+		functionID = nil
+	}
+	if inv.IdempotencyKey != "" {
+		if inv.FunctionID == uuid.Nil {
+			return ferry.Invocation{}, false, ferry.Errorf(ferry.EINVALID, "an idempotency key needs the function's id")
+		}
+		// An expired key is released (the old record keeps everything else).
+		if _, err := db.pool.Exec(ctx, `UPDATE invocations SET idempotency_key = NULL
+			WHERE function_id = $1 AND idempotency_key = $2 AND created_at < $3`,
+			inv.FunctionID, inv.IdempotencyKey, inv.CreatedAt.Add(-ferry.IdempotencyKeyLifetime)); err != nil {
+			return ferry.Invocation{}, false, db.mapErr(err, what)
+		}
+	}
 	// A concurrent insert with the same key makes ON CONFLICT wait for it and then
 	// skip; the existing row is read afterwards. Two attempts cover the case where
 	// that other insert rolled back in between.
 	for attempt := 0; attempt < 2; attempt++ {
 		created, err := scanInvocation(db.pool.QueryRow(ctx, `
-			INSERT INTO invocations (id, function, version, status, event, result, error, metrics,
-				idempotency_key, retry_of, chain_run_id, workflow_id, run_id, created_at, started_at, finished_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-			ON CONFLICT (function, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+			INSERT INTO invocations (id, function, function_id, version, status, event, result, error, metrics,
+				idempotency_key, request_hash, retry_of, chain_run_id, workflow_id, run_id, created_at,
+				started_at, finished_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+			ON CONFLICT (function_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 			RETURNING `+invocationColumns,
-			inv.ID, inv.Function, inv.Version, string(inv.Status), rawJSON(inv.Event), rawJSON(inv.Result),
-			errJSON, metricsJSON, nullString(inv.IdempotencyKey), inv.RetryOf, inv.ChainRunID,
-			inv.WorkflowID, inv.RunID, inv.CreatedAt, inv.StartedAt, inv.FinishedAt))
+			inv.ID, inv.Function, functionID, inv.Version, string(inv.Status), rawJSON(inv.Event), rawJSON(inv.Result),
+			errJSON, metricsJSON, nullString(inv.IdempotencyKey), nullString(inv.RequestHash), inv.RetryOf,
+			inv.ChainRunID, inv.WorkflowID, inv.RunID, inv.CreatedAt, inv.StartedAt, inv.FinishedAt))
 		if err == nil {
 			return created, true, nil
 		}
 		if err != pgx.ErrNoRows || inv.IdempotencyKey == "" {
 			return ferry.Invocation{}, false, db.mapErr(err, what)
 		}
-		existing, err := scanInvocation(db.pool.QueryRow(ctx, `SELECT `+invocationColumns+`
-			FROM invocations WHERE function = $1 AND idempotency_key = $2`, inv.Function, inv.IdempotencyKey))
+		var hash string
+		existing, err := scanInvocationAnd(db.pool.QueryRow(ctx, `SELECT `+invocationColumns+`, coalesce(request_hash, '')
+			FROM invocations WHERE function_id = $1 AND idempotency_key = $2`, inv.FunctionID, inv.IdempotencyKey), &hash)
 		if err == nil {
+			if hash != "" && inv.RequestHash != "" && hash != inv.RequestHash {
+				return ferry.Invocation{}, false, ferry.Errorf(ferry.EUNPROCESSABLE,
+					"Idempotency-Key: %q was used for another request (event or version) to function %q "+
+						"in the last %s; send a new key for a new request", inv.IdempotencyKey, inv.Function,
+					ferry.IdempotencyKeyLifetime)
+			}
 			return existing, false, nil
 		}
 		if err != pgx.ErrNoRows {

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -141,26 +142,59 @@ func TestInvocationFailureRecord(t *testing.T) {
 
 func TestIdempotencyKey(t *testing.T) {
 	db, ctx := open(t), ctxT(t)
-	first, created, err := db.CreateInvocation(ctx, ferry.Invocation{
-		Function: "pay", Version: 1, IdempotencyKey: "order-17", Event: json.RawMessage(`1`)})
-	if err != nil || !created || first.IdempotencyKey != "order-17" {
+	pay, ship := uuid.New(), uuid.New()
+	first, created, err := db.CreateInvocation(ctx, ferry.Invocation{Function: "pay", FunctionID: pay,
+		Version: 1, IdempotencyKey: "order-17", RequestHash: "h1", Event: json.RawMessage(`1`)})
+	if err != nil || !created || first.IdempotencyKey != "order-17" || first.FunctionID != pay {
 		t.Fatalf("first: %+v, %v, %v", first, created, err)
 	}
-	second, created, err := db.CreateInvocation(ctx, ferry.Invocation{
-		Function: "pay", Version: 2, IdempotencyKey: "order-17", Event: json.RawMessage(`2`)})
+	second, created, err := db.CreateInvocation(ctx, ferry.Invocation{Function: "pay", FunctionID: pay,
+		Version: 2, IdempotencyKey: "order-17", RequestHash: "h1", Event: json.RawMessage(`1`)})
 	if err != nil || created || second.ID != first.ID || string(second.Event) != "1" || second.Version != 1 {
 		t.Fatalf("second: %+v, created=%v, %v", second, created, err)
 	}
-	// Keys are per function.
-	other, created, err := db.CreateInvocation(ctx, ferry.Invocation{Function: "ship", IdempotencyKey: "order-17"})
-	if err != nil || !created || other.ID == first.ID {
-		t.Fatalf("other function: %+v, created=%v, %v", other, created, err)
+	// The same key for another request: refused, naming the key.
+	_, _, err = db.CreateInvocation(ctx, ferry.Invocation{Function: "pay", FunctionID: pay,
+		IdempotencyKey: "order-17", RequestHash: "h2", Event: json.RawMessage(`2`)})
+	wantCode(t, err, ferry.EUNPROCESSABLE)
+	if msg := ferry.ErrorMessage(err); !strings.Contains(msg, `"order-17"`) || !strings.Contains(msg, "24h0m0s") {
+		t.Errorf("mismatch message %q", msg)
 	}
+	// Keys are per function identity: another function, or the same name
+	// deleted and created again, never gets the first invocation.
+	for _, fn := range []struct {
+		name string
+		id   uuid.UUID
+	}{{"ship", ship}, {"pay", uuid.New()}} {
+		other, created, err := db.CreateInvocation(ctx, ferry.Invocation{Function: fn.name, FunctionID: fn.id,
+			IdempotencyKey: "order-17", RequestHash: "h1"})
+		if err != nil || !created || other.ID == first.ID {
+			t.Fatalf("function %s %v: %+v, created=%v, %v", fn.name, fn.id, other, created, err)
+		}
+	}
+	// A key needs the function's identity.
+	_, _, err = db.CreateInvocation(ctx, ferry.Invocation{Function: "pay", IdempotencyKey: "k"})
+	wantCode(t, err, ferry.EINVALID)
 	// Without a key every call is a new invocation.
 	a, _, _ := db.CreateInvocation(ctx, ferry.Invocation{Function: "pay"})
 	b, _, _ := db.CreateInvocation(ctx, ferry.Invocation{Function: "pay"})
 	if a.ID == b.ID || a.ID == uuid.Nil {
 		t.Fatalf("keyless invocations share id %v", a.ID)
+	}
+
+	// A key older than its lifetime is free again; the old record stays.
+	old, _, err := db.CreateInvocation(ctx, ferry.Invocation{Function: "pay", FunctionID: pay, IdempotencyKey: "old",
+		RequestHash: "h1", CreatedAt: time.Now().Add(-ferry.IdempotencyKeyLifetime - time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, created, err := db.CreateInvocation(ctx, ferry.Invocation{Function: "pay", FunctionID: pay,
+		IdempotencyKey: "old", RequestHash: "h2"})
+	if err != nil || !created || fresh.ID == old.ID {
+		t.Fatalf("expired key: %+v, created=%v, %v", fresh, created, err)
+	}
+	if got, err := db.GetInvocation(ctx, old.ID); err != nil || got.IdempotencyKey != "" {
+		t.Fatalf("expired record: key %q, %v", got.IdempotencyKey, err)
 	}
 
 	// Concurrent requests with one key: exactly one creates.
@@ -173,7 +207,7 @@ func TestIdempotencyKey(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			inv, c, err := db.CreateInvocation(ctx, ferry.Invocation{Function: "pay", IdempotencyKey: "race"})
+			inv, c, err := db.CreateInvocation(ctx, ferry.Invocation{Function: "pay", FunctionID: pay, IdempotencyKey: "race"})
 			ids[i], createdN[i], errs[i] = inv.ID, c, err
 		}()
 	}

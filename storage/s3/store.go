@@ -1,8 +1,11 @@
 // Package s3 stores function code and other blobs in an S3 bucket (MinIO, AWS S3
 // or any server speaking the S3 API) through minio-go.
 //
-// Code is content-addressed: its key is "code/<sha256 hex>", so the same bytes are
-// stored once however many versions use them.
+// Everything of a function lives under "functions/<function id>/": its code,
+// content-addressed within the function ("code/<sha256 hex>", so versions with the
+// same bytes share one object), and its build artifacts. A function's identity is
+// never reused, so a function created later under the same name never reads a
+// deleted one's objects, and a delete removes the whole prefix.
 package s3
 
 import (
@@ -16,6 +19,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
@@ -46,8 +50,8 @@ type Store struct {
 // ten times by default.
 const maxRetries = 3
 
-// CodePrefix is the key prefix of code bundles.
-const CodePrefix = "code/"
+// FunctionPrefix is the key prefix of everything stored for one function.
+func FunctionPrefix(functionID uuid.UUID) string { return "functions/" + functionID.String() + "/" }
 
 // New connects to the S3 endpoint and creates the bucket when it is missing.
 func New(ctx context.Context, c Config) (*Store, error) {
@@ -105,27 +109,31 @@ func Checksum(data []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// CodeKey is the object key of the code bundle with the given checksum.
-func CodeKey(checksum string) string { return CodePrefix + checksum }
+// CodeKey is the object key of a function's code bundle with the given checksum.
+func CodeKey(functionID uuid.UUID, checksum string) string {
+	return FunctionPrefix(functionID) + "code/" + checksum
+}
 
-// PutCode stores a code bundle under its content address and returns the key and
-// the sha256 hex checksum. Bytes already stored are not uploaded again.
-func (s *Store) PutCode(ctx context.Context, data []byte) (key, checksum string, err error) {
+// PutCode stores a function's code bundle under its content address and returns
+// the key and the sha256 hex checksum. Bytes already stored for the function are
+// not uploaded again; uploaded says whether this call stored them.
+func (s *Store) PutCode(ctx context.Context, functionID uuid.UUID, data []byte) (key, checksum string, uploaded bool, err error) {
 	if s.maxCode > 0 && int64(len(data)) > s.maxCode {
-		return "", "", ferry.Errorf(ferry.ETOOLARGE, "code bundle is %d bytes, more than the limit of %d", len(data), s.maxCode)
+		return "", "", false, ferry.Errorf(ferry.ETOOLARGE, "code bundle is %d bytes, more than the limit of %d", len(data), s.maxCode)
+	}
+	if functionID == uuid.Nil {
+		return "", "", false, ferry.Errorf(ferry.EINVALID, "code needs its function's id")
 	}
 	checksum = Checksum(data)
-	key = CodeKey(checksum)
+	key = CodeKey(functionID, checksum)
 	exists, err := s.Exists(ctx, key)
-	if err != nil {
-		return "", "", err
+	if err != nil || exists {
+		return key, checksum, false, err
 	}
-	if !exists {
-		if err := s.Put(ctx, key, data); err != nil {
-			return "", "", err
-		}
+	if err := s.Put(ctx, key, data); err != nil {
+		return "", "", false, err
 	}
-	return key, checksum, nil
+	return key, checksum, true, nil
 }
 
 // Put stores data under key, replacing what was there.
@@ -168,6 +176,51 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return nil
 	}
 	return s.mapErr(err, objectName(key))
+}
+
+// Keys lists the keys that start with prefix, in key order.
+func (s *Store) Keys(ctx context.Context, prefix string) ([]string, error) {
+	var keys []string
+	for obj := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if obj.Err != nil {
+			return nil, s.mapErr(obj.Err, fmt.Sprintf("objects under %q", prefix))
+		}
+		keys = append(keys, obj.Key)
+	}
+	return keys, nil
+}
+
+// DeletePrefix removes every object whose key starts with prefix.
+func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
+	if prefix == "" {
+		return ferry.Errorf(ferry.EINVALID, "refusing to delete the whole bucket")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	keys := make(chan minio.ObjectInfo)
+	listErr := make(chan error, 1)
+	go func() {
+		var err error
+		defer func() { close(keys); listErr <- err }()
+		for obj := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+			if obj.Err != nil {
+				err = obj.Err
+				return
+			}
+			select {
+			case keys <- obj:
+			case <-ctx.Done():
+				err = ctx.Err()
+				return
+			}
+		}
+	}()
+	for rerr := range s.client.RemoveObjects(ctx, s.bucket, keys, minio.RemoveObjectsOptions{}) {
+		if rerr.Err != nil && ferry.ErrorCode(s.mapErr(rerr.Err, "")) != ferry.ENOTFOUND {
+			return s.mapErr(rerr.Err, objectName(rerr.ObjectName))
+		}
+	}
+	return s.mapErr(<-listErr, fmt.Sprintf("objects under %q", prefix))
 }
 
 // Ping checks that the server answers and the bucket exists.

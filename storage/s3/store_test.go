@@ -117,50 +117,61 @@ func TestPutGetDelete(t *testing.T) {
 	}
 }
 
-func TestPutCodeDedup(t *testing.T) {
+func TestPutCodeDedupPerFunction(t *testing.T) {
 	s, ctx := open(t, config()), ctxT(t)
 	code := append([]byte("def handler(event, context):\n    return event\n# "), []byte(uuid.NewString())...)
+	fn, other := uuid.New(), uuid.New()
+	t.Cleanup(func() {
+		s.DeletePrefix(context.Background(), FunctionPrefix(fn))
+		s.DeletePrefix(context.Background(), FunctionPrefix(other))
+	})
 
-	key, sum, err := s.PutCode(ctx, code)
+	key, sum, uploaded, err := s.PutCode(ctx, fn, code)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Delete(context.Background(), key) })
-	if sum != Checksum(code) || len(sum) != 64 || key != "code/"+sum {
-		t.Fatalf("key %q checksum %q", key, sum)
+	if sum != Checksum(code) || len(sum) != 64 || key != "functions/"+fn.String()+"/code/"+sum || !uploaded {
+		t.Fatalf("key %q checksum %q uploaded %v", key, sum, uploaded)
 	}
-	first, err := s.client.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// S3 times have one-second resolution: a second upload would move it.
-	time.Sleep(1100 * time.Millisecond)
-	key2, sum2, err := s.PutCode(ctx, code)
-	if err != nil || key2 != key || sum2 != sum {
-		t.Fatalf("second put: %q %q %v", key2, sum2, err)
-	}
-	second, err := s.client.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !second.LastModified.Equal(first.LastModified) {
-		t.Fatalf("same bytes uploaded twice: last modified %v then %v", first.LastModified, second.LastModified)
+	// The same bytes of the same function: stored once.
+	key2, sum2, uploaded, err := s.PutCode(ctx, fn, code)
+	if err != nil || key2 != key || sum2 != sum || uploaded {
+		t.Fatalf("second put: %q %q uploaded %v, %v", key2, sum2, uploaded, err)
 	}
 	got, err := s.Get(ctx, key)
 	if err != nil || !bytes.Equal(got, code) {
 		t.Fatalf("get code: %q, %v", got, err)
 	}
+	// Other bytes, other object; the same bytes of another function: its own object.
+	key3, _, _, err := s.PutCode(ctx, fn, append(code, '\n'))
+	if err != nil || key3 == key {
+		t.Fatalf("different bytes: key %q, %v", key3, err)
+	}
+	key4, _, uploaded, err := s.PutCode(ctx, other, code)
+	if err != nil || key4 == key || !uploaded {
+		t.Fatalf("another function's code: key %q uploaded %v, %v", key4, uploaded, err)
+	}
+	if _, _, _, err := s.PutCode(ctx, uuid.Nil, code); ferry.ErrorCode(err) != ferry.EINVALID {
+		t.Fatalf("code without a function id: %v", err)
+	}
 
-	// Other bytes, other object.
-	other := append(code, '\n')
-	key3, _, err := s.PutCode(ctx, other)
-	if err != nil {
+	// Deleting a function's prefix removes all of its objects, and only its.
+	if err := s.Put(ctx, FunctionPrefix(fn)+"go/x/Handle/bootstrap", []byte("bin")); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Delete(context.Background(), key3) })
-	if key3 == key {
-		t.Fatal("different bytes share a key")
+	if err := s.DeletePrefix(ctx, FunctionPrefix(fn)); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{key, key3, FunctionPrefix(fn) + "go/x/Handle/bootstrap"} {
+		if ok, err := s.Exists(ctx, k); err != nil || ok {
+			t.Fatalf("%s after DeletePrefix: exists %v, %v", k, ok, err)
+		}
+	}
+	if ok, err := s.Exists(ctx, key4); err != nil || !ok {
+		t.Fatalf("the other function's code after DeletePrefix: exists %v, %v", ok, err)
+	}
+	if err := s.DeletePrefix(ctx, ""); ferry.ErrorCode(err) != ferry.EINVALID {
+		t.Fatalf("DeletePrefix(\"\") = %v, want invalid", err)
 	}
 }
 
@@ -168,9 +179,10 @@ func TestPutCodeSizeLimit(t *testing.T) {
 	c := config()
 	c.MaxCodeSize = 1000
 	s, ctx := open(t, c), ctxT(t)
-	_, _, err := s.PutCode(ctx, randomBytes(t, 1001))
+	fn := uuid.New()
+	_, _, _, err := s.PutCode(ctx, fn, randomBytes(t, 1001))
 	wantCode(t, err, ferry.ETOOLARGE)
-	key, _, err := s.PutCode(ctx, randomBytes(t, 1000))
+	key, _, _, err := s.PutCode(ctx, fn, randomBytes(t, 1000))
 	if err != nil {
 		t.Fatalf("code at the limit: %v", err)
 	}
