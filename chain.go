@@ -223,11 +223,13 @@ type ChainRun struct {
 	Error          *ChainError      `json:"error,omitempty"`
 	Steps          []StepStatus     `json:"steps"`
 	IdempotencyKey string           `json:"idempotency_key,omitempty"`
-	WorkflowID     string           `json:"workflow_id"`
-	RunID          string           `json:"run_id,omitempty"`
-	CreatedAt      time.Time        `json:"created_at"`
-	StartedAt      *time.Time       `json:"started_at,omitempty"`
-	FinishedAt     *time.Time       `json:"finished_at,omitempty"`
+	// RequestHash identifies what was asked with IdempotencyKey (see Invocation).
+	RequestHash string     `json:"-"`
+	WorkflowID  string     `json:"workflow_id"`
+	RunID       string     `json:"run_id,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
 }
 
 // StepInvocationID is the id of the invocation that runs the step at path of

@@ -276,8 +276,10 @@ func (s *server) invokeChain(c echo.Context) error {
 	if err != nil {
 		return ferry.Errorf(ferry.EINTERNAL, "generating a chain run id: %v", err)
 	}
+	asked, _ := versionParam(c) // valid: chainVersionFor read it
 	run, created, err := cs.CreateChainRun(ctx, ferry.ChainRun{ID: id, Chain: v.Chain, Version: v.Version,
-		Status: ferry.StatusPending, Input: req.input, IdempotencyKey: req.idempotencyKey, WorkflowID: id.String(), CreatedAt: time.Now()})
+		Status: ferry.StatusPending, Input: req.input, IdempotencyKey: req.idempotencyKey, RequestHash: req.hash(asked),
+		WorkflowID: id.String(), CreatedAt: time.Now()})
 	if err != nil {
 		return err
 	}

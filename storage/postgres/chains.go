@@ -157,15 +157,22 @@ func (db *DB) ListChainVersions(ctx context.Context, name string, p ferry.Page) 
 }
 
 // DeleteChain deletes a chain and its versions. Its runs stay.
+// DeleteChain deletes a chain and its versions. Its runs stay, but their
+// idempotency keys are released: a chain created later under the name is
+// another chain, and a key must not answer with the deleted one's run.
 func (db *DB) DeleteChain(ctx context.Context, name string) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM chains WHERE name = $1`, name)
-	if err != nil {
-		return db.mapErr(err, chainName(name))
-	}
-	if tag.RowsAffected() == 0 {
-		return notFound("%s not found", chainName(name))
-	}
-	return nil
+	return db.mapErr(db.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM chains WHERE name = $1`, name)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return notFound("%s not found", chainName(name))
+		}
+		_, err = tx.Exec(ctx, `UPDATE chain_runs SET idempotency_key = NULL
+			WHERE chain = $1 AND idempotency_key IS NOT NULL`, name)
+		return err
+	}), chainName(name))
 }
 
 const chainRunColumns = `id, chain, version, status, input, output, error, steps,
@@ -174,12 +181,15 @@ const chainRunColumns = `id, chain, version, status, input, output, error, steps
 const chainRunListColumns = `id, chain, version, status, NULL::json, NULL::json, error, '[]'::jsonb,
 	coalesce(idempotency_key, ''), workflow_id, run_id, created_at, started_at, finished_at`
 
-func scanChainRun(row pgx.Row) (ferry.ChainRun, error) {
+func scanChainRun(row pgx.Row) (ferry.ChainRun, error) { return scanChainRunAnd(row) }
+
+// scanChainRunAnd scans chainRunColumns, then extra.
+func scanChainRunAnd(row pgx.Row, extra ...any) (ferry.ChainRun, error) {
 	var r ferry.ChainRun
 	var status string
 	var input, output []byte
-	err := row.Scan(&r.ID, &r.Chain, &r.Version, &status, &input, &output, &r.Error, &r.Steps,
-		&r.IdempotencyKey, &r.WorkflowID, &r.RunID, &r.CreatedAt, &r.StartedAt, &r.FinishedAt)
+	err := row.Scan(append([]any{&r.ID, &r.Chain, &r.Version, &status, &input, &output, &r.Error, &r.Steps,
+		&r.IdempotencyKey, &r.WorkflowID, &r.RunID, &r.CreatedAt, &r.StartedAt, &r.FinishedAt}, extra...)...)
 	r.Status = ferry.InvocationStatus(status)
 	if input != nil {
 		r.Input = json.RawMessage(input)
@@ -197,7 +207,9 @@ func scanChainRun(row pgx.Row) (ferry.ChainRun, error) {
 }
 
 // CreateChainRun records a new chain run (pending). With an idempotency key that
-// an existing run of the same chain has, it returns that run and created=false.
+// a run of the same chain was created with less than ferry.IdempotencyKeyLifetime
+// ago, it returns that run and created=false, or EUNPROCESSABLE when that run was
+// asked for with another request (r.RequestHash differs). An older key is free.
 func (db *DB) CreateChainRun(ctx context.Context, r ferry.ChainRun) (ferry.ChainRun, bool, error) {
 	if r.Chain == "" {
 		return ferry.ChainRun{}, false, ferry.Errorf(ferry.EINVALID, "chain name is required")
@@ -222,23 +234,38 @@ func (db *DB) CreateChainRun(ctx context.Context, r ferry.ChainRun) (ferry.Chain
 		r.Steps = []ferry.StepStatus{}
 	}
 	what := chainRunName(r.ID)
+	if r.IdempotencyKey != "" {
+		if _, err := db.pool.Exec(ctx, `UPDATE chain_runs SET idempotency_key = NULL
+			WHERE chain = $1 AND idempotency_key = $2 AND created_at < $3`,
+			r.Chain, r.IdempotencyKey, r.CreatedAt.Add(-ferry.IdempotencyKeyLifetime)); err != nil {
+			return ferry.ChainRun{}, false, db.mapErr(err, what)
+		}
+	}
 	for attempt := 0; attempt < 2; attempt++ {
 		created, err := scanChainRun(db.pool.QueryRow(ctx, `
-			INSERT INTO chain_runs (id, chain, version, status, input, steps, idempotency_key, workflow_id, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			INSERT INTO chain_runs (id, chain, version, status, input, steps, idempotency_key, request_hash,
+				workflow_id, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 			ON CONFLICT (chain, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 			RETURNING `+chainRunColumns,
 			r.ID, r.Chain, r.Version, string(r.Status), rawJSON(r.Input), r.Steps, nullString(r.IdempotencyKey),
-			r.WorkflowID, r.CreatedAt))
+			nullString(r.RequestHash), r.WorkflowID, r.CreatedAt))
 		if err == nil {
 			return created, true, nil
 		}
 		if err != pgx.ErrNoRows || r.IdempotencyKey == "" {
 			return ferry.ChainRun{}, false, db.mapErr(err, what)
 		}
-		existing, err := scanChainRun(db.pool.QueryRow(ctx, `SELECT `+chainRunColumns+`
-			FROM chain_runs WHERE chain = $1 AND idempotency_key = $2`, r.Chain, r.IdempotencyKey))
+		var hash string
+		existing, err := scanChainRunAnd(db.pool.QueryRow(ctx, `SELECT `+chainRunColumns+`, coalesce(request_hash, '')
+			FROM chain_runs WHERE chain = $1 AND idempotency_key = $2`, r.Chain, r.IdempotencyKey), &hash)
 		if err == nil {
+			if hash != "" && r.RequestHash != "" && hash != r.RequestHash {
+				return ferry.ChainRun{}, false, ferry.Errorf(ferry.EUNPROCESSABLE,
+					"Idempotency-Key: %q was used for another request (input or version) to chain %q "+
+						"in the last %s; send a new key for a new request", r.IdempotencyKey, r.Chain,
+					ferry.IdempotencyKeyLifetime)
+			}
 			return existing, false, nil
 		}
 		if err != pgx.ErrNoRows {

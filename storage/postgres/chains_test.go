@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/storage/postgres"
@@ -37,13 +38,25 @@ func TestChainRoundTrip(t *testing.T) {
 		t.Fatalf("versions %+v %v", vs, err)
 	}
 
-	run, created, err := db.CreateChainRun(ctx, ferry.ChainRun{Chain: "c", Version: 1, Input: json.RawMessage(`[1,2]`), IdempotencyKey: "k"})
+	run, created, err := db.CreateChainRun(ctx, ferry.ChainRun{Chain: "c", Version: 1, Input: json.RawMessage(`[1,2]`),
+		IdempotencyKey: "k", RequestHash: "h1"})
 	if err != nil || !created || run.Status != ferry.StatusPending || run.WorkflowID != run.ID.String() {
 		t.Fatalf("run %+v %v", run, err)
 	}
-	again, created, err := db.CreateChainRun(ctx, ferry.ChainRun{Chain: "c", Version: 2, IdempotencyKey: "k"})
+	again, created, err := db.CreateChainRun(ctx, ferry.ChainRun{Chain: "c", Version: 2, IdempotencyKey: "k", RequestHash: "h1"})
 	if err != nil || created || again.ID != run.ID || again.Version != 1 {
 		t.Fatalf("idempotent run %+v created=%v %v", again, created, err)
+	}
+	_, _, err = db.CreateChainRun(ctx, ferry.ChainRun{Chain: "c", Version: 1, IdempotencyKey: "k", RequestHash: "h2"})
+	wantCode(t, err, ferry.EUNPROCESSABLE)
+	// An expired key is free again.
+	old, _, err := db.CreateChainRun(ctx, ferry.ChainRun{Chain: "c", Version: 1, IdempotencyKey: "old",
+		CreatedAt: time.Now().Add(-ferry.IdempotencyKeyLifetime - time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh, created, err := db.CreateChainRun(ctx, ferry.ChainRun{Chain: "c", Version: 1, IdempotencyKey: "old"}); err != nil || !created || fresh.ID == old.ID {
+		t.Fatalf("expired key: %+v created=%v %v", fresh, created, err)
 	}
 	if err := db.StartChainRun(ctx, run.ID, "r1", run.CreatedAt); err != nil {
 		t.Fatal(err)
@@ -68,7 +81,14 @@ func TestChainRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantCode(t, db.DeleteChain(ctx, "c"), ferry.ENOTFOUND)
-	if _, err := db.GetChainRun(ctx, run.ID); err != nil {
-		t.Fatal("runs outlive their chain:", err)
+	if got, err := db.GetChainRun(ctx, run.ID); err != nil || got.IdempotencyKey != "" {
+		t.Fatalf("runs outlive their chain, without their key: %q, %v", got.IdempotencyKey, err)
+	}
+	// A chain created later under the name does not get the deleted one's run for its key.
+	if _, err := db.CreateChainVersion(ctx, ferry.ChainVersion{Chain: "c", Steps: steps}); err != nil {
+		t.Fatal(err)
+	}
+	if fresh, created, err := db.CreateChainRun(ctx, ferry.ChainRun{Chain: "c", Version: 1, IdempotencyKey: "k", RequestHash: "h1"}); err != nil || !created || fresh.ID == run.ID {
+		t.Fatalf("key of a deleted chain's run: %+v created=%v %v", fresh, created, err)
 	}
 }
