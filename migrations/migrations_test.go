@@ -117,3 +117,44 @@ func TestApplyConcurrently(t *testing.T) {
 		t.Error("no migration recorded")
 	}
 }
+
+// Upgrading a database with data gives existing functions an identity that their
+// versions and invocations share; invocations of functions deleted before keep none.
+func TestFunctionIdentityUpgrade(t *testing.T) {
+	db := open(t, pgtest.CreateDatabase(t, "ferry_test_migrations_identity"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := migrations.ApplyUpTo(ctx, db, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO functions (name, latest_version) VALUES ('f', 2)`,
+		`INSERT INTO function_versions (function, version, runtime, handler, checksum, code_size, code_key, limits)
+			VALUES ('f', 1, 'python', 'a.h', 'c', 1, 'code/c', '{}'), ('f', 2, 'python', 'a.h', 'c', 1, 'code/c', '{}')`,
+		`INSERT INTO invocations (id, function, version, idempotency_key) VALUES
+			('00000000-0000-0000-0000-000000000001', 'f', 1, 'k'),
+			('00000000-0000-0000-0000-000000000002', 'gone', 1, 'k')`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := migrations.Apply(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	var versions, invs int
+	var gone sql.NullString
+	err := db.QueryRowContext(ctx, `SELECT f.id,
+		(SELECT count(*) FROM function_versions v WHERE v.function_id = f.id),
+		(SELECT count(*) FROM invocations i WHERE i.function_id = f.id),
+		(SELECT function_id::text FROM invocations WHERE function = 'gone')
+		FROM functions f WHERE name = 'f'`).Scan(&id, &versions, &invs, &gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id == "" || versions != 2 || invs != 1 || gone.Valid {
+		t.Fatalf("after the upgrade: id %q, %d versions and %d invocations with it, deleted function's id %v",
+			id, versions, invs, gone)
+	}
+}
