@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	yaml3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 )
 
@@ -61,6 +62,12 @@ func chainDeployCommand(cfg *clientConfig) *cobra.Command {
 			raw, err := os.ReadFile(args[0])
 			if err != nil {
 				return usageError("%v", err)
+			}
+			// The conversion below keeps the last of a key given twice; the
+			// API refuses duplicate keys, so the file is checked for them.
+			var probe any
+			if err := yaml3.Unmarshal(raw, &probe); err != nil {
+				return usageError("%s: %v", args[0], err)
 			}
 			js, err := yaml.YAMLToJSON(raw) // JSON is YAML too
 			if err != nil {

@@ -148,6 +148,20 @@ func TestClientCommandsAgainstAPI(t *testing.T) {
 	if !strings.Contains(r.err.Error(), "env: FERRY_SOCKET is reserved") {
 		t.Errorf("reserved env: %v", r.err)
 	}
+	// A chain file with a key given twice is refused before it is sent (the
+	// conversion to JSON kept the last one); the API's errors name the step.
+	dupFile := filepath.Join(dir, "dup.yaml")
+	cliMust(t, os.WriteFile(dupFile, []byte("name: c\nsteps:\n- function: greet\n  function: hello-world\n"), 0o644))
+	r = runCLI(t, url, admin, "chain", "deploy", dupFile).want(t, exitUsage, "duplicate key in a chain file")
+	if !strings.Contains(r.err.Error(), `mapping key "function" already defined at line 3`) {
+		t.Errorf("duplicate key in a chain file: %v", r.err)
+	}
+	bogusFile := filepath.Join(dir, "bogus.json")
+	cliMust(t, os.WriteFile(bogusFile, []byte(`{"name": "c", "steps": [{"function": "greet"}, {"function": "greet", "bogus": 1}]}`), 0o644))
+	r = runCLI(t, url, admin, "chain", "deploy", bogusFile).want(t, exitAPI, "unknown field in a chain file")
+	if !strings.Contains(r.err.Error(), "steps[1].bogus: unknown field") {
+		t.Errorf("unknown field in a chain file: %v", r.err)
+	}
 	r = runCLI(t, url, admin, "ls").want(t, 0, "ls")
 	if !strings.Contains(r.stdout, "greet ") || !strings.Contains(r.stdout, "hello-world") || !strings.HasPrefix(r.stdout, "NAME") {
 		t.Errorf("ls: %q", r.stdout)
