@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -36,6 +37,29 @@ func TestE2EEachRuntimeAndStatus(t *testing.T) {
 		if !strings.Contains(logs.Logs, "greeting Ferry") {
 			t.Errorf("%s logs: %q", name, logs.Logs)
 		}
+	}
+
+	// Deleting a function deletes everything stored under its identity: its code
+	// and its Go binary.
+	var goFn struct{ ID string }
+	var list struct {
+		Functions []struct{ ID, Name string }
+	}
+	s.do(t, http.MethodGet, "/v1/functions", nil, &list)
+	for _, f := range list.Functions {
+		if f.Name == "hello-go" {
+			goFn.ID = f.ID
+		}
+	}
+	prefix := "functions/" + goFn.ID + "/"
+	if keys, err := s.objects.Keys(context.Background(), prefix); err != nil || len(keys) != 2 {
+		t.Errorf("objects of hello-go before its delete: %v, %v; want its code and its binary", keys, err)
+	}
+	if resp := s.do(t, http.MethodDelete, "/v1/functions/hello-go", nil, nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete hello-go: %s", resp.Status)
+	}
+	if keys, err := s.objects.Keys(context.Background(), prefix); err != nil || len(keys) != 0 || goFn.ID == "" {
+		t.Errorf("objects of hello-go (id %q) after its delete: %v, %v", goFn.ID, keys, err)
 	}
 
 	for _, c := range []struct {
