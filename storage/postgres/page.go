@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -48,7 +49,9 @@ func decodeCursor(cursor string, keyset any) (bool, error) {
 		return false, nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil {
+	// Cursors made here hold no NUL and no bytes that are not UTF-8, which
+	// PostgreSQL would refuse with its own message.
+	if err != nil || !utf8.Valid(b) || bytes.Contains(b, []byte(`\u0000`)) {
 		return false, badCursor()
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
