@@ -67,6 +67,10 @@ const (
 	MaxChainDepth      = 4
 	MaxMapConcurrency  = 100
 	DefaultMapParallel = 10
+	// MaxMapItems bounds the elements that the map steps of one chain run
+	// process together, nested maps included: through maps, a run starts at
+	// most this many invocations. A map past it fails with MapTooLarge.
+	MaxMapItems = 10000
 )
 
 var chainFunctionName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)

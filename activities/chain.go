@@ -35,6 +35,7 @@ func PayloadKey(chainRunID uuid.UUID, name string) string {
 // Error types of chain activities.
 const (
 	ErrTypeMapInput     = "MapInputNotArray"
+	ErrTypeMapTooLarge  = "MapTooLarge"
 	ErrTypeStepNotFound = "FunctionNotFound"
 )
 
@@ -54,6 +55,8 @@ type Chains struct {
 	Objects     Objects
 	Invocations *Invocations
 	Logger      *slog.Logger
+	// Schedules pauses a schedule whose firing was refused (nil: not paused).
+	Schedules SchedulePauser
 }
 
 // BeginInput starts a chain run: the versions of its functions get pinned.
@@ -301,6 +304,14 @@ func (a *Chains) CombinePayloads(ctx context.Context, in CombineInput) (Payload,
 type SplitInput struct {
 	Key   string  `json:"key"` // prefix for elements too large to inline
 	Input Payload `json:"input"`
+	Max   int     `json:"max,omitempty"` // more elements fail with MapTooLarge (0: no bound)
+}
+
+// MapTooLargeMessage says why a map step of n elements fails when the run may
+// map only left more.
+func MapTooLargeMessage(n, left int) string {
+	return fmt.Sprintf("the map's input has %d elements, more than the %d left of the %d that one chain run may map (nested maps included)",
+		n, max(left, 0), ferry.MaxMapItems)
 }
 
 // SplitPayload returns the elements of a large array, each inline or by reference.
@@ -312,6 +323,9 @@ func (a *Chains) SplitPayload(ctx context.Context, in SplitInput) ([]Payload, er
 	var elems []json.RawMessage
 	if err := json.Unmarshal(data, &elems); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError("the input of a map step must be a JSON array", ErrTypeMapInput, nil)
+	}
+	if in.Max > 0 && len(elems) > in.Max {
+		return nil, temporal.NewNonRetryableApplicationError(MapTooLargeMessage(len(elems), in.Max), ErrTypeMapTooLarge, nil)
 	}
 	out := make([]Payload, len(elems))
 	for i, e := range elems {

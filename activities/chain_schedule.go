@@ -3,11 +3,14 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 )
 
@@ -17,10 +20,24 @@ const (
 	TargetChain    = "chain"
 )
 
+// ScheduleIDPrefix prefixes a schedule's name in its Temporal schedule id.
+const ScheduleIDPrefix = "ferry-schedule-"
+
+// ErrTypeScheduleRefused is the error type of the record of a firing that did
+// not run its target (the schedule's owner key was revoked).
+const ErrTypeScheduleRefused = "ScheduleRefused"
+
 // ScheduleStore is what CreateScheduledRun needs besides ChainStore.
 type ScheduleStore interface {
 	GetChainVersion(ctx context.Context, name string, version int) (ferry.ChainVersion, error)
 	CreateChainRun(ctx context.Context, r ferry.ChainRun) (ferry.ChainRun, bool, error)
+	KeyByID(ctx context.Context, id uuid.UUID) (ferry.APIKey, error)
+}
+
+// SchedulePauser pauses a schedule (client.ScheduleClient does, through
+// PauseSchedule); nil leaves refused schedules running.
+type SchedulePauser interface {
+	GetHandle(ctx context.Context, scheduleID string) client.ScheduleHandle
 }
 
 // ScheduledRunInput is what a schedule starts: one run of a function or chain.
@@ -30,6 +47,9 @@ type ScheduledRunInput struct {
 	Target   string          `json:"target"`
 	Version  int             `json:"version,omitempty"` // 0: latest when the schedule fires
 	Payload  json.RawMessage `json:"payload,omitempty"`
+	// Owner is the API key that created the schedule: a firing after its
+	// revocation does not run the target. Nil for schedules older than owners.
+	Owner uuid.UUID `json:"owner,omitempty"`
 }
 
 // ScheduledRunRecord is the record created for one firing.
@@ -59,6 +79,12 @@ func (a *Chains) CreateScheduledRun(ctx context.Context, in ScheduledRunInput) (
 			return temporal.NewNonRetryableApplicationError(ferry.ErrorMessage(err), ErrTypeStepNotFound, nil)
 		}
 		return err
+	}
+	if reason, err := a.refusal(ctx, store, in); err != nil || reason != "" {
+		if err != nil {
+			return ScheduledRunRecord{}, err
+		}
+		return a.refuse(ctx, store, in, id, reason)
 	}
 	switch in.Kind {
 	case TargetFunction:
@@ -101,4 +127,56 @@ func (a *Chains) CreateScheduledRun(ctx context.Context, in ScheduledRunInput) (
 		return ScheduledRunRecord{ID: run.ID, Final: run.Status.Final(), Chain: cv.Chain, ChainVersion: cv.Version, Steps: cv.Steps}, nil
 	}
 	return ScheduledRunRecord{}, temporal.NewNonRetryableApplicationError("unknown schedule target kind "+in.Kind, "InvalidTarget", nil)
+}
+
+// refusal says why a firing must not run its target, or "".
+func (a *Chains) refusal(ctx context.Context, store ScheduleStore, in ScheduledRunInput) (string, error) {
+	if in.Owner == uuid.Nil {
+		return "", nil
+	}
+	k, err := store.KeyByID(ctx, in.Owner)
+	switch {
+	case ferry.ErrorCode(err) == ferry.ENOTFOUND:
+		return fmt.Sprintf("schedule %q was not run: the API key %s that created it no longer exists; the schedule is paused", in.Schedule, in.Owner), nil
+	case err != nil:
+		return "", err
+	case k.RevokedAt != nil:
+		return fmt.Sprintf("schedule %q was not run: the API key %s (%s) that created it was revoked; the schedule is paused", in.Schedule, k.Prefix, k.ID), nil
+	}
+	return "", nil
+}
+
+// refuse records the firing as a failed invocation or chain run that says why
+// its target did not run, and pauses the schedule so that it stops firing.
+func (a *Chains) refuse(ctx context.Context, store ScheduleStore, in ScheduledRunInput, id uuid.UUID, reason string) (ScheduledRunRecord, error) {
+	now := time.Now()
+	switch in.Kind {
+	case TargetFunction:
+		_, err := a.Store.GetInvocation(ctx, id)
+		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+			_, _, err = a.Store.CreateInvocation(ctx, ferry.Invocation{ID: id, Function: in.Target, Version: in.Version,
+				Status: ferry.StatusFailed, Event: in.Payload, WorkflowID: id.String(), CreatedAt: now, FinishedAt: &now,
+				Error: &ferry.FunctionError{Type: ErrTypeScheduleRefused, Message: reason}})
+		}
+		if err != nil {
+			return ScheduledRunRecord{}, err
+		}
+	case TargetChain:
+		run, _, err := store.CreateChainRun(ctx, ferry.ChainRun{ID: id, Chain: in.Target, Version: in.Version,
+			Input: in.Payload, WorkflowID: id.String(), IdempotencyKey: "schedule:" + activity.GetInfo(ctx).WorkflowExecution.ID})
+		if err != nil {
+			return ScheduledRunRecord{}, err
+		}
+		if _, _, err := a.Store.FinishChainRun(ctx, run.ID, postgres.ChainOutcome{Status: ferry.StatusFailed,
+			Error: &ferry.ChainError{Type: ErrTypeScheduleRefused, Message: reason}, FinishedAt: now}); err != nil {
+			return ScheduledRunRecord{}, err
+		}
+	}
+	a.Logger.Warn("scheduled run refused", "schedule", in.Schedule, "id", id, "reason", reason)
+	if a.Schedules != nil {
+		if err := a.Schedules.GetHandle(ctx, ScheduleIDPrefix+in.Schedule).Pause(ctx, client.SchedulePauseOptions{Note: reason}); err != nil {
+			a.Logger.Warn("pausing a refused schedule", "schedule", in.Schedule, "err", err)
+		}
+	}
+	return ScheduledRunRecord{ID: id, Final: true}, nil
 }

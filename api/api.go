@@ -1,5 +1,5 @@
 // Package api is Ferry's REST API (Echo v4): functions, invocations, API keys,
-// health, readiness and metrics. routes.go lists every route; errors become HTTP
+// health and readiness. routes.go lists every route; errors become HTTP
 // in one place, httpError in errors.go.
 package api
 
@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 
 	"github.com/ferry-faas/ferry"
@@ -25,7 +24,7 @@ type Store interface {
 	CreateFunction(ctx context.Context, v ferry.Version, admin uuid.UUID) (ferry.Version, error)
 	CreateVersion(ctx context.Context, v ferry.Version) (ferry.Version, error)
 	GetFunction(ctx context.Context, name string) (ferry.Function, error)
-	ListFunctions(ctx context.Context, p ferry.Page) ([]ferry.Function, string, error)
+	ListFunctions(ctx context.Context, v postgres.Viewer, p ferry.Page) ([]ferry.Function, string, error)
 	GetVersion(ctx context.Context, name string, version int) (ferry.Version, error)
 	ListVersions(ctx context.Context, name string, p ferry.Page) ([]ferry.Version, string, error)
 	DeleteFunction(ctx context.Context, name string) (uuid.UUID, []string, error)
@@ -36,7 +35,7 @@ type Store interface {
 	FinishInvocation(ctx context.Context, id uuid.UUID, o postgres.Outcome) (ferry.Invocation, bool, error)
 	KeyByHash(ctx context.Context, hash []byte) (ferry.APIKey, error)
 	ListKeys(ctx context.Context) ([]ferry.APIKey, error)
-	RevokeKey(ctx context.Context, id uuid.UUID) error
+	RevokeKey(ctx context.Context, id uuid.UUID) (ferry.APIKey, error)
 	Grant(ctx context.Context, keyID uuid.UUID, function string, p ferry.Permission) error
 	RevokePermission(ctx context.Context, keyID uuid.UUID, function string, p ferry.Permission) error
 	Permissions(ctx context.Context, keyID uuid.UUID, function string) ([]ferry.Permission, error)
@@ -74,10 +73,9 @@ type Deps struct {
 	// ReservedEnv reports env names a function may not set (default runtimes.ReservedEnv).
 	ReservedEnv func(name string) bool
 	// Ready are the readiness checks of /readyz by name (postgres, temporal, s3, docker).
-	Ready    map[string]func(ctx context.Context) error
-	Metrics  *metrics.Metrics
-	Gatherer prometheus.Gatherer // served at /metrics; nil: 404
-	Logger   *slog.Logger
+	Ready   map[string]func(ctx context.Context) error
+	Metrics *metrics.Metrics // served apart from the API, see metrics.Handler
+	Logger  *slog.Logger
 	// MaxBodyBytes bounds every request body except deploys (default 6 MiB).
 	MaxBodyBytes int64
 	// MaxCodeBytes bounds a code bundle (default 50 MiB); a JSON deploy may be

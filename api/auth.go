@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/storage/postgres"
 )
 
 // API keys are "fy_" and 32 random base62 characters (190 bits). Only their
@@ -304,11 +305,25 @@ func (s *server) can(c echo.Context, function string, perm ferry.Permission) (bo
 	if p.Key.Role == ferry.RoleInvoker {
 		// An invoker's write/admin grants (possible only through the database) count for nothing.
 		perms = slices.DeleteFunc(slices.Clone(perms), func(x ferry.Permission) bool {
-			return x != ferry.PermRead && x != ferry.PermExecute
+			return !slices.Contains(invokerGrants, x)
 		})
 	}
 	return slices.Contains(perms, perm) || slices.Contains(perms, ferry.PermAdmin) ||
 		(perm == ferry.PermRead && len(perms) > 0), nil
+}
+
+// invokerGrants are the grants that count for an invoker key.
+var invokerGrants = []ferry.Permission{ferry.PermRead, ferry.PermExecute}
+
+// viewer is what listings may show the caller, decided in their queries (the
+// rules of can with PermRead): everything for keys that may read "*" (admins,
+// developers), otherwise the functions an invoker holds a counting grant on.
+func (s *server) viewer(c echo.Context) (postgres.Viewer, error) {
+	all, err := s.can(c, "*", ferry.PermRead)
+	if err != nil || all {
+		return postgres.Viewer{}, err
+	}
+	return postgres.Viewer{KeyID: principalOf(c).Key.ID, Grants: invokerGrants}, nil
 }
 
 // require returns EFORBIDDEN unless the caller may do perm on function.
@@ -381,28 +396,9 @@ func (s *server) revokeKey(c echo.Context) error {
 	if err != nil {
 		return ferry.Errorf(ferry.EINVALID, "id: not a valid key id")
 	}
-	ctx := c.Request().Context()
-	keys, err := s.Store.ListKeys(ctx)
+	// The store decides "not the last admin key" in the same transaction.
+	target, err := s.Store.RevokeKey(c.Request().Context(), id)
 	if err != nil {
-		return err
-	}
-	i := slices.IndexFunc(keys, func(k ferry.APIKey) bool { return k.ID == id })
-	if i < 0 {
-		return ferry.Errorf(ferry.ENOTFOUND, "API key %s not found", id)
-	}
-	target := keys[i]
-	if target.Role == ferry.RoleAdmin && target.RevokedAt == nil {
-		admins := 0
-		for _, k := range keys {
-			if k.Role == ferry.RoleAdmin && k.RevokedAt == nil {
-				admins++
-			}
-		}
-		if admins == 1 {
-			return ferry.Errorf(ferry.ECONFLICT, "API key %s is the last active admin key; create another admin key first", target.Prefix)
-		}
-	}
-	if err := s.Store.RevokeKey(ctx, id); err != nil {
 		return err
 	}
 	s.auth.forgetKey(id)

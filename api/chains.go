@@ -25,9 +25,9 @@ import (
 type ChainStore interface {
 	CreateChainVersion(ctx context.Context, v ferry.ChainVersion) (ferry.ChainVersion, error)
 	GetChain(ctx context.Context, name string) (ferry.Chain, error)
-	ListChains(ctx context.Context, p ferry.Page) ([]ferry.Chain, string, error)
+	ListChains(ctx context.Context, v postgres.Viewer, p ferry.Page) ([]ferry.Chain, string, error)
 	GetChainVersion(ctx context.Context, name string, version int) (ferry.ChainVersion, error)
-	ListChainVersions(ctx context.Context, name string, p ferry.Page) ([]ferry.ChainVersion, string, error)
+	ListChainVersions(ctx context.Context, name string, v postgres.Viewer, p ferry.Page) ([]ferry.ChainVersion, string, error)
 	DeleteChain(ctx context.Context, name string) error
 	CreateChainRun(ctx context.Context, r ferry.ChainRun) (ferry.ChainRun, bool, error)
 	GetChainRun(ctx context.Context, id uuid.UUID) (ferry.ChainRun, error)
@@ -198,14 +198,15 @@ func (s *server) listChains(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.require(c, "*", ferry.PermRead); err != nil {
+	v, err := s.viewer(c)
+	if err != nil {
 		return err
 	}
 	p, err := pageOf(c)
 	if err != nil {
 		return err
 	}
-	chains, next, err := cs.ListChains(c.Request().Context(), p)
+	chains, next, err := cs.ListChains(c.Request().Context(), v, p)
 	if err != nil {
 		return err
 	}
@@ -229,7 +230,11 @@ func (s *server) listChainVersions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	vs, next, err := cs.ListChainVersions(c.Request().Context(), v.Chain, p)
+	viewer, err := s.viewer(c)
+	if err != nil {
+		return err
+	}
+	vs, next, err := cs.ListChainVersions(c.Request().Context(), v.Chain, viewer, p)
 	if err != nil {
 		return err
 	}
@@ -419,6 +424,9 @@ func (s *server) listChainRuns(c echo.Context) error {
 	f := postgres.ChainRunFilter{Chain: v.Chain, Status: ferry.InvocationStatus(c.QueryParam("status"))}
 	if f.Status != "" && !f.Status.Valid() {
 		return ferry.Errorf(ferry.EINVALID, "status: must be one of pending, running, completed, failed, timeout, cancelled")
+	}
+	if f.Viewer, err = s.viewer(c); err != nil {
+		return err
 	}
 	runs, next, err := cs.ListChainRuns(c.Request().Context(), f, p)
 	if err != nil {

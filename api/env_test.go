@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/api"
 	"github.com/ferry-faas/ferry/internal/testenv"
@@ -27,6 +29,7 @@ import (
 	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/ferry-faas/ferry/storage/postgres/pgtest"
 	"github.com/ferry-faas/ferry/storage/s3"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // env is one API server on a fresh database and the shared test bucket.
@@ -37,6 +40,7 @@ type env struct {
 	url   string
 	admin string
 	deps  api.Deps
+	reg   *prometheus.Registry // the metrics the server observes
 }
 
 type envOption func(*api.Deps)
@@ -72,7 +76,6 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		Store: db, Code: code, ValidateBundle: runtimes.ValidateBundle,
 		Ready:        map[string]func(context.Context) error{"postgres": db.Ping, "s3": code.Ping},
 		Metrics:      metrics.New(reg),
-		Gatherer:     reg,
 		MaxBodyBytes: 64 << 10,
 		MaxCodeBytes: 1 << 20,
 		CancelWait:   2 * time.Second,
@@ -82,7 +85,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	srv := httptest.NewServer(api.New(d))
 	t.Cleanup(srv.Close)
-	return &env{t: t, db: db, code: code, url: srv.URL, admin: admin, deps: d}
+	return &env{t: t, db: db, code: code, url: srv.URL, admin: admin, deps: d, reg: reg}
 }
 
 // newEnvOn starts another API server on base's database and bucket.
@@ -190,6 +193,16 @@ func (e *env) want(r response, status int, what string) {
 	}
 }
 
+// adminID is the id of the admin key the env bootstrapped.
+func (e *env) adminID() uuid.UUID {
+	e.t.Helper()
+	keys, err := e.db.ListKeys(ctxT(e.t))
+	if err != nil || len(keys) == 0 {
+		e.t.Fatalf("keys: %v, %v", keys, err)
+	}
+	return keys[0].ID
+}
+
 // newKey creates a key with the admin key and returns its secret and id.
 func (e *env) newKey(role ferry.Role, name string) (string, string) {
 	e.t.Helper()
@@ -265,7 +278,7 @@ func multipartOf(t *testing.T, filename string, code []byte, fields ...string) *
 // countFunctions reads the store directly: "creates nothing" is checked there.
 func (e *env) countFunctions() int {
 	e.t.Helper()
-	fns, _, err := e.db.ListFunctions(ctxT(e.t), ferry.Page{Limit: 200})
+	fns, _, err := e.db.ListFunctions(ctxT(e.t), postgres.Viewer{}, ferry.Page{Limit: 200})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ferry-faas/ferry"
 )
@@ -61,13 +60,4 @@ func readyMessage(err error) string {
 		return fe.Message
 	}
 	return err.Error()
-}
-
-func (s *server) metricsHandler() echo.HandlerFunc {
-	if s.Gatherer == nil {
-		return func(c echo.Context) error {
-			return ferry.Errorf(ferry.ENOTFOUND, "metrics are not enabled")
-		}
-	}
-	return echo.WrapHandler(promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}))
 }

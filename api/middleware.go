@@ -73,7 +73,7 @@ func (s *server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if p := principalOf(c); p != nil {
 			attrs = append(attrs, "key_prefix", p.Key.Prefix)
 		}
-		if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+		if route == "/healthz" || route == "/readyz" {
 			s.Logger.Debug("http request", attrs...)
 		} else {
 			s.Logger.Info("http request", attrs...)

@@ -23,7 +23,7 @@ import (
 // Schedules live in Temporal (Schedules API), not in PostgreSQL: Temporal owns
 // when they fire; the API's definition travels in the schedule's memo.
 const (
-	schedulePrefix   = "ferry-schedule-"
+	schedulePrefix   = activities.ScheduleIDPrefix
 	scheduleMemoKey  = "ferry"
 	scheduledRunType = "ScheduledRun"
 	maxSchedulePay   = 256 << 10
@@ -51,7 +51,11 @@ type Schedule struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 	Overlap string          `json:"overlap"`
 	Paused  bool            `json:"paused"`
+	// OwnerKeyID is the API key that created the schedule (set by the server):
+	// once it is revoked, firings do not run the target and pause the schedule.
+	OwnerKeyID *uuid.UUID `json:"owner_key_id,omitempty"`
 	// Filled from Temporal on reads.
+	Note       string        `json:"note,omitempty"` // why it was last paused or resumed
 	NumRuns    int           `json:"num_runs"`
 	RecentRuns []scheduleRun `json:"recent_runs,omitempty"`
 	NextRuns   []time.Time   `json:"next_runs,omitempty"`
@@ -167,6 +171,9 @@ func (s *server) createSchedule(c echo.Context) error {
 	if len(sch.Payload) > 0 && !json.Valid(sch.Payload) {
 		return ferry.Errorf(ferry.EINVALID, "payload: must be valid JSON")
 	}
+	if sch.OwnerKeyID != nil {
+		return ferry.Errorf(ferry.EINVALID, "owner_key_id: set by the server (the key that creates the schedule)")
+	}
 	if err := s.validateSchedule(c, &sch); err != nil {
 		return err
 	}
@@ -188,7 +195,9 @@ func (s *server) createSchedule(c echo.Context) error {
 		d, _ := time.ParseDuration(sch.Every)
 		spec.Intervals = []client.ScheduleIntervalSpec{{Every: d}}
 	}
-	stored := Schedule{Name: sch.Name, Cron: sch.Cron, Every: sch.Every, Target: sch.Target, Payload: sch.Payload, Overlap: sch.Overlap}
+	owner := principalOf(c).Key.ID
+	stored := Schedule{Name: sch.Name, Cron: sch.Cron, Every: sch.Every, Target: sch.Target, Payload: sch.Payload,
+		Overlap: sch.Overlap, OwnerKeyID: &owner}
 	ctx := c.Request().Context()
 	_, err = sc.Create(ctx, client.ScheduleOptions{
 		ID:      schedulePrefix + sch.Name,
@@ -201,7 +210,7 @@ func (s *server) createSchedule(c echo.Context) error {
 			Workflow:  scheduledRunType,
 			TaskQueue: s.TaskQueue,
 			Args: []any{activities.ScheduledRunInput{Schedule: sch.Name, Kind: kind, Target: target,
-				Version: sch.Target.Version, Payload: sch.Payload}},
+				Version: sch.Target.Version, Payload: sch.Payload, Owner: owner}},
 		},
 	})
 	var exists *serviceerror.AlreadyExists
@@ -249,7 +258,7 @@ func (s *server) describe(ctx context.Context, sc client.ScheduleClient, name st
 	}
 	sch.Name = name
 	if d.Schedule.State != nil {
-		sch.Paused = d.Schedule.State.Paused
+		sch.Paused, sch.Note = d.Schedule.State.Paused, d.Schedule.State.Note
 	}
 	sch.NumRuns = d.Info.NumActions
 	sch.NextRuns = d.Info.NextActionTimes

@@ -1,15 +1,18 @@
 // Package metrics defines Ferry's Prometheus metrics. The API observes HTTP
 // latency, the worker observes every finished invocation and exposes its warm
-// pool; /metrics serves them all.
+// pool; Handler serves them all at /metrics on a listener of their own
+// (FERRY_METRICS_LISTEN), apart from the API: their labels name every function.
 package metrics
 
 import (
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ferry-faas/ferry"
 )
@@ -66,6 +69,13 @@ func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
+}
+
+// Handler serves g at GET /metrics, in the Prometheus text format.
+func Handler(g prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	return mux
 }
 
 // ObserveInvocation records a finished invocation. Invocations that are not

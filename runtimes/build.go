@@ -27,6 +27,12 @@ const (
 	buildMaxError = 16 << 10 // bytes of compiler output kept in the error
 )
 
+// DefaultMaxBuilds bounds the Go builds one executor (worker) runs at once:
+// each may take 2 CPUs and 2 GiB, so a burst of first invocations of new Go
+// versions cannot take the host. Further builds wait for a free slot, within
+// their invocation's time budget.
+const DefaultMaxBuilds = 2
+
 // buildConfig is the builder container's configuration: as locked down as a
 // function container, with more memory, processes and /tmp for the toolchain.
 func buildConfig(img, srcDir, outDir, handler, poolID string) (*container.Config, *container.HostConfig) {
@@ -92,6 +98,12 @@ func (e *Executor) BuildGo(ctx context.Context, srcDir, handler, outDir string) 
 		return ferry.Errorf(ferry.EINTERNAL, "chmod %s: %v", out, err)
 	}
 	defer os.Chmod(out, 0o755) // only the build needed a world-writable folder
+	select {
+	case e.builds <- struct{}{}:
+		defer func() { <-e.builds }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	img := e.cfg.Images[goBuilderRuntime]
 	cfg, host := buildConfig(img, src, out, handler, e.poolID)
 

@@ -88,6 +88,7 @@ type Config struct {
 	DataDir       string        // sockets under DataDir/run; default .data/dev
 	IdleTimeout   time.Duration // keep-alive of an idle container; default 10m
 	MaxContainers int           // global cap; default 32
+	MaxBuilds     int           // Go builds at once; default DefaultMaxBuilds
 	LogLimit      int           // bytes of logs kept per invocation; default 256 KiB
 	ResultLimit   int           // bytes of a result; default 6 MiB
 	InitTimeout   time.Duration // container start + handler load; default 30s
@@ -126,6 +127,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxContainers <= 0 {
 		c.MaxContainers = 32
+	}
+	if c.MaxBuilds <= 0 {
+		c.MaxBuilds = DefaultMaxBuilds
 	}
 	if c.LogLimit <= 0 {
 		c.LogLimit = 256 << 10
@@ -197,6 +201,7 @@ type Executor struct {
 	pools    map[string]*keyPool
 	all      map[*instance]struct{} // every started container, idle or busy
 	building map[string]struct{}    // ids of running Go builder containers
+	builds   chan struct{}          // one token per running Go build (MaxBuilds)
 	total    int                    // containers including reserved slots being started
 	busy     int
 	changed  chan struct{} // closed and replaced when a slot or container frees up
@@ -261,6 +266,7 @@ func newExecutor(ctx context.Context, docker dockerAPI, cfg Config) (*Executor, 
 		pools:    make(map[string]*keyPool),
 		all:      make(map[*instance]struct{}),
 		building: make(map[string]struct{}),
+		builds:   make(chan struct{}, cfg.MaxBuilds),
 		changed:  make(chan struct{}),
 		// Longer than any start-up, so that a container another executor is
 		// still starting is never taken for an orphan.

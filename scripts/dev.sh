@@ -18,6 +18,7 @@ cat <<MSG
   Ferry dev stack
   ---------------
   API            http://$FERRY_LISTEN
+  Metrics        http://$FERRY_METRICS_LISTEN/metrics  (Prometheus, no key: keep it internal)
   Temporal       $FERRY_TEMPORAL_ADDRESS  (namespace $FERRY_TEMPORAL_NAMESPACE, task queue $FERRY_TASK_QUEUE)
   Temporal UI    http://$STACK_HOST:$STACK_TEMPORAL_UI_PORT
   S3             http://$FERRY_S3_ENDPOINT  bucket $FERRY_S3_BUCKET  key $FERRY_S3_ACCESS_KEY / $FERRY_S3_SECRET_KEY

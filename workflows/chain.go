@@ -44,13 +44,14 @@ type ChainInput struct {
 // ChainResume is the state a chain run carries across continue-as-new. Map
 // results done so far travel by reference (MapLists).
 type ChainResume struct {
-	Next      int                `json:"next"`      // top-level step to run
-	Current   Payload            `json:"current"`   // its input
-	MapDone   int                `json:"map_done"`  // elements of a map step Next already done
-	MapLists  []string           `json:"map_lists"` // stored results of those elements, in order
-	Completed []Completed        `json:"completed"` // compensable steps that completed, in order
-	Progress  []ferry.StepStatus `json:"progress"`  // per-step progress so far
-	Continued int                `json:"continued"` // continue-as-new count
+	Next      int                `json:"next"`                // top-level step to run
+	Current   Payload            `json:"current"`             // its input
+	MapDone   int                `json:"map_done"`            // elements of a map step Next already done
+	MapLists  []string           `json:"map_lists"`           // stored results of those elements, in order
+	Completed []Completed        `json:"completed"`           // compensable steps that completed, in order
+	Progress  []ferry.StepStatus `json:"progress"`            // per-step progress so far
+	Continued int                `json:"continued"`           // continue-as-new count
+	MapItems  int                `json:"map_items,omitempty"` // map elements counted so far (ferry.MaxMapItems)
 }
 
 // Completed is a completed function step with a compensation.
@@ -95,6 +96,7 @@ type chainRun struct {
 	progress  []ferry.StepStatus
 	index     map[string]int // path → index in progress
 	completed []Completed
+	mapItems  int // elements of the run's map steps so far
 }
 
 // RunChain runs a chain's steps. Each function step is an ordinary invocation
@@ -112,7 +114,7 @@ func RunChain(ctx workflow.Context, in ChainInput) (ChainOutput, error) {
 		r.index[p.Path] = len(r.progress)
 		r.progress = append(r.progress, p)
 	}
-	r.completed = res.Completed
+	r.completed, r.mapItems = res.Completed, res.MapItems
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (ChainProgress, error) {
 		return ChainProgress{ChainRunID: in.ChainRunID, Steps: r.progress}, nil
 	}); err != nil {
@@ -171,7 +173,7 @@ type continueErr struct{ resume *ChainResume }
 func (e *continueErr) Error() string { return "continue as new" }
 
 func (r *chainRun) continueAsNew(ctx workflow.Context, res *ChainResume) error {
-	res.Completed, res.Progress = r.completed, r.progress
+	res.Completed, res.Progress, res.MapItems = r.completed, r.progress, r.mapItems
 	in := r.in
 	in.Resume = res
 	return workflow.NewContinueAsNewError(ctx, RunChain, in)
@@ -287,7 +289,7 @@ func (r *chainRun) runParallel(ctx workflow.Context, step ferry.Step, path strin
 }
 
 func (r *chainRun) runMap(ctx workflow.Context, step ferry.Step, path string, input Payload) (Payload, error) {
-	items, err := r.split(ctx, path, input)
+	items, err := r.split(ctx, path, input, true)
 	if err != nil {
 		return Payload{}, err
 	}
@@ -301,7 +303,7 @@ func (r *chainRun) runMap(ctx workflow.Context, step ferry.Step, path string, in
 // topMap runs a top-level map step in batches of MapBatch elements and
 // continues as new between batches, carrying finished results by reference.
 func (r *chainRun) topMap(ctx workflow.Context, step ferry.Step, path string, input Payload, done int, lists []string, continued int) (Payload, error) {
-	items, err := r.split(ctx, path, input)
+	items, err := r.split(ctx, path, input, done == 0) // later batches were counted by the first
 	if err != nil {
 		return Payload{}, err
 	}
@@ -339,25 +341,39 @@ func (r *chainRun) mapFailed(step ferry.Step, err error) (Payload, error) {
 	return Payload{}, err
 }
 
-// split returns the elements of a map step's input.
-func (r *chainRun) split(ctx workflow.Context, path string, input Payload) ([]Payload, error) {
+// split returns the elements of a map step's input and, with count, counts
+// them against the run's ferry.MaxMapItems.
+func (r *chainRun) split(ctx workflow.Context, path string, input Payload, count bool) ([]Payload, error) {
+	left := ferry.MaxMapItems - r.mapItems
+	var items []Payload
 	if input.Ref == "" {
 		var elems []json.RawMessage
 		if err := json.Unmarshal(input.Inline, &elems); err != nil || input.Inline == nil {
 			return nil, &stepError{path: path, err: &ferry.FunctionError{Type: activities.ErrTypeMapInput,
 				Message: "the input of a map step must be a JSON array"}}
 		}
-		items := make([]Payload, len(elems))
+		items = make([]Payload, len(elems))
 		for i, e := range elems {
 			items[i] = Payload{Inline: e}
 		}
+	} else {
+		in := activities.SplitInput{Key: activities.PayloadKey(r.in.ChainRunID, path+"/items"), Input: input}
+		if count {
+			in.Max = max(left, 1) // an early cut, before the elements are stored; the count below decides
+		}
+		err := workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.SplitPayload, in).Get(ctx, &items)
+		if err != nil {
+			return nil, &stepError{path: path, err: errorOf(err, "InfrastructureError")}
+		}
+	}
+	if !count {
 		return items, nil
 	}
-	var items []Payload
-	err := workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.SplitPayload, activities.SplitInput{
-		Key: activities.PayloadKey(r.in.ChainRunID, path+"/items"), Input: input}).Get(ctx, &items)
-	if err != nil {
-		return nil, &stepError{path: path, err: errorOf(err, "InfrastructureError")}
+	r.mapItems += len(items)
+	// Runs recorded before the cap replay as they ran.
+	if len(items) > left && workflow.GetVersion(ctx, "map-item-cap", workflow.DefaultVersion, 1) == 1 {
+		return nil, &stepError{path: path, err: &ferry.FunctionError{Type: activities.ErrTypeMapTooLarge,
+			Message: activities.MapTooLargeMessage(len(items), left)}}
 	}
 	return items, nil
 }

@@ -374,3 +374,32 @@ func TestChainBeginFailureFailsRun(t *testing.T) {
 func converterDecode(can *workflow.ContinueAsNewError, v any) error {
 	return converter.GetDefaultDataConverter().FromPayloads(can.Input, v)
 }
+
+// TestChainMapItemCap: maps may process ferry.MaxMapItems elements per run in
+// all, nested maps included; past that the map step fails with MapTooLarge
+// before any of its elements runs.
+func TestChainMapItemCap(t *testing.T) {
+	array := func(n int) string { return "[" + strings.TrimSuffix(strings.Repeat("0,", n), ",") + "]" }
+
+	env, f := chainEnv(t)
+	_, err := runChain(t, env, array(ferry.MaxMapItems+1), ferry.Step{Map: &ferry.Step{Function: "inc"}})
+	if err == nil || f.finished.Status != ferry.StatusFailed || f.finished.Error.Type != activities.ErrTypeMapTooLarge ||
+		f.finished.Error.Step != "0" || !strings.Contains(f.finished.Error.Message, fmt.Sprintf("has %d elements", ferry.MaxMapItems+1)) {
+		t.Fatalf("map of %d elements: err %v, finish %+v", ferry.MaxMapItems+1, err, f.finished.Error)
+	}
+	if len(f.calls) != 0 {
+		t.Fatalf("%d elements ran", len(f.calls))
+	}
+
+	// 100 rows of 100 elements: 100 + 100×100 elements in all, one map too many.
+	rows := "[" + strings.TrimSuffix(strings.Repeat(array(100)+",", 100), ",") + "]"
+	env, f = chainEnv(t)
+	_, err = runChain(t, env, rows, ferry.Step{Map: &ferry.Step{Map: &ferry.Step{Function: "inc"}}, MaxConcurrency: 1})
+	if err == nil || f.finished.Error == nil || f.finished.Error.Type != activities.ErrTypeMapTooLarge ||
+		f.finished.Error.Step != "0.map[99]" {
+		t.Fatalf("nested maps: err %v, finish %+v", err, f.finished.Error)
+	}
+	if n := len(f.calls); n != 99*100 {
+		t.Fatalf("%d elements ran, want the first 99 rows' 9900", n)
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/activities"
+	"github.com/ferry-faas/ferry/runtimes"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -23,10 +24,12 @@ type Config struct {
 	S3Bucket          string
 	S3Secure          bool
 	Listen            string
+	MetricsListen     string
 	DataDir           string
 	AdminKey          string
 	IdleTimeout       time.Duration
 	MaxContainers     int
+	MaxBuilds         int
 	MaxCodeMB         int
 	MaxBodyMB         int
 	CodeCacheMB       int
@@ -47,10 +50,12 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		S3Bucket:          r.str("FERRY_S3_BUCKET", "ferry"),
 		S3Secure:          r.boolean("FERRY_S3_SECURE", false),
 		Listen:            r.str("FERRY_LISTEN", "127.0.0.1:8080"),
+		MetricsListen:     r.str("FERRY_METRICS_LISTEN", "127.0.0.1:9464"),
 		DataDir:           r.str("FERRY_DATA_DIR", ".data/dev"),
 		AdminKey:          r.str("FERRY_ADMIN_KEY", ""),
 		IdleTimeout:       r.duration("FERRY_IDLE_TIMEOUT", 10*time.Minute),
 		MaxContainers:     r.integer("FERRY_MAX_CONTAINERS", 32),
+		MaxBuilds:         r.integer("FERRY_MAX_BUILDS", runtimes.DefaultMaxBuilds),
 		MaxCodeMB:         r.integer("FERRY_MAX_CODE_MB", 50),
 		MaxBodyMB:         r.integer("FERRY_MAX_BODY_MB", 6),
 		CodeCacheMB:       r.integer("FERRY_CODE_CACHE_MB", activities.DefaultCodeCacheBytes>>20),
@@ -117,8 +122,8 @@ func (r *envReader) duration(key string, def time.Duration) time.Duration {
 
 // String lists the configuration without secrets, for the start-up log.
 func (c Config) String() string {
-	return fmt.Sprintf("listen=%s database=%s temporal=%s/%s queue=%s s3=%s/%s data=%s",
-		c.Listen, redactURL(c.DatabaseURL), c.TemporalAddress, c.TemporalNamespace, c.TaskQueue, c.S3Endpoint, c.S3Bucket, c.DataDir)
+	return fmt.Sprintf("listen=%s metrics=%s database=%s temporal=%s/%s queue=%s s3=%s/%s data=%s",
+		c.Listen, c.MetricsListen, redactURL(c.DatabaseURL), c.TemporalAddress, c.TemporalNamespace, c.TaskQueue, c.S3Endpoint, c.S3Bucket, c.DataDir)
 }
 
 // redactURL shows where a database connection string points and nothing

@@ -49,6 +49,7 @@ func (c Config) environ() []string {
 		"FERRY_DATA_DIR=" + c.DataDir,
 		"FERRY_IDLE_TIMEOUT=" + c.IdleTimeout.String(),
 		"FERRY_MAX_CONTAINERS=" + strconv.Itoa(c.MaxContainers),
+		"FERRY_METRICS_LISTEN=" + c.MetricsListen,
 	}
 }
 

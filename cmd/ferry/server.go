@@ -42,6 +42,9 @@ type app struct {
 	worker   temporalworker.Worker
 	http     *echo.Echo
 	listener net.Listener
+	// metrics serves /metrics on its own listener, for API and worker processes.
+	metrics         prometheus.Gatherer
+	metricsListener net.Listener
 	// AdminKey is set when this start created the first admin key.
 	AdminKey string
 }
@@ -72,6 +75,10 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
+	a.metrics = reg
+	if a.metricsListener, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+		return nil, ferry.Errorf(ferry.EINVALID, "FERRY_METRICS_LISTEN=%s: %v", cfg.MetricsListen, err)
+	}
 	var completions *activities.Completions
 
 	ready := map[string]func(context.Context) error{
@@ -89,7 +96,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "docker: %v", err)
 		}
 		a.executor, err = runtimes.NewExecutor(ctx, docker, runtimes.Config{DataDir: cfg.DataDir,
-			IdleTimeout: cfg.IdleTimeout, MaxContainers: cfg.MaxContainers, Logger: log})
+			IdleTimeout: cfg.IdleTimeout, MaxContainers: cfg.MaxContainers, MaxBuilds: cfg.MaxBuilds, Logger: log})
 		if err != nil {
 			return nil, err
 		}
@@ -110,7 +117,8 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 			Observer: activities.Observers{m, completions},
 			Logger:   log,
 		}
-		chains := &activities.Chains{Store: a.db, Objects: a.objects, Invocations: invocations, Logger: log}
+		chains := &activities.Chains{Store: a.db, Objects: a.objects, Invocations: invocations, Logger: log,
+			Schedules: a.temporal.ScheduleClient()}
 		a.worker = worker.New(a.temporal, cfg.TaskQueue, invocations, chains)
 		if err = a.worker.Start(); err != nil {
 			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "start Temporal worker: %v", err)
@@ -128,7 +136,6 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 			ValidateBundle: runtimes.ValidateBundle,
 			Ready:          ready,
 			Metrics:        m,
-			Gatherer:       reg,
 			Logger:         log,
 			MaxBodyBytes:   int64(cfg.MaxBodyMB) << 20,
 			MaxCodeBytes:   int64(cfg.MaxCodeMB) << 20,
@@ -167,26 +174,37 @@ func dialTemporal(ctx context.Context, cfg Config, log *slog.Logger) (temporalcl
 // URL is the API's base URL once start has listened.
 func (a *app) URL() string { return "http://" + a.listener.Addr().String() }
 
-// serve answers HTTP (api role) until ctx is done, then shuts down gracefully.
+// MetricsURL is the address of /metrics once start has listened.
+func (a *app) MetricsURL() string { return "http://" + a.metricsListener.Addr().String() + "/metrics" }
+
+// serve answers HTTP (the API for the api role, /metrics always) until ctx is
+// done, then shuts down gracefully.
 func (a *app) serve(ctx context.Context) error {
-	if a.http == nil {
-		<-ctx.Done()
-		return nil
+	type server struct {
+		*http.Server
+		l net.Listener
 	}
-	srv := &http.Server{Handler: a.http, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(a.listener) }()
+	servers := []server{{&http.Server{Handler: metrics.Handler(a.metrics), ReadHeaderTimeout: 10 * time.Second}, a.metricsListener}}
+	if a.http != nil {
+		servers = append(servers, server{&http.Server{Handler: a.http, ReadHeaderTimeout: 10 * time.Second}, a.listener})
+	}
+	errc := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() { errc <- s.Serve(s.l) }()
+	}
+	var err error
 	select {
-	case err := <-errc:
-		return err
+	case err = <-errc:
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), worker.DrainTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for _, s := range servers {
+		if serr := s.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+			err = serr
+		}
 	}
-	return nil
+	return err
 }
 
 // close stops the worker (draining running invocations) and releases everything.
@@ -209,6 +227,9 @@ func (a *app) close(ctx context.Context) {
 	}
 	if a.listener != nil && a.http == nil {
 		a.listener.Close()
+	}
+	if a.metricsListener != nil {
+		a.metricsListener.Close() // already closed once served
 	}
 }
 

@@ -43,6 +43,7 @@ func testConfig(t *testing.T, db string) Config {
 	cfg.S3Endpoint, cfg.S3AccessKey, cfg.S3SecretKey, cfg.S3Bucket = testenv.S3Endpoint, testenv.S3AccessKey, testenv.S3SecretKey, testenv.S3Bucket
 	cfg.TaskQueue = "ferry-test-" + strings.ToLower(t.Name()) + "-" + uuid.NewString()[:8]
 	cfg.Listen = "127.0.0.1:0"
+	cfg.MetricsListen = "127.0.0.1:0"
 	cfg.AdminKey = testAdminKey
 	// Unix socket paths are limited to about 100 bytes: keep the data dir short.
 	dir, err := os.MkdirTemp("", "ferry")

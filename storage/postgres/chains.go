@@ -81,8 +81,8 @@ func (db *DB) GetChain(ctx context.Context, name string) (ferry.Chain, error) {
 	return c, nil
 }
 
-// ListChains lists chains by name.
-func (db *DB) ListChains(ctx context.Context, p ferry.Page) ([]ferry.Chain, string, error) {
+// ListChains lists by name the chains whose latest version v may read.
+func (db *DB) ListChains(ctx context.Context, v Viewer, p ferry.Page) ([]ferry.Chain, string, error) {
 	n, err := limit(p)
 	if err != nil {
 		return nil, "", err
@@ -91,7 +91,13 @@ func (db *DB) ListChains(ctx context.Context, p ferry.Page) ([]ferry.Chain, stri
 	if _, err := decodeCursor(p.Cursor, &after); err != nil {
 		return nil, "", err
 	}
-	rows, err := db.pool.Query(ctx, `SELECT `+chainColumns+` FROM chains WHERE name > $1 ORDER BY name LIMIT $2`, after.Name, n+1)
+	var w where
+	q := `SELECT ` + chainColumns + ` FROM chains WHERE name > ` + w.arg(after.Name)
+	if v.KeyID != uuid.Nil {
+		q += ` AND EXISTS (SELECT 1 FROM chain_versions cv WHERE cv.chain = chains.name
+			AND cv.version = chains.latest_version AND ` + w.chainReadable(v, "cv.definition") + `)`
+	}
+	rows, err := db.pool.Query(ctx, q+` ORDER BY name LIMIT `+w.arg(n+1), w.args...)
 	if err != nil {
 		return nil, "", db.mapErr(err, "chains")
 	}
@@ -131,8 +137,8 @@ func (db *DB) GetChainVersion(ctx context.Context, name string, version int) (fe
 	return ferry.ChainVersion{}, err
 }
 
-// ListChainVersions lists a chain's versions, newest first.
-func (db *DB) ListChainVersions(ctx context.Context, name string, p ferry.Page) ([]ferry.ChainVersion, string, error) {
+// ListChainVersions lists the versions of a chain that v may read, newest first.
+func (db *DB) ListChainVersions(ctx context.Context, name string, v Viewer, p ferry.Page) ([]ferry.ChainVersion, string, error) {
 	n, err := limit(p)
 	if err != nil {
 		return nil, "", err
@@ -144,8 +150,11 @@ func (db *DB) ListChainVersions(ctx context.Context, name string, p ferry.Page) 
 	if _, err := db.GetChain(ctx, name); err != nil {
 		return nil, "", err
 	}
-	rows, err := db.pool.Query(ctx, `SELECT `+chainVersionColumns+` FROM chain_versions
-		WHERE chain = $1 AND version < $2 ORDER BY version DESC LIMIT $3`, name, below, n+1)
+	var w where
+	q := `SELECT ` + chainVersionColumns + ` FROM chain_versions WHERE chain = ` + w.arg(name) +
+		` AND version < ` + w.arg(below) + ` AND ` + w.chainReadable(v, "definition") +
+		` ORDER BY version DESC LIMIT ` + w.arg(n+1)
+	rows, err := db.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, "", db.mapErr(err, chainName(name))
 	}
@@ -289,6 +298,9 @@ func (db *DB) GetChainRun(ctx context.Context, id uuid.UUID) (ferry.ChainRun, er
 type ChainRunFilter struct {
 	Chain  string
 	Status ferry.InvocationStatus
+	// Viewer keeps only runs of versions it may read (and no run whose
+	// chain version is gone, unless it reads everything).
+	Viewer Viewer
 }
 
 // ListChainRuns lists chain runs newest first, without input, output and steps.
@@ -310,6 +322,10 @@ func (db *DB) ListChainRuns(ctx context.Context, f ChainRunFilter, p ferry.Page)
 	}
 	if f.Status != "" {
 		w.equal("status", string(f.Status))
+	}
+	if f.Viewer.KeyID != uuid.Nil {
+		w.conds = append(w.conds, `EXISTS (SELECT 1 FROM chain_versions cv WHERE cv.chain = chain_runs.chain
+			AND cv.version = chain_runs.version AND `+w.chainReadable(f.Viewer, "cv.definition")+`)`)
 	}
 	q := w.newestFirst(`SELECT `+chainRunListColumns+` FROM chain_runs`, before, n)
 	rows, err := db.pool.Query(ctx, q, w.args...)

@@ -33,7 +33,7 @@ func TestChainRoundTrip(t *testing.T) {
 	}
 	_, err = db.GetChainVersion(ctx, "c", 9)
 	wantCode(t, err, ferry.ENOTFOUND)
-	vs, _, err := db.ListChainVersions(ctx, "c", ferry.Page{})
+	vs, _, err := db.ListChainVersions(ctx, "c", postgres.Viewer{}, ferry.Page{})
 	if err != nil || len(vs) != 2 || vs[0].Version != 2 {
 		t.Fatalf("versions %+v %v", vs, err)
 	}

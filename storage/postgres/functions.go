@@ -129,8 +129,9 @@ func (db *DB) GetFunction(ctx context.Context, name string) (ferry.Function, err
 	return f, nil
 }
 
-// ListFunctions lists functions by name. The returned cursor is "" on the last page.
-func (db *DB) ListFunctions(ctx context.Context, p ferry.Page) ([]ferry.Function, string, error) {
+// ListFunctions lists the functions v may read, by name. The returned cursor
+// is "" on the last page.
+func (db *DB) ListFunctions(ctx context.Context, v Viewer, p ferry.Page) ([]ferry.Function, string, error) {
 	n, err := limit(p)
 	if err != nil {
 		return nil, "", err
@@ -140,8 +141,10 @@ func (db *DB) ListFunctions(ctx context.Context, p ferry.Page) ([]ferry.Function
 		return nil, "", err
 	}
 	// An empty name sorts before every name, so the first page needs no special case.
-	rows, err := db.pool.Query(ctx, `SELECT `+functionColumns+` FROM functions
-		WHERE name > $1 ORDER BY name LIMIT $2`, after.Name, n+1)
+	var w where
+	q := `SELECT ` + functionColumns + ` FROM functions WHERE name > ` + w.arg(after.Name) +
+		` AND ` + w.readable(v, "functions.name") + ` ORDER BY name LIMIT ` + w.arg(n+1)
+	rows, err := db.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, "", db.mapErr(err, "functions")
 	}

@@ -79,6 +79,15 @@ func (db *DB) KeyByHash(ctx context.Context, hash []byte) (ferry.APIKey, error) 
 	return k, nil
 }
 
+// KeyByID returns a key, revoked or not.
+func (db *DB) KeyByID(ctx context.Context, id uuid.UUID) (ferry.APIKey, error) {
+	k, err := scanKey(db.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = $1`, id))
+	if err != nil {
+		return ferry.APIKey{}, db.mapErr(err, keyName(id))
+	}
+	return k, nil
+}
+
 // ListKeys lists every key, revoked ones included, oldest first.
 func (db *DB) ListKeys(ctx context.Context) ([]ferry.APIKey, error) {
 	rows, err := db.pool.Query(ctx, `SELECT `+keyColumns+` FROM api_keys ORDER BY created_at, id`)
@@ -92,15 +101,38 @@ func (db *DB) ListKeys(ctx context.Context) ([]ferry.APIKey, error) {
 	return keys, nil
 }
 
-// RevokeKey revokes a key; revoking a revoked key is a no-op. Its permissions
-// stay on record until the key row is deleted.
-func (db *DB) RevokeKey(ctx context.Context, id uuid.UUID) error {
-	var revoked bool
-	err := db.pool.QueryRow(ctx, `
-		WITH k AS (SELECT id, revoked_at FROM api_keys WHERE id = $1),
-		     u AS (UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id)
-		SELECT true FROM k`, id).Scan(&revoked)
-	return db.mapErr(err, keyName(id))
+// RevokeKey revokes a key and returns it; revoking a revoked key is a no-op.
+// Its permissions stay on record until the key row is deleted. The last active
+// admin key is not revoked (ECONFLICT): the transaction locks every active
+// admin key first, so two admins revoking each other at once cannot both
+// succeed (the second one waits, then counts again).
+func (db *DB) RevokeKey(ctx context.Context, id uuid.UUID) (ferry.APIKey, error) {
+	var k ferry.APIKey
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL
+			ORDER BY id FOR UPDATE`)
+		if err != nil {
+			return err
+		}
+		admins, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil {
+			return err
+		}
+		if len(admins) == 1 && admins[0] == id {
+			k, err = scanKey(tx.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = $1`, id))
+			if err != nil {
+				return err
+			}
+			return ferry.Errorf(ferry.ECONFLICT, "API key %s is the last active admin key; create another admin key first", k.Prefix)
+		}
+		k, err = scanKey(tx.QueryRow(ctx, `UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+			WHERE id = $1 RETURNING `+keyColumns, id))
+		return err
+	})
+	if err != nil {
+		return ferry.APIKey{}, db.mapErr(err, keyName(id))
+	}
+	return k, nil
 }
 
 // CountActiveKeys counts the keys that are not revoked (zero on a fresh install,

@@ -1,7 +1,11 @@
 package postgres_test
 
 import (
+	"errors"
+	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,13 +73,14 @@ func TestKeys(t *testing.T) {
 		t.Fatalf("active keys %d, want 2", n)
 	}
 
-	if err := db.RevokeKey(ctx, dev.ID); err != nil {
+	if _, err := db.RevokeKey(ctx, dev.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.RevokeKey(ctx, dev.ID); err != nil { // idempotent
+	if _, err := db.RevokeKey(ctx, dev.ID); err != nil { // idempotent
 		t.Fatal(err)
 	}
-	wantCode(t, db.RevokeKey(ctx, uuid.New()), ferry.ENOTFOUND)
+	_, err = db.RevokeKey(ctx, uuid.New())
+	wantCode(t, err, ferry.ENOTFOUND)
 	_, err = db.KeyByHash(ctx, []byte{4, 5, 6})
 	wantCode(t, err, ferry.ENOTFOUND)
 	if n, _ := db.CountActiveKeys(ctx); n != 1 {
@@ -139,5 +144,59 @@ func TestPermissions(t *testing.T) {
 	wantCode(t, err, ferry.ENOTFOUND)
 	if perms, err := db.Permissions(ctx, uuid.New(), "resize"); err != nil || len(perms) != 0 {
 		t.Fatalf("unknown key: %v, %v", perms, err)
+	}
+}
+
+// TestRevokeLastAdminConcurrently: two admins revoke each other at the same
+// time, again and again. Exactly one revocation wins each time and one active
+// admin key always remains.
+func TestRevokeLastAdminConcurrently(t *testing.T) {
+	db, ctx := open(t), ctxT(t)
+	survivor, err := db.CreateKey(ctx, ferry.APIKey{Name: "admin 0", Prefix: "fk_a0", Role: ferry.RoleAdmin}, []byte("a0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := 1; round <= 20; round++ {
+		other, err := db.CreateKey(ctx, ferry.APIKey{Name: fmt.Sprint("admin ", round), Prefix: fmt.Sprint("fk_a", round),
+			Role: ferry.RoleAdmin}, []byte(fmt.Sprint("a", round)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := make(chan struct{})
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i, id := range []uuid.UUID{survivor.ID, other.ID} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, errs[i] = db.RevokeKey(ctx, id)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		switch {
+		case errs[0] == nil && ferry.ErrorCode(errs[1]) == ferry.ECONFLICT:
+			survivor = other
+		case errs[1] == nil && ferry.ErrorCode(errs[0]) == ferry.ECONFLICT:
+		default:
+			t.Fatalf("round %d: revocations returned %v and %v; want one success and one conflict", round, errs[0], errs[1])
+		}
+		if !strings.Contains(ferry.ErrorMessage(errors.Join(errs...)), "last active admin key") {
+			t.Errorf("round %d: conflict message %v", round, errs)
+		}
+		keys, err := db.ListKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var active []uuid.UUID
+		for _, k := range keys {
+			if k.RevokedAt == nil {
+				active = append(active, k.ID)
+			}
+		}
+		if len(active) != 1 || active[0] != survivor.ID {
+			t.Fatalf("round %d: active admin keys %v, want only %s", round, active, survivor.ID)
+		}
 	}
 }

@@ -149,3 +149,44 @@ func (w *where) newestFirst(selectFrom string, before *invocationKeyset, n int) 
 	}
 	return q + " ORDER BY created_at DESC, id DESC LIMIT " + w.arg(n+1)
 }
+
+// Viewer limits a listing to what one API key may read, in the query itself, so
+// that pages are full and a cursor never names a row the key may not see. The
+// zero Viewer reads everything (admin and developer keys, grants on "*").
+type Viewer struct {
+	// KeyID, when set, restricts the listing to functions on which this key
+	// holds one of Grants, directly or through "*".
+	KeyID  uuid.UUID
+	Grants []ferry.Permission
+}
+
+// readable returns the condition "v may read the function named by the SQL
+// expression fn".
+func (w *where) readable(v Viewer, fn string) string {
+	if v.KeyID == uuid.Nil {
+		return "true"
+	}
+	return fmt.Sprintf(`EXISTS (SELECT 1 FROM function_permissions g
+		WHERE g.key_id = %s AND g.function IN (%s, '*') AND g.permission = ANY(%s))`,
+		w.arg(v.KeyID), fn, w.arg(grantNames(v.Grants)))
+}
+
+// chainReadable returns the condition "v may read every function (and
+// compensation) of the chain definition in the SQL expression def".
+func (w *where) chainReadable(v Viewer, def string) string {
+	if v.KeyID == uuid.Nil {
+		return "true"
+	}
+	return fmt.Sprintf(`NOT EXISTS (SELECT 1 FROM (
+			SELECT jsonb_path_query(%[1]s, 'strict $.**.function') #>> '{}'
+			UNION SELECT jsonb_path_query(%[1]s, 'strict $.**.compensate') #>> '{}') f(name)
+		WHERE NOT %[2]s)`, def, w.readable(v, "f.name"))
+}
+
+func grantNames(ps []ferry.Permission) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = string(p)
+	}
+	return out
+}
