@@ -45,10 +45,7 @@ func unmarshalStrict(b []byte, v any) error {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return ferry.Errorf(ferry.EINVALID, "body: empty; expected a JSON object")
 	}
-	if err := checkJSON("body", b); err != nil {
-		return err
-	}
-	if err := checkFields("", b, reflect.TypeOf(v)); err != nil {
+	if err := checkJSON("body", b, reflect.TypeOf(v)); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -62,74 +59,298 @@ func unmarshalStrict(b []byte, v any) error {
 	return nil
 }
 
-// checkJSON checks, without recursion, what every JSON document the API reads
-// must be before it is decoded or stored: UTF-8 (decoders would silently
-// replace bad bytes and lone surrogate escapes, PostgreSQL refuses them), and
-// nested at most ferry.MaxJSONDepth deep. doc names the document in errors:
-// the fields of "body" are named alone, those of others as "event.key".
-func checkJSON(doc string, b []byte) error {
-	depth := 0
-	inObject, wantKey := false, false // at the top level
-	keyStart, keyEnd := -1, -1        // the top-level key being read
-	field := func() string {
-		if keyStart < 0 {
-			return doc
-		}
-		var k string
-		if json.Unmarshal(b[keyStart:keyEnd], &k) != nil {
-			return doc
-		}
-		if doc == "body" {
-			return k
-		}
-		return doc + "." + k
+// checkJSON checks, in one pass and without recursion, what every JSON
+// document the API reads must be before it is decoded or stored: UTF-8
+// (decoders would silently replace bad bytes and lone surrogate escapes,
+// PostgreSQL refuses them), nested at most ferry.MaxJSONDepth deep.
+//
+// With t, the Go type a resource decodes into, it also refuses what
+// encoding/json would let through or report without the path: duplicate keys
+// (the last one would win), unknown fields, values of the wrong JSON type and
+// strings holding NUL (PostgreSQL text cannot). Values decoded as
+// json.RawMessage (a schedule's payload) are the user's data, like events, and
+// only get the first checks.
+//
+// doc names the document in errors ("event", "input", "env"); the fields of
+// "body" are named alone. Paths go down to the value: steps[1].parallel[0].retries.
+// Syntax errors are left to the decoder.
+func checkJSON(doc string, b []byte, t reflect.Type) error {
+	s := jsonScan{doc: doc, b: b}
+	err := s.run(t)
+	if err == nil && s.fieldErr != nil && json.Valid(b) {
+		err = s.fieldErr
 	}
+	return err
+}
+
+// jsonScan is the state of checkJSON.
+type jsonScan struct {
+	doc      string
+	b        []byte
+	stack    []*jsonFrame
+	fieldErr error // the first error of a field; encoding errors win over it
+}
+
+// jsonFrame is an open array or object.
+type jsonFrame struct {
+	t        reflect.Type // struct, map or slice; nil: not checked
+	object   bool
+	wantKey  bool
+	keyStart int          // the current key is b[keyStart:keyEnd], quotes
+	keyEnd   int          // included; keyStart -1: none yet
+	next     reflect.Type // the type of the current key's value
+	index    int          // the current element, in an array
+	seen     map[string]bool
+}
+
+func (s *jsonScan) run(root reflect.Type) error {
+	b := s.b
 	for i := 0; i < len(b); i++ {
-		switch c := b[i]; c {
-		case '"':
-			start := i
-			for i++; i < len(b) && b[i] != '"'; i++ {
-				switch {
-				case b[i] == '\\' && i+5 < len(b) && b[i+1] == 'u':
-					n, ok := surrogates(b[i:])
-					if !ok {
-						return ferry.Errorf(ferry.EINVALID, "%s: must be UTF-8 (%s at byte %d is half of a surrogate pair)", field(), b[i:i+6], i)
-					}
-					i += n - 1
-				case b[i] == '\\':
-					i++
-				case b[i] >= utf8.RuneSelf:
-					r, n := utf8.DecodeRune(b[i:])
-					if r == utf8.RuneError && n == 1 {
-						return notUTF8(field(), b, i)
-					}
-					i += n - 1
-				}
-			}
-			if depth == 1 && inObject && wantKey {
-				keyStart, keyEnd, wantKey = start, min(i+1, len(b)), false
-			}
-		case '{', '[':
-			depth++
-			if depth == 1 {
-				inObject, wantKey = c == '{', c == '{'
-			}
-			if depth > ferry.MaxJSONDepth {
-				return ferry.Errorf(ferry.EINVALID, "%s: nests deeper than the limit of %d levels of arrays and objects", field(), ferry.MaxJSONDepth)
-			}
-		case '}', ']':
-			depth--
+		c := b[i]
+		var f *jsonFrame
+		if n := len(s.stack); n > 0 {
+			f = s.stack[n-1]
+		}
+		switch c {
+		case ' ', '\t', '\r', '\n', ':':
+			continue
 		case ',':
-			wantKey = depth == 1 && inObject
-		default:
-			if c >= utf8.RuneSelf {
-				if r, n := utf8.DecodeRune(b[i:]); r == utf8.RuneError && n == 1 {
-					return notUTF8(field(), b, i)
+			if f != nil {
+				f.wantKey, f.index = f.object, f.index+1
+			}
+			continue
+		case '}', ']':
+			if f == nil {
+				return nil // malformed: the decoder will say so
+			}
+			if s.stack = s.stack[:len(s.stack)-1]; len(s.stack) == 0 {
+				return nil
+			}
+			continue
+		}
+		if c == '"' {
+			isKey := f != nil && f.object && f.wantKey
+			if isKey {
+				f.keyStart = -1 // errors in a key name the object
+			}
+			end, nul, err := s.str(i)
+			if err != nil {
+				return err
+			}
+			if isKey {
+				f.wantKey, f.keyStart, f.keyEnd = false, i, end+1
+				s.key(f)
+			} else if t := s.valueType(f, root); t != nil {
+				switch {
+				case t.Kind() != reflect.String:
+					s.wrongType(t, "string")
+				case nul:
+					s.fail("%s: must not contain NUL (\\u0000)", s.path(false))
 				}
 			}
+			if i = end; f == nil {
+				return nil
+			}
+			continue
+		}
+		t := s.valueType(f, root)
+		switch c {
+		case '{', '[':
+			if len(s.stack) >= ferry.MaxJSONDepth {
+				return ferry.Errorf(ferry.EINVALID, "%s: nests deeper than the limit of %d levels of arrays and objects", s.path(true), ferry.MaxJSONDepth)
+			}
+			if t != nil {
+				ok, got := t.Kind() == reflect.Struct || t.Kind() == reflect.Map, "object"
+				if c == '[' {
+					ok, got = t.Kind() == reflect.Slice || t.Kind() == reflect.Array, "array"
+				}
+				if !ok {
+					s.wrongType(t, got)
+					t = nil
+				}
+			}
+			s.stack = append(s.stack, &jsonFrame{t: t, object: c == '{', wantKey: c == '{', keyStart: -1})
+			continue
+		}
+		// A literal or a number.
+		j := i
+		for j < len(b) && !jsonDelimiter[b[j]] {
+			j++
+		}
+		if t != nil {
+			s.checkLiteral(t, string(b[i:j]))
+		} else if c >= utf8.RuneSelf {
+			if r, n := utf8.DecodeRune(b[i:]); r == utf8.RuneError && n == 1 {
+				return s.notUTF8(i)
+			}
+		}
+		if i = j - 1; f == nil {
+			return nil
 		}
 	}
 	return nil
+}
+
+// jsonDelimiter marks the bytes that end a number or a literal.
+var jsonDelimiter = func() (d [256]bool) {
+	for _, c := range " \t\r\n,:]}\"[{" {
+		d[c] = true
+	}
+	return d
+}()
+
+// str reads the string whose opening quote is at b[i] and returns the index
+// of its closing quote and whether it holds an escaped NUL.
+func (s *jsonScan) str(i int) (end int, nul bool, err error) {
+	b := s.b
+	for i++; i < len(b) && b[i] != '"'; i++ {
+		switch {
+		case b[i] == '\\' && i+5 < len(b) && b[i+1] == 'u':
+			n, ok := surrogates(b[i:])
+			if !ok {
+				return 0, false, ferry.Errorf(ferry.EINVALID, "%s: must be UTF-8 (%s at byte %d is half of a surrogate pair)", s.path(false), b[i:i+6], i)
+			}
+			nul = nul || string(b[i:i+6]) == `\u0000`
+			i += n - 1
+		case b[i] == '\\':
+			i++
+		case b[i] >= utf8.RuneSelf:
+			r, n := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && n == 1 {
+				return 0, false, s.notUTF8(i)
+			}
+			i += n - 1
+		}
+	}
+	return i, nul, nil
+}
+
+// key checks the key just read in f, an object of a checked type.
+func (s *jsonScan) key(f *jsonFrame) {
+	if f.next = nil; f.t == nil {
+		return
+	}
+	var key string
+	if json.Unmarshal(s.b[f.keyStart:f.keyEnd], &key) != nil {
+		f.t = nil // malformed: the decoder will say so
+		return
+	}
+	id, next := key, reflect.Type(nil)
+	if f.t.Kind() == reflect.Struct {
+		sf, ok := fieldOf(f.t, key)
+		if !ok {
+			s.fail("%s: unknown field", s.path(false))
+			return
+		}
+		id, next = sf.Name, sf.Type
+	} else {
+		next = f.t.Elem()
+	}
+	if f.seen == nil {
+		f.seen = map[string]bool{}
+	}
+	if f.seen[id] {
+		s.fail("%s: duplicate key", s.path(false))
+	}
+	f.seen[id], f.next = true, next
+}
+
+// valueType is the type of the value read next in f (nil: the root), or nil
+// when it is not checked.
+func (s *jsonScan) valueType(f *jsonFrame, root reflect.Type) reflect.Type {
+	t := root
+	switch {
+	case f == nil:
+	case f.t == nil:
+		return nil
+	case f.object:
+		t = f.next
+	default:
+		t = f.t.Elem()
+	}
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || unchecked(t) {
+		return nil
+	}
+	return t
+}
+
+// checkLiteral checks a number, true, false or null against t.
+func (s *jsonScan) checkLiteral(t reflect.Type, lit string) {
+	var err error
+	switch lit {
+	case "null":
+		return
+	case "true", "false":
+		if t.Kind() != reflect.Bool {
+			s.wrongType(t, "boolean")
+		}
+		return
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		_, err = strconv.ParseInt(lit, 10, t.Bits())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		_, err = strconv.ParseUint(lit, 10, t.Bits())
+	case reflect.Float32, reflect.Float64:
+		_, err = strconv.ParseFloat(lit, t.Bits())
+	default:
+		err = strconv.ErrSyntax
+	}
+	if err != nil {
+		s.wrongType(t, "number "+lit)
+	}
+}
+
+func (s *jsonScan) wrongType(t reflect.Type, got string) {
+	want := jsonTypeName(t.Kind().String())
+	if len(s.stack) == 0 && s.doc == "body" {
+		want = "a JSON object"
+	}
+	s.fail("%s: must be %s, not %s", s.path(false), want, got)
+}
+
+func (s *jsonScan) fail(format string, args ...any) {
+	if s.fieldErr == nil {
+		s.fieldErr = ferry.Errorf(ferry.EINVALID, format, args...)
+	}
+}
+
+func (s *jsonScan) notUTF8(at int) error {
+	return ferry.Errorf(ferry.EINVALID, "%s: must be UTF-8 (invalid byte 0x%02x at byte %d)", s.path(false), s.b[at], at)
+}
+
+// path names the value being read: the document, then every open object's
+// key and array's index; top keeps only the first level.
+func (s *jsonScan) path(top bool) string {
+	var p strings.Builder
+	if s.doc != "body" {
+		p.WriteString(s.doc)
+	}
+	for i, f := range s.stack {
+		if top && i > 0 {
+			break
+		}
+		switch {
+		case f.object && f.keyStart >= 0:
+			var k string
+			if json.Unmarshal(s.b[f.keyStart:f.keyEnd], &k) != nil {
+				k = string(s.b[f.keyStart+1 : f.keyEnd-1])
+			}
+			if p.Len() > 0 {
+				p.WriteByte('.')
+			}
+			p.WriteString(k)
+		case !f.object && !top:
+			fmt.Fprintf(&p, "[%d]", f.index)
+		}
+	}
+	if p.Len() == 0 {
+		return s.doc
+	}
+	return p.String()
 }
 
 // surrogates reads the \uXXXX escape at the start of b; a surrogate must come
@@ -155,118 +376,6 @@ func surrogates(b []byte) (int, bool) {
 		return 12, true
 	}
 	return 6, true
-}
-
-func notUTF8(field string, b []byte, at int) error {
-	return ferry.Errorf(ferry.EINVALID, "%s: must be UTF-8 (invalid byte 0x%02x at byte %d)", field, b[at], at)
-}
-
-// checkFields walks a resource's JSON without recursion, along the Go type t
-// it decodes into, and refuses what encoding/json would let through or report
-// without the path: duplicate keys (the last one would win), unknown fields,
-// values of the wrong type and strings holding NUL (PostgreSQL text cannot).
-// Errors name the full path: steps[1].parallel[0].retries. Values decoded as
-// json.RawMessage (a schedule's payload) are the user's data and pass as they
-// are, like events. Syntax errors are left to the decoder.
-func checkFields(root string, b []byte, t reflect.Type) error {
-	type frame struct {
-		t       reflect.Type // struct, map or slice; nil: user data, unchecked
-		path    string
-		object  bool
-		wantKey bool
-		key     string       // the key just read, in an object
-		next    reflect.Type // the type of its value
-		index   int          // the next element's, in an array
-		seen    map[string]bool
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil
-		}
-		vt, path := t, root // the value's type and path
-		if n := len(stack); n > 0 {
-			f := stack[n-1]
-			if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
-				if stack = stack[:n-1]; len(stack) == 0 {
-					return nil
-				}
-				continue
-			}
-			if f.object && f.wantKey {
-				f.key, f.wantKey = tok.(string), false
-				if f.t == nil {
-					continue
-				}
-				id, next := f.key, reflect.Type(nil)
-				if f.t.Kind() == reflect.Struct {
-					sf, ok := fieldOf(f.t, f.key)
-					if !ok {
-						return ferry.Errorf(ferry.EINVALID, "%s: unknown field", joinPath(f.path, f.key))
-					}
-					id, next = sf.Name, sf.Type
-				} else {
-					next = f.t.Elem()
-				}
-				if f.seen[id] {
-					return ferry.Errorf(ferry.EINVALID, "%s: duplicate key", joinPath(f.path, f.key))
-				}
-				f.seen[id], f.next = true, next
-				continue
-			}
-			if f.object {
-				vt, path, f.wantKey = f.next, joinPath(f.path, f.key), true
-			} else {
-				vt, path = nil, fmt.Sprintf("%s[%d]", f.path, f.index)
-				if f.t != nil {
-					vt = f.t.Elem()
-				}
-				f.index++
-			}
-			if f.t == nil {
-				vt = nil
-			}
-		}
-		for vt != nil && vt.Kind() == reflect.Pointer {
-			vt = vt.Elem()
-		}
-		if vt != nil && unchecked(vt) {
-			vt = nil
-		}
-		name := path
-		if name == "" {
-			name = "body"
-		}
-		if d, ok := tok.(json.Delim); ok {
-			if vt != nil {
-				want, got := vt.Kind() == reflect.Struct || vt.Kind() == reflect.Map, "object"
-				if d == '[' {
-					want, got = vt.Kind() == reflect.Slice || vt.Kind() == reflect.Array, "array"
-				}
-				if !want {
-					return ferry.Errorf(ferry.EINVALID, "%s: must be %s, not %s", name, typeName(path, vt), got)
-				}
-			}
-			stack = append(stack, &frame{t: vt, path: path, object: d == '{', wantKey: d == '{', seen: map[string]bool{}})
-			continue
-		}
-		if err := checkScalar(name, typeName(path, vt), tok, vt); err != nil {
-			return err
-		}
-		if len(stack) == 0 {
-			return nil
-		}
-	}
-}
-
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
 }
 
 var (
@@ -309,56 +418,6 @@ func fieldOf(t reflect.Type, key string) (reflect.StructField, bool) {
 		return *fold, true
 	}
 	return reflect.StructField{}, false
-}
-
-// typeName names the JSON type that t decodes from, for messages.
-func typeName(path string, t reflect.Type) string {
-	if path == "" || t == nil {
-		return "a JSON object"
-	}
-	return jsonTypeName(t.Kind().String())
-}
-
-// checkScalar checks one string, number, boolean or null against t (nil:
-// anything goes); want names t's JSON type.
-func checkScalar(name, want string, tok json.Token, t reflect.Type) error {
-	if t == nil || tok == nil {
-		return nil
-	}
-	k := t.Kind()
-	got := ""
-	switch v := tok.(type) {
-	case string:
-		if k == reflect.String {
-			if strings.IndexByte(v, 0) >= 0 {
-				return ferry.Errorf(ferry.EINVALID, "%s: must not contain NUL (\\u0000)", name)
-			}
-			return nil
-		}
-		got = "string"
-	case json.Number:
-		var err error
-		switch k {
-		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-			_, err = strconv.ParseInt(v.String(), 10, t.Bits())
-		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-			_, err = strconv.ParseUint(v.String(), 10, t.Bits())
-		case reflect.Float32, reflect.Float64:
-			_, err = strconv.ParseFloat(v.String(), t.Bits())
-		default:
-			err = strconv.ErrSyntax
-		}
-		if err == nil {
-			return nil
-		}
-		got = "number " + v.String()
-	case bool:
-		if k == reflect.Bool {
-			return nil
-		}
-		got = "boolean"
-	}
-	return ferry.Errorf(ferry.EINVALID, "%s: must be %s, not %s", name, want, got)
 }
 
 // checkText refuses a string that is not UTF-8: path and query parameters,

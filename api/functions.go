@@ -299,10 +299,7 @@ func (r *deployRequest) setFormField(field, value string, repeated bool) error {
 		}
 		if strings.HasPrefix(strings.TrimSpace(value), "{") {
 			var m map[string]string
-			if err := checkJSON("env", []byte(value)); err != nil {
-				return err
-			}
-			if err := checkFields("env", []byte(value), reflect.TypeOf(m)); err != nil {
+			if err := checkJSON("env", []byte(value), reflect.TypeOf(m)); err != nil {
 				return err
 			}
 			if jerr := json.Unmarshal([]byte(value), &m); jerr != nil {

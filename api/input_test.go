@@ -88,7 +88,7 @@ func TestInputMustBeUTF8(t *testing.T) {
 
 	e.refuses([]badInput{
 		{"event", "POST", "/v1/functions/echo/invoke", "{\"name\": \"caf\xe9\"}", nil, 400, "event.name: must be UTF-8 (invalid byte 0xe9 at byte 13)"},
-		{"event lone surrogate", "POST", "/v1/functions/echo/invoke", `["\ud800"]`, nil, 400, `event: must be UTF-8 (\ud800 at byte 2 is half of a surrogate pair)`},
+		{"event lone surrogate", "POST", "/v1/functions/echo/invoke", `["\ud800"]`, nil, 400, `event[0]: must be UTF-8 (\ud800 at byte 2 is half of a surrogate pair)`},
 		{"event low surrogate", "POST", "/v1/functions/echo/invoke", `{"k": "\uDC00\ud83d\ude00"}`, nil, 400, `event.k: must be UTF-8 (\uDC00 at byte 7 is half of a surrogate pair)`},
 		{"chain input", "POST", "/v1/chains/ch/invoke", "\"\xff\"", nil, 400, "input: must be UTF-8 (invalid byte 0xff at byte 1)"},
 		{"Idempotency-Key", "POST", "/v1/functions/echo/invoke", `{}`, []string{"Idempotency-Key", "k\xff"}, 400, "Idempotency-Key: must be UTF-8 (invalid byte 0xff at byte 1)"},

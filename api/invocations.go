@@ -135,7 +135,7 @@ func readInvokeRequest(c echo.Context, what string) (invokeRequest, error) {
 	// function as sent (every runtime's parser keeps the last one).
 	if len(strings.TrimSpace(string(input))) == 0 {
 		input = nil
-	} else if err := checkJSON(what, input); err != nil {
+	} else if err := checkJSON(what, input, nil); err != nil {
 		return invokeRequest{}, err
 	} else if !json.Valid(input) {
 		return invokeRequest{}, ferry.Errorf(ferry.EINVALID, "body: the %s must be valid JSON", what)
