@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -435,8 +436,8 @@ func checkText(field, s string) error {
 	return nil
 }
 
-// checkParams refuses path and query parameters that are not UTF-8, for
-// every route at once (they become names, filters and ids).
+// checkParams refuses path and query parameters that are not UTF-8 or not
+// decodable, for every route at once (they become names, filters and ids).
 func checkParams(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		for i, name := range c.ParamNames() {
@@ -445,6 +446,10 @@ func checkParams(next echo.HandlerFunc) echo.HandlerFunc {
 					return err
 				}
 			}
+		}
+		// Echo drops the pairs it cannot decode: ?version=%ZZ would mean the latest.
+		if _, err := url.ParseQuery(c.Request().URL.RawQuery); err != nil {
+			return ferry.Errorf(ferry.EINVALID, "query string: %v", err)
 		}
 		for k, vs := range c.QueryParams() {
 			if err := checkText("query parameter "+strconv.QuoteToASCII(k), k); err != nil {
