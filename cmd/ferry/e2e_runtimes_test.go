@@ -1,7 +1,10 @@
 package main
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -80,5 +83,47 @@ func TestE2EEachRuntimeAndStatus(t *testing.T) {
 		if c.errTyp != "" && (inv.Error == nil || inv.Error.Type != c.errTyp) {
 			t.Errorf("%s: error %+v, want type %s", c.name, inv.Error, c.errTyp)
 		}
+	}
+}
+
+// TestE2EHandlerPaths deploys handlers that name a file in a folder, as Lambda
+// allows, and invokes them; a Go handler is a function name, and a path is
+// refused with the reason.
+func TestE2EHandlerPaths(t *testing.T) {
+	s := startTestServer(t, "e2e_handler_paths")
+	for _, c := range []struct {
+		name, runtime, handler, file, code, want string
+	}{
+		{"py-src", "python", "src/app.handler", "src/app.py", "def handler(e, c):\n    return __name__\n", `"src.app"`},
+		{"py-src-pkg", "python", "src/pkg/app.handler", "src/pkg/app.py", "def handler(e, c):\n    return __name__\n", `"src.pkg.app"`},
+		{"node-src", "nodejs", "src/app.handler", "src/app.js", "exports.handler = async () => __filename;\n", `"/var/task/src/app.js"`},
+		{"node-src-pkg", "nodejs", "src/pkg/app.handler", "src/pkg/app.mjs", "export const handler = async () => import.meta.url;\n", `"file:///var/task/src/pkg/app.mjs"`},
+	} {
+		var buf bytes.Buffer
+		zw := zip.NewWriter(&buf)
+		w, err := zw.Create(c.file)
+		if err == nil {
+			_, err = w.Write([]byte(c.code))
+		}
+		if err == nil {
+			err = zw.Close()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.deploy(t, c.name, c.runtime, c.handler, "code.zip", buf.String(), nil)
+		inv, resp := s.invoke(t, c.name, map[string]any{})
+		if resp.StatusCode != http.StatusOK || inv.Status != "completed" || string(inv.Result) != c.want {
+			t.Errorf("%s (%s): %s %s result %s, want %s; error %+v", c.name, c.handler, resp.Status, inv.Status, inv.Result, c.want, inv.Error)
+		}
+	}
+
+	var refused struct {
+		Error struct{ Code, Message string }
+	}
+	resp := s.do(t, http.MethodPost, "/v1/functions", map[string]any{"name": "go-src", "runtime": "go", "handler": "src/main.Handle",
+		"filename": "main.go", "code": base64.StdEncoding.EncodeToString([]byte("package main\n\nfunc Handle() {}\n"))}, &refused)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(refused.Error.Message, `handler: go handler "src/main.Handle" must be the name of a function of package main at the bundle root (such as Handle), not a path`) {
+		t.Errorf("go handler with a path: %s %+v, want 400 saying why", resp.Status, refused)
 	}
 }
