@@ -181,6 +181,7 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 	}
 
 	startedAt := time.Now()
+	initDeadline, initMsg := e.initDeadline(s, began, startedAt, spare)
 	type accepted struct {
 		c   *net.UnixConn
 		err error
@@ -190,7 +191,6 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 		c, err := ln.AcceptUnix()
 		accC <- accepted{c, err}
 	}()
-	initDeadline := began.Add(e.cfg.InitTimeout)
 	timer := time.NewTimer(time.Until(initDeadline))
 	defer timer.Stop()
 	for in.conn == nil {
@@ -206,7 +206,7 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 		case <-waitErrC:
 			exitC, waitErrC = nil, nil // keep waiting for the connection or the timer
 		case <-timer.C:
-			res := e.initTimeout(ctx, in)
+			res := e.initTimeout(ctx, in, initMsg)
 			return fail(&res, nil)
 		case <-ctx.Done():
 			return fail(nil, ctx.Err())
@@ -218,7 +218,7 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 	if spare {
 		want = frameWaiting
 	}
-	f, res, err := e.readInit(ctx, in, initDeadline, want)
+	f, res, err := e.readInit(ctx, in, initDeadline, initMsg, want)
 	if res != nil || err != nil {
 		return fail(res, err)
 	}
@@ -259,11 +259,29 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// initDeadline bounds a start-up (runtimes/README.md, "Init"): the engine's
+// part and the runtime's together get the worker's InitTimeout; loading the
+// function (the runtime's start and the module's top-level code, from loadFrom
+// on) also gets no more than the function's own timeout, as on Lambda. It
+// returns the deadline and what to say when it passes.
+func (e *Executor) initDeadline(s Spec, began, loadFrom time.Time, spare bool) (time.Time, string) {
+	deadline := began.Add(e.cfg.InitTimeout)
+	msg := "the runtime did not become ready within " + fmtMS(e.cfg.InitTimeout)
+	if spare {
+		return deadline, msg
+	}
+	timeout := time.Duration(s.Limits.WithDefaults().TimeoutSeconds) * time.Second
+	if d := loadFrom.Add(timeout); d.Before(deadline) {
+		return d, fmt.Sprintf("the function did not finish loading within its timeout of %d s", s.Limits.WithDefaults().TimeoutSeconds)
+	}
+	return deadline, msg
+}
+
 // readInit reads the runner's first frame after start-up (or, for a spare,
 // after its init frame) and expects want: ready, or waiting for a spare. A
-// function that failed to load, ran out of time or memory yields a Result;
-// the caller removes the container in every case but success.
-func (e *Executor) readInit(ctx context.Context, in *instance, deadline time.Time, want string) (frame, *Result, error) {
+// function that failed to load, ran out of time (timeoutMsg) or memory
+// yields a Result; the caller removes the container in every case but success.
+func (e *Executor) readInit(ctx context.Context, in *instance, deadline time.Time, timeoutMsg, want string) (frame, *Result, error) {
 	_ = in.conn.SetReadDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = in.conn.SetReadDeadline(time.Now()) })
 	f, err := readFrame(in.r, e.maxFrame())
@@ -273,7 +291,7 @@ func (e *Executor) readInit(ctx context.Context, in *instance, deadline time.Tim
 		case ctx.Err() != nil:
 			return f, nil, ctx.Err()
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			res := e.initTimeout(ctx, in)
+			res := e.initTimeout(ctx, in, timeoutMsg)
 			return f, &res, nil
 		default:
 			res, err := e.diagnose(ctx, in, "start-up")
@@ -297,12 +315,10 @@ func (e *Executor) readInit(ctx context.Context, in *instance, deadline time.Tim
 	return f, nil, nil
 }
 
-func (e *Executor) initTimeout(ctx context.Context, in *instance) Result {
+func (e *Executor) initTimeout(ctx context.Context, in *instance, msg string) Result {
 	e.kill(ctx, in)
-	return Result{Status: StatusTimeout, Error: &ferry.FunctionError{
-		Type:    ErrTypeTimeout,
-		Message: "the runtime did not become ready within " + fmtMS(e.cfg.InitTimeout),
-	}, Logs: e.tailLogs(ctx, in)}
+	return Result{Status: StatusTimeout, Error: &ferry.FunctionError{Type: ErrTypeTimeout, Message: msg},
+		Logs: e.tailLogs(ctx, in)}
 }
 
 // invoke sends one invocation to a ready container and reads its result.

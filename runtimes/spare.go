@@ -226,7 +226,7 @@ func (e *Executor) assign(ctx context.Context, in *instance, s Spec) (*Result, e
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
-	deadline := began.Add(e.cfg.InitTimeout)
+	deadline, timeoutMsg := e.initDeadline(s, began, began, false)
 	_ = in.conn.SetWriteDeadline(deadline)
 	err = writeFrame(in.conn, initFrame{
 		Type: frameInit, Handler: s.Handler, Function: s.Function, Version: strconv.Itoa(s.Version),
@@ -236,7 +236,7 @@ func (e *Executor) assign(ctx context.Context, in *instance, s Spec) (*Result, e
 		// The runner went away while waiting; nothing of the function ran.
 		return fail(nil, fmt.Errorf("%w: send init: %v", errSpareUnusable, err))
 	}
-	f, res, err := e.readInit(ctx, in, deadline, frameReady)
+	f, res, err := e.readInit(ctx, in, deadline, timeoutMsg, frameReady)
 	if res != nil || err != nil {
 		return fail(res, err)
 	}

@@ -11,14 +11,20 @@
 // are captured as its logs; the protocol has its own socket, so prints can never
 // corrupt a result.
 
+const { AsyncLocalStorage } = require('async_hooks');
+const { randomBytes } = require('crypto');
 const fs = require('fs');
 const net = require('net');
 const path = require('path');
+const { Writable } = require('stream');
 const { pathToFileURL } = require('url');
+const { Worker } = require('worker_threads');
 
 const SOCKET_PATH = process.env.FERRY_SOCKET || '/run/ferry/ferry.sock';
 const TASK_ROOT = process.env.LAMBDA_TASK_ROOT || '/var/task';
-const DEFAULT_LOG_LIMIT = 1 << 20;
+const DEFAULT_LOG_LIMIT = 256 << 10; // the executor always sets FERRY_LOG_LIMIT; same default
+// Deepest nesting of arrays and objects in an event or a result (ferry.MaxJSONDepth).
+const MAX_JSON_DEPTH = 512;
 const CGROUP_PEAK_FILES = [
   '/sys/fs/cgroup/memory.peak', // cgroup v2
   '/sys/fs/cgroup/memory/memory.max_usage_in_bytes', // cgroup v1
@@ -36,59 +42,173 @@ class FerryError extends Error {
 
 // ---- logs -------------------------------------------------------------------
 
-// Replaces process.stdout.write and process.stderr.write. While an invocation runs
-// their bytes go to a capped buffer; otherwise to the container's own output.
+// The entry point (see the Dockerfile) starts the runner with fd 1 and 2 on a
+// FIFO (FERRY_LOG_FIFO) opened read-write, so that they are blocking and never
+// full for long, and fd 3 on the container's own stderr. A worker thread drains
+// the FIFO: it must not be the main thread, or a large fs.writeSync(1, ...) by
+// the handler would wait for a reader that can never run. Everything written
+// to fd 1 and 2 between a begin and an end marker (console.*, process.stdout,
+// fs.writeSync(1, ...), child processes) is the invocation's logs; output at
+// other times goes to the container's own log.
+const DRAIN = `
+const fs = require('fs');
+const { parentPort, workerData: w } = require('worker_threads');
+const begin = Buffer.from(w.begin), end = Buffer.from(w.end), quit = Buffer.from(w.quit), m = begin.length;
+const fd = fs.openSync(w.fifo, 'r');
+const chunk = Buffer.allocUnsafe(1 << 16);
+let inside = false, parts = [], kept = 0, total = 0, data = Buffer.alloc(0);
+const keep = (b) => {
+  if (!b.length) return;
+  if (!inside) {
+    try { fs.writeSync(w.diag, b); } catch (_) {}
+    return;
+  }
+  const room = w.limit - kept;
+  if (room > 0) {
+    const part = Buffer.from(b.subarray(0, room));
+    parts.push(part);
+    kept += part.length;
+  }
+  total += b.length;
+};
+for (;;) {
+  let n;
+  try { n = fs.readSync(fd, chunk, 0, chunk.length, null); } catch (e) { if (e.code === 'EAGAIN' || e.code === 'EINTR') continue; throw e; }
+  if (n === 0) break;
+  data = data.length ? Buffer.concat([data, chunk.subarray(0, n)]) : Buffer.from(chunk.subarray(0, n));
+  for (;;) {
+    const b = data.indexOf(begin), e = data.indexOf(end), q = data.indexOf(quit);
+    const i = [b, e, q].filter((x) => x >= 0).reduce((x, y) => Math.min(x, y), Infinity);
+    if (i === Infinity) break;
+    keep(data.subarray(0, i));
+    if (i === q) process.exit(0); // the runner exits: so may this thread
+    if (i === b) {
+      parts = []; kept = 0; total = 0; inside = true;
+    } else {
+      parentPort.postMessage({ logs: Buffer.concat(parts, kept).toString('utf8'), truncated: total > w.limit });
+      parts = []; kept = 0; total = 0; inside = false;
+    }
+    data = data.subarray(i + m);
+  }
+  // Hold back a tail that may be the start of a marker split across reads.
+  let hold = 0;
+  for (let k = Math.min(m - 1, data.length); k > 0 && hold === 0; k--) {
+    const tail = data.subarray(data.length - k);
+    if ([begin, end, quit].some((x) => x.subarray(0, k).equals(tail))) hold = k;
+  }
+  keep(data.subarray(0, data.length - hold));
+  data = Buffer.from(data.subarray(data.length - hold));
+}
+`;
+
+// A blocking, synchronous stream on fd, in place of process.stdout/stderr:
+// Node's own would set the shared FIFO non-blocking, and fs.writeSync(1, ...)
+// would then fail with EAGAIN or write short.
+function fdStream(fd, route) {
+  const stream = new Writable({
+    write(chunk, encoding, cb) {
+      try {
+        writeAll(route(fd), chunk);
+        cb();
+      } catch (err) {
+        cb(err);
+      }
+    },
+  });
+  stream.fd = fd;
+  stream.isTTY = false;
+  stream._isStdio = true;
+  stream.destroySoon = stream.destroy;
+  stream._destroy = (err, cb) => cb(err); // never closes the fd
+  return stream;
+}
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+function writeAll(fd, buf) {
+  for (let off = 0; off < buf.length; ) {
+    try {
+      off += fs.writeSync(fd, buf, off);
+    } catch (err) {
+      if (err.code !== 'EAGAIN') throw err;
+      Atomics.wait(pause, 0, 0, 1); // full, and non-blocking after all: let the drain catch up
+    }
+  }
+}
+
 class LogCapture {
   constructor(limit) {
-    this.limit = limit;
-    this.active = false;
-    this.reset();
-    for (const stream of [process.stdout, process.stderr]) {
-      const original = stream.write.bind(stream);
-      stream.write = (chunk, encoding, cb) => this.write(original, chunk, encoding, cb);
+    const fifo = process.env.FERRY_LOG_FIFO;
+    delete process.env.FERRY_LOG_FIFO;
+    this.diagFd = fifo ? 3 : 2;
+    this.diag = (msg) => {
+      try {
+        writeAll(this.diagFd, Buffer.from(`ferry-runner: ${msg}\n`));
+      } catch (_) {
+        // nowhere left to say it
+      }
+    };
+    if (!fifo) {
+      this.diag('FERRY_LOG_FIFO is not set: start the runner with the image\'s entry point');
+      process.exit(2);
     }
-    this.diag = (msg) => fs.writeSync(2, `ferry-runner: ${msg}\n`);
-  }
-
-  reset() {
-    this.chunks = [];
-    this.kept = 0;
-    this.total = 0;
-  }
-
-  write(original, chunk, encoding, cb) {
-    if (!this.active) return original(chunk, encoding, cb);
-    if (typeof encoding === 'function') {
-      cb = encoding;
-      encoding = undefined;
-    }
-    let buf;
-    if (Buffer.isBuffer(chunk)) buf = chunk;
-    else if (chunk instanceof Uint8Array) buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    else buf = Buffer.from(String(chunk), typeof encoding === 'string' ? encoding : 'utf8');
-    const room = this.limit - this.kept;
-    if (room > 0) {
-      const part = buf.length > room ? buf.subarray(0, room) : buf;
-      this.chunks.push(Buffer.from(part)); // copy: the caller may reuse its buffer
-      this.kept += part.length;
-    }
-    this.total += buf.length;
-    if (typeof cb === 'function') process.nextTick(cb);
-    return true;
+    const token = randomBytes(12).toString('hex');
+    this.beginMark = Buffer.from(`\0ferry-log-${token}-B\0`);
+    this.endMark = Buffer.from(`\0ferry-log-${token}-E\0`);
+    const quitMark = Buffer.from(`\0ferry-log-${token}-Q\0`);
+    this.waiting = null;
+    this.worker = new Worker(DRAIN, {
+      eval: true,
+      workerData: { fifo, diag: this.diagFd, limit, begin: this.beginMark, end: this.endMark, quit: quitMark },
+      // Piped to the main thread's process.stdout, the worker's output would
+      // set fd 1 non-blocking; it writes nothing anyway.
+      stdout: true,
+      stderr: true,
+    });
+    this.worker.on('message', (m) => {
+      const w = this.waiting;
+      this.waiting = null;
+      if (w) w(m);
+    });
+    let drained = true;
+    this.worker.on('error', (err) => {
+      drained = false;
+      this.diag(`log drain failed: ${err && err.stack}`);
+      process.exit(2);
+    });
+    this.worker.unref();
+    // process.exit waits for worker threads, and this one waits in read():
+    // the quit marker ends it (also when the handler calls process.exit).
+    process.on('exit', () => {
+      if (drained) writeAll(1, quitMark);
+    });
+    // Output of code an invocation left running after it ended (a timer, a
+    // callback) goes to the container's own log, never to a later invocation.
+    const route = (fd) => (owner.getStore()?.ended ? this.diagFd : fd);
+    const out = fdStream(1, route);
+    const err = fdStream(2, route);
+    Object.defineProperty(process, 'stdout', { configurable: true, enumerable: true, get: () => out });
+    Object.defineProperty(process, 'stderr', { configurable: true, enumerable: true, get: () => err });
   }
 
   begin() {
-    this.reset();
-    this.active = true;
+    writeAll(1, this.beginMark);
   }
 
-  // Returns {logs, truncated} of everything written since begin().
+  // Resolves to {logs, truncated} of everything written since begin().
   end() {
-    this.active = false;
-    const logs = Buffer.concat(this.chunks, this.kept).toString('utf8');
-    const truncated = this.total > this.limit;
-    this.reset();
-    return { logs, truncated };
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.diag('log drain did not see the end marker in time');
+        this.waiting = null;
+        resolve({ logs: '', truncated: false });
+      }, 10000);
+      this.waiting = (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      };
+      writeAll(1, this.endMark);
+    });
   }
 }
 
@@ -176,6 +296,10 @@ function userStack(err) {
 }
 
 function errorInfo(err) {
+  if (err instanceof UnhandledRejection) {
+    const inner = errorInfo(err.reason);
+    return { type: 'Runtime.UnhandledPromiseRejection', message: `${inner.type}: ${inner.message}`, stack: inner.stack };
+  }
   if (err instanceof Error) {
     return { type: err.name || 'Error', message: String(err.message), stack: userStack(err) };
   }
@@ -199,6 +323,25 @@ function memoryPeak() {
   }
   return 0;
 }
+
+// Whether the JSON text nests arrays and objects deeper than limit.
+function jsonTooDeep(text, limit) {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // a backslash escapes the next character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      if (++depth > limit) return true;
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return false;
+}
+
+const tooDeepMessage = `nested deeper than the limit of ${MAX_JSON_DEPTH} levels`;
 
 // ---- protocol -----------------------------------------------------------------
 
@@ -240,7 +383,9 @@ function serveFrames(sock, onFrame) {
       if (buf.length < 4 + n) break;
       const body = buf.subarray(4, 4 + n).toString('utf8');
       buf = buf.subarray(4 + n);
-      await onFrame(JSON.parse(body));
+      // The frame is one level around the event; a deeper event is refused
+      // before parsing, by an invocation that does not call the handler.
+      await onFrame(jsonTooDeep(body, MAX_JSON_DEPTH + 1) ? { type: 'invoke', tooDeep: true } : JSON.parse(body));
     }
     busy = false;
   };
@@ -256,57 +401,163 @@ function serveFrames(sock, onFrame) {
 // ---- invocation ---------------------------------------------------------------
 
 let logs;
-let current = null; // finish() of the running invocation, for uncaught errors
+let conn = null; // the socket to the host
+// The running invocation: {id, ended, fail(err)}; also the AsyncLocalStorage
+// store of everything the handler started, so that output and errors of
+// work left running after an invocation ended are told apart.
+let current = null;
+const owner = new AsyncLocalStorage();
 
-function runHandler(fn, msg) {
+// An unhandled promise rejection, reported as Lambda does.
+class UnhandledRejection {
+  constructor(reason) {
+    this.reason = reason;
+  }
+}
+
+function runHandler(fn, msg, inv) {
   return new Promise((resolve) => {
     let settled = false;
-    const finish = (err, result) => {
+    const finish = (err, result, viaCallback) => {
       if (settled) return;
       settled = true;
-      resolve({ err, result });
+      resolve({ err, result, viaCallback, context });
     };
-    current = finish;
-    const context = makeContext(msg.id || '', msg.deadline_ms || 0, finish);
-    try {
-      const args = [msg.event === undefined ? null : msg.event, context];
-      // (event, context, callback): the callback completes it, unless a promise does.
-      if (fn.length >= 3) args.push((err, result) => finish(err == null ? null : err, result));
-      const out = fn(...args);
-      if (out && typeof out.then === 'function') {
-        out.then(
-          (v) => finish(null, v),
-          (e) => finish(e == null ? new Error('handler rejected with ' + e) : e),
-        );
-      } else if (fn.length < 3) {
-        finish(null, out);
+    // An uncaught error fails the invocation; after the handler finished,
+    // it still does, until the result is sent.
+    inv.fail = (err) => {
+      if (!settled) finish(err);
+      else if (inv.late === undefined) inv.late = err;
+    };
+    const done = (err, result) => finish(err == null ? null : err, result, true);
+    const context = makeContext(msg.id || '', msg.deadline_ms || 0, done);
+    owner.run(inv, () => {
+      try {
+        const args = [msg.event === undefined ? null : msg.event, context];
+        // (event, context, callback): the callback completes it, unless a promise does.
+        if (fn.length >= 3) args.push(done);
+        const out = fn(...args);
+        if (out && typeof out.then === 'function') {
+          out.then(
+            (v) => finish(null, v),
+            (e) => finish(e == null ? new Error('handler rejected with ' + e) : e),
+          );
+        } else if (fn.length < 3) {
+          finish(null, out);
+        }
+      } catch (err) {
+        finish(err);
       }
-    } catch (err) {
-      finish(err);
+    });
+  });
+}
+
+// The function's processes: this runner's descendants and, in a container
+// whose init is docker-init, the orphans it adopted. Never anything else, so a
+// runner started outside a container touches no stranger's process.
+function functionProcesses() {
+  const roots = new Set([process.pid]);
+  try {
+    if (process.ppid === 1 && fs.readFileSync('/proc/1/comm', 'utf8').trim() === 'docker-init') roots.add(1);
+  } catch (_) {
+    // no /proc: only our own descendants
+  }
+  const children = new Map();
+  let names = [];
+  try {
+    names = fs.readdirSync('/proc');
+  } catch (_) {
+    return new Set();
+  }
+  for (const name of names) {
+    if (!/^[0-9]+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'latin1');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(name));
+    } catch (_) {
+      // gone meanwhile
     }
+  }
+  const found = new Set();
+  const todo = [...roots];
+  while (todo.length) {
+    for (const pid of children.get(todo.pop()) || []) {
+      if (!found.has(pid) && !roots.has(pid)) {
+        found.add(pid);
+        todo.push(pid);
+      }
+    }
+  }
+  return found;
+}
+
+// Kills the function's processes started since before was taken; libuv and
+// the container's init reap them.
+function endProcesses(before) {
+  for (const pid of functionProcesses()) {
+    if (before.has(pid)) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch (_) {
+      // already gone
+    }
+  }
+}
+
+// Resolves when nothing but the runner's own socket keeps the event loop
+// alive: Lambda's callbackWaitsForEmptyEventLoop.
+function emptyEventLoop() {
+  return new Promise((resolve) => {
+    process.once('beforeExit', () => {
+      conn.ref();
+      resolve();
+    });
+    conn.unref();
   });
 }
 
 async function invoke(fn, msg) {
   const cpu0 = process.cpuUsage();
+  const inv = { id: msg.id || '', ended: false, late: undefined };
+  inv.fail = (e) => {
+    if (inv.late === undefined) inv.late = e;
+  };
+  current = inv;
+  const processes = functionProcesses();
   logs.begin();
   const t0 = performance.now();
-  const { err, result } = await runHandler(fn, msg);
+  let { err, result, viaCallback, context } = msg.tooDeep
+    ? { err: new FerryError('Runtime.UnmarshalError', `the event is ${tooDeepMessage}`) }
+    : await runHandler(fn, msg, inv);
+  if (viaCallback && context.callbackWaitsForEmptyEventLoop) await emptyEventLoop();
+  // Rejections of promises nobody awaited are reported after the microtasks
+  // ran: one turn of the event loop lets them reach this invocation.
+  await new Promise((resolve) => setImmediate(resolve));
   const durationMs = performance.now() - t0;
+  endProcesses(processes);
+  if (err == null && inv.late !== undefined) err = inv.late;
+  inv.ended = true;
   current = null;
   let ok = err == null;
   let error = ok ? null : errorInfo(err);
   let resultJSON;
   if (ok) {
+    let why = null;
     try {
       resultJSON = JSON.stringify(result === undefined ? null : result);
       if (resultJSON === undefined) resultJSON = 'null'; // a function or a symbol
+      if (jsonTooDeep(resultJSON, MAX_JSON_DEPTH)) why = `it is ${tooDeepMessage}`;
     } catch (e) {
+      why = /call stack/.test(e.message) ? `it is ${tooDeepMessage}` : e.message;
+    }
+    if (why !== null) {
       ok = false;
-      error = { type: 'Runtime.MarshalError', message: `Unable to marshal the result: ${e.message}`, stack: '' };
+      error = { type: 'Runtime.MarshalError', message: `Unable to marshal the result: ${why}`, stack: '' };
     }
   }
-  const { logs: text, truncated } = logs.end();
+  const { logs: text, truncated } = await logs.end();
   const cpu = process.cpuUsage(cpu0);
   const head = {
     type: 'result',
@@ -335,7 +586,7 @@ async function loadFunction() {
   } catch (err) {
     initError = errorInfo(err);
   }
-  const init = logs.end();
+  const init = await logs.end();
   return { fn, initError, logs: init.logs, truncated: init.truncated };
 }
 
@@ -347,6 +598,7 @@ async function connectOrExit() {
     logs.diag(`cannot connect to ${SOCKET_PATH}: ${err.message}`);
     process.exit(2);
   }
+  conn = sock;
   sock.on('error', (err) => {
     logs.diag(`socket error: ${err.message}`);
     process.exit(2);
@@ -369,14 +621,24 @@ async function main() {
     // no task root: the handler will not be found either
   }
 
-  // An error thrown outside the handler's call stack (a timer, an unawaited
-  // promise) fails the running invocation instead of killing the runner.
+  // An error thrown outside the handler's call stack (a timer, a promise
+  // nobody awaited) fails the invocation that started that work while it
+  // runs; once it ended, the error goes to the container's own log, never to
+  // another invocation. Errors of work started at load time fail whichever
+  // invocation is running. The runner survives all of them.
   const uncaught = (err) => {
-    if (current) current(err == null ? new Error('uncaught ' + err) : err);
-    else logs.diag(`uncaught error outside an invocation: ${err && err.stack ? err.stack : err}`);
+    const started = owner.getStore();
+    const inv = started && started.ended ? null : current;
+    if (inv) {
+      inv.fail(err == null ? new Error('uncaught ' + err) : err);
+      return;
+    }
+    const raw = err instanceof UnhandledRejection ? err.reason : err;
+    const where = started ? `of invocation ${started.id} after it ended` : 'outside an invocation';
+    logs.diag(`uncaught error ${where}: ${raw && raw.stack ? raw.stack : raw}`);
   };
   process.on('uncaughtException', uncaught);
-  process.on('unhandledRejection', uncaught);
+  process.on('unhandledRejection', (reason) => uncaught(new UnhandledRejection(reason)));
 
   // A spare (FERRY_SPARE=1) starts before it belongs to any function: it
   // connects, says "waiting" and loads the handler named by the init frame,

@@ -10,6 +10,8 @@ child processes) is captured through a pipe and returned as that invocation's lo
 the protocol has its own socket, so prints can never corrupt a result.
 """
 
+import array
+import itertools
 import json
 import os
 import socket
@@ -20,7 +22,9 @@ import time
 
 SOCKET_PATH = os.environ.get("FERRY_SOCKET", "/run/ferry/ferry.sock")
 TASK_ROOT = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
-DEFAULT_LOG_LIMIT = 1 << 20
+DEFAULT_LOG_LIMIT = 256 << 10  # the executor always sets FERRY_LOG_LIMIT; same default
+# Deepest nesting of arrays and objects in an event or a result (ferry.MaxJSONDepth).
+MAX_JSON_DEPTH = 512
 CGROUP_PEAK_FILES = (
     "/sys/fs/cgroup/memory.peak",  # cgroup v2
     "/sys/fs/cgroup/memory/memory.max_usage_in_bytes",  # cgroup v1
@@ -41,19 +45,25 @@ class FerryError(Exception):
 class LogCapture:
     """Points fd 1 and 2 at a pipe drained by a thread into a capped buffer.
 
-    end() writes a random marker into the same pipe and waits until the drain
-    thread has seen it: everything written before end() has then been collected.
+    begin() and end() write random markers into the same pipe; what the drain
+    reads between them is the invocation's logs, and end() waits until the
+    drain has seen its marker: everything written before end() has then been
+    collected. What is written at other times goes to the container's own log.
     """
 
     def __init__(self, limit):
         self.limit = limit
-        self.marker = b"\0ferry-log-end-" + os.urandom(12).hex().encode() + b"\0"
+        token = b"\0ferry-log-" + os.urandom(12).hex().encode() + b"-"
+        self.begin_mark, self.end_mark = token + b"B\0", token + b"E\0"
         self.lock = threading.Lock()
         self.done = threading.Event()
+        self.inside = False
         self.buf = bytearray()
         self.total = 0
-        # The runner's own diagnostics go to the container's original stderr.
-        self.diag = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
+        # The runner's own diagnostics, and output outside invocations, go
+        # to the container's original stderr.
+        self.diag_fd = os.dup(2)
+        self.diag = os.fdopen(os.dup(self.diag_fd), "w", buffering=1, encoding="utf-8", errors="replace")
         r, w = os.pipe()
         self.r, self.w = r, w
         os.dup2(w, 1)
@@ -63,6 +73,12 @@ class LogCapture:
     def _keep(self, data):
         if not data:
             return
+        if not self.inside:
+            try:
+                os.write(self.diag_fd, data)
+            except OSError:
+                pass
+            return
         with self.lock:
             room = self.limit - len(self.buf)
             if room > 0:
@@ -70,7 +86,7 @@ class LogCapture:
             self.total += len(data)
 
     def _drain(self):
-        marker, m = self.marker, len(self.marker)
+        m = len(self.end_mark)
         pending = b""
         while True:
             try:
@@ -81,36 +97,44 @@ class LogCapture:
                 return
             data = pending + chunk
             while True:
-                i = data.find(marker)
-                if i < 0:
+                i = data.find(self.begin_mark[:-2])
+                if i < 0 or len(data) < i + m:
                     break
-                self._keep(data[:i])
+                mark = data[i:i + m]
+                self._keep(data[:i + (0 if mark in (self.begin_mark, self.end_mark) else m)])
                 data = data[i + m:]
-                self.done.set()
+                if mark == self.begin_mark:
+                    with self.lock:
+                        self.buf, self.total, self.inside = bytearray(), 0, True
+                elif mark == self.end_mark:
+                    self.inside = False
+                    self.done.set()
             # Hold back a tail that may be the start of a marker split across reads.
             keep = 0
             if data.rfind(b"\0", max(0, len(data) - m + 1)) >= 0:
                 for k in range(min(m - 1, len(data)), 0, -1):
-                    if marker.startswith(data[-k:]):
+                    if self.begin_mark.startswith(data[-k:]) or self.end_mark.startswith(data[-k:]):
                         keep = k
                         break
             self._keep(data[: len(data) - keep])
             pending = data[len(data) - keep:]
 
-    def begin(self):
-        with self.lock:
-            self.buf = bytearray()
-            self.total = 0
-
-    def end(self):
-        """Returns (logs, truncated) of everything written since begin()."""
+    def _flush(self):
         for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
             try:
                 stream.flush()
             except Exception:  # the handler may have replaced or closed them
                 pass
+
+    def begin(self):
+        self._flush()  # what is still buffered belongs to no invocation
+        os.write(self.w, self.begin_mark)
+
+    def end(self):
+        """Returns (logs, truncated) of everything written since begin()."""
+        self._flush()
         self.done.clear()
-        os.write(self.w, self.marker)
+        os.write(self.w, self.end_mark)
         if not self.done.wait(10):
             self.log("log drain did not see the end marker in time")
         with self.lock:
@@ -125,6 +149,126 @@ class LogCapture:
             self.diag.write("ferry-runner: " + msg + "\n")
         except Exception:
             pass
+
+
+# --- work left running ------------------------------------------------------
+#
+# The invocation a thread works for is its "owner": the running invocation for
+# the main thread, the starting thread's owner for a new thread, the
+# submitter's for a thread pool's work item. What a thread prints through
+# sys.stdout/sys.stderr after its owner ended goes to the container's own log,
+# never into a later invocation's logs (runtimes/README.md, "Work left running").
+
+
+class Invocation:
+    def __init__(self, request_id):
+        self.id = request_id
+        self.ended = False
+
+
+def owner():
+    return getattr(threading.current_thread(), "_ferry_owner", None)
+
+
+def _start_thread(self, _start=threading.Thread.start):
+    self._ferry_owner = owner()
+    _start(self)
+
+
+threading.Thread.start = _start_thread
+
+
+def _patch_thread_pool():
+    """Work items run for their submitter; patched once the module is in use."""
+    futures = sys.modules.get("concurrent.futures.thread")
+    if futures is None or getattr(futures.ThreadPoolExecutor.submit, "_ferry", False):
+        return
+    submit = futures.ThreadPoolExecutor.submit
+
+    def submit_for_owner(self, fn, /, *args, **kwargs):
+        inv = owner()
+
+        def run(*a, **k):
+            t = threading.current_thread()
+            saved = getattr(t, "_ferry_owner", None)
+            t._ferry_owner = inv
+            try:
+                return fn(*a, **k)
+            finally:
+                t._ferry_owner = saved
+
+        return submit(self, run, *args, **kwargs)
+
+    submit_for_owner._ferry = True
+    futures.ThreadPoolExecutor.submit = submit_for_owner
+
+
+class OwnedStream:
+    """sys.stdout/sys.stderr: writes of threads whose invocation ended go to stale."""
+
+    def __init__(self, stream, stale):
+        self._stream, self._stale = stream, stale
+
+    def write(self, text):
+        inv = owner()
+        if inv is not None and inv.ended:
+            return self._stale.write(text)
+        return self._stream.write(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def function_processes():
+    """The function's processes: this runner's descendants and, in a container
+    whose init is docker-init, the orphans it adopted. Never anything else,
+    so a runner started outside a container touches no stranger's process."""
+    me = os.getpid()
+    roots = {me}
+    try:
+        with open("/proc/1/comm") as f:
+            if os.getppid() == 1 and f.read().strip() == "docker-init":
+                roots.add(1)
+    except OSError:
+        pass
+    children = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return set()
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    found, todo = set(), list(roots)
+    while todo:
+        for pid in children.get(todo.pop(), ()):
+            if pid not in found and pid not in roots:
+                found.add(pid)
+                todo.append(pid)
+    return found
+
+
+def end_processes(before):
+    """Kills the function's processes started since before was taken, and reaps them."""
+    for pid in function_processes() - before:
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            continue
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass  # not our child: the container's init reaps it
 
 
 # --- handler ----------------------------------------------------------------
@@ -250,6 +394,28 @@ def json_default(obj):
     raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
 
 
+_NOT_STRUCTURE = bytes(range(256)).translate(None, b'[]{}"')
+_NESTING_STEP = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")
+
+
+def json_too_deep(data, limit=MAX_JSON_DEPTH):
+    """Whether the JSON text data (bytes) nests arrays and objects deeper than limit.
+
+    Checked on the text, before decoding: json's decoder recurses, and nesting
+    of a few thousand levels would end the runner with a RecursionError.
+    """
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    if b"\\" in data:  # escaped quotes and backslashes cannot end a string
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Keep brackets and quotes, drop what is inside strings, then the running
+    # sum of +1 per opening and -1 per closing bracket is the depth.
+    data = b"".join(data.translate(None, _NOT_STRUCTURE).split(b'"')[::2])
+    if len(data) <= 2 * limit:
+        return False
+    return max(itertools.accumulate(array.array("b", data.translate(_NESTING_STEP)))) > limit
+
+
 # --- metrics ----------------------------------------------------------------
 
 
@@ -302,6 +468,7 @@ def send_frame(sock, payload):
 
 
 def read_frame(rfile):
+    """The next frame's JSON text (bytes), or None when the host closed the socket."""
     head = rfile.read(4)
     if len(head) < 4:
         return None
@@ -309,7 +476,7 @@ def read_frame(rfile):
     body = rfile.read(n)
     if len(body) < n:
         return None
-    return json.loads(body)
+    return body
 
 
 def result_frame(ok, result_json, error, duration_ms, logs, truncated, cpu_ms):
@@ -329,8 +496,22 @@ def result_frame(ok, result_json, error, duration_ms, logs, truncated, cpu_ms):
     return json.dumps(head)[:-1] + ',"result":' + result_json + "}"
 
 
+def refuse_event(logs):
+    """The result of an invocation whose event is nested too deeply: the handler is not called."""
+    logs.begin()
+    text, truncated = logs.end()
+    return result_frame(False, None, {
+        "type": "Runtime.UnmarshalError",
+        "message": "the event is nested deeper than the limit of %d levels" % MAX_JSON_DEPTH,
+        "stack": ""}, 0, text, truncated, 0)
+
+
 def invoke(fn, arity, msg, logs):
     context = LambdaContext(msg.get("id", ""), msg.get("deadline_ms") or 0)
+    inv = Invocation(context.aws_request_id)
+    threading.main_thread()._ferry_owner = inv
+    _patch_thread_pool()
+    processes = function_processes()
     cpu0 = cpu_time()
     logs.begin()
     start = time.perf_counter()
@@ -340,12 +521,20 @@ def invoke(fn, arity, msg, logs):
         try:
             result_json = json.dumps(result, allow_nan=False, default=json_default)
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            if isinstance(exc, RecursionError):
+                exc = "it is nested deeper than the limit of %d levels" % MAX_JSON_DEPTH
             raise FerryError("Runtime.MarshalError",
                              "Unable to marshal the result: %s" % exc) from None
+        if (result_json.count("[") + result_json.count("{") > MAX_JSON_DEPTH
+                and json_too_deep(result_json.encode())):
+            raise FerryError("Runtime.MarshalError", "Unable to marshal the result: it is nested "
+                             "deeper than the limit of %d levels" % MAX_JSON_DEPTH)
     except BaseException as exc:  # noqa: B902 — sys.exit() in a handler is its error too
         ok, error = False, error_info(exc)
     duration_ms = (time.perf_counter() - start) * 1000
+    end_processes(processes)
     text, truncated = logs.end()
+    inv.ended = True
     return result_frame(ok, result_json, error, duration_ms, text,
                         truncated, (cpu_time() - cpu0) * 1000)
 
@@ -356,6 +545,8 @@ def main():
     logs = LogCapture(limit)
     sys.stdout.reconfigure(line_buffering=True)
     sys.stderr.reconfigure(line_buffering=True)
+    sys.stdout = OwnedStream(sys.stdout, logs.diag)
+    sys.stderr = OwnedStream(sys.stderr, logs.diag)
 
     # The bundle root (and its vendored packages) comes first; the runner's own
     # folder is not importable.
@@ -378,9 +569,10 @@ def main():
         send_frame(sock, json.dumps({"type": "waiting",
                                      "init_ms": round((time.perf_counter() - start) * 1000, 3)}))
         while True:
-            msg = read_frame(rfile)
-            if msg is None:
+            body = read_frame(rfile)
+            if body is None:
                 os._exit(0)  # the host closed the connection before assigning it
+            msg = json.loads(body)
             if msg.get("type") == "init":
                 break
             logs.log("ignoring frame of type %r while waiting" % msg.get("type"))
@@ -413,10 +605,24 @@ def main():
 
     if rfile is None:
         rfile = sock.makefile("rb")
+    try:
+        serve(sock, rfile, fn, arity, logs)
+    except BaseException as exc:  # noqa: B902 — say why in the container's log, not nowhere
+        info = error_info(exc)
+        logs.log("fatal: %s: %s\n%s" % (info["type"], info["message"], info["stack"]))
+        os._exit(2)
+
+
+def serve(sock, rfile, fn, arity, logs):
     while True:
-        msg = read_frame(rfile)
-        if msg is None:
+        body = read_frame(rfile)
+        if body is None:
             os._exit(0)  # the host closed the connection: nothing more to do
+        # The frame is one level around the event.
+        if json_too_deep(body, MAX_JSON_DEPTH + 1):
+            send_frame(sock, refuse_event(logs))
+            continue
+        msg = json.loads(body)
         if msg.get("type") != "invoke":
             logs.log("ignoring frame of type %r" % msg.get("type"))
             continue

@@ -77,7 +77,12 @@ func FerryRequestID(ctx context.Context) string {
 	return inv.AwsRequestID
 }
 
-const ferryDefaultLogLimit = 1 << 20
+// The executor always sets FERRY_LOG_LIMIT; this is the same default.
+const ferryDefaultLogLimit = 256 << 10
+
+// ferryMaxJSONDepth is the deepest nesting of arrays and objects in an event or
+// a result (ferry.MaxJSONDepth).
+const ferryMaxJSONDepth = 512
 
 var ferryCgroupPeakFiles = []string{
 	"/sys/fs/cgroup/memory.peak",                      // cgroup v2
@@ -146,7 +151,16 @@ func main() {
 	info := ferryStaticInfo()
 	for {
 		var msg ferryInvokeMsg
-		if err := ferryReadFrame(r, &msg); err != nil {
+		body, err := ferryReadBody(r)
+		// The frame is one level around the event. A deeper event is refused
+		// before decoding (encoding/json gives up at 10000 levels, which
+		// would end the runner) and the handler is not called.
+		if err == nil && ferryTooDeep(body, ferryMaxJSONDepth+1) {
+			msg.Type, msg.tooDeep = "invoke", true
+		} else if err == nil {
+			err = json.Unmarshal(body, &msg)
+		}
+		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 				logs.diagf("reading a frame: %v", err)
 			}
@@ -176,6 +190,8 @@ type ferryInvokeMsg struct {
 	ID         string          `json:"id"`
 	Event      json.RawMessage `json:"event"`
 	DeadlineMS int64           `json:"deadline_ms"`
+
+	tooDeep bool // the event nests deeper than ferryMaxJSONDepth; not decoded
 }
 
 type ferryInitMsg struct {
@@ -307,11 +323,13 @@ func (f *ferryFunc) invoke(msg *ferryInvokeMsg, info ferryInfo, logs *ferryLogs)
 		ctx = context.WithValue(ctx, k, v)
 	}
 
+	procs := ferryFunctionProcesses()
 	cpu0 := ferryCPUTime()
 	logs.begin()
 	start := time.Now()
-	result, ferr := f.call(ctx, msg.Event)
+	result, ferr := f.call(ctx, msg.Event, msg.tooDeep)
 	duration := time.Since(start)
+	ferryEndProcesses(procs)
 	text, truncated := logs.end()
 	return &ferryResultMsg{
 		Type:          "result",
@@ -326,7 +344,7 @@ func (f *ferryFunc) invoke(msg *ferryInvokeMsg, info ferryInfo, logs *ferryLogs)
 	}
 }
 
-func (f *ferryFunc) call(ctx context.Context, event json.RawMessage) (result json.RawMessage, ferr *ferryError) {
+func (f *ferryFunc) call(ctx context.Context, event json.RawMessage, tooDeep bool) (result json.RawMessage, ferr *ferryError) {
 	defer func() {
 		if v := recover(); v != nil {
 			msg := fmt.Sprint(v)
@@ -339,6 +357,10 @@ func (f *ferryFunc) call(ctx context.Context, event json.RawMessage) (result jso
 	var args []reflect.Value
 	if f.takesCtx {
 		args = append(args, reflect.ValueOf(ctx))
+	}
+	if tooDeep {
+		return nil, &ferryError{Type: "Runtime.UnmarshalError",
+			Message: fmt.Sprintf("the event is nested deeper than the limit of %d levels", ferryMaxJSONDepth)}
 	}
 	if f.event != nil {
 		ev := reflect.New(f.event)
@@ -361,10 +383,38 @@ func (f *ferryFunc) call(ctx context.Context, event json.RawMessage) (result jso
 		return json.RawMessage("null"), nil
 	}
 	b, err := json.Marshal(out[0].Interface())
+	if err == nil && ferryTooDeep(b, ferryMaxJSONDepth) {
+		err = fmt.Errorf("it is nested deeper than the limit of %d levels", ferryMaxJSONDepth)
+	}
 	if err != nil {
 		return nil, &ferryError{Type: "Runtime.MarshalError", Message: "Unable to marshal the result: " + err.Error()}
 	}
 	return b, nil
+}
+
+// ferryTooDeep reports whether the JSON text nests arrays and objects deeper
+// than limit.
+func ferryTooDeep(text []byte, limit int) bool {
+	depth, inString := 0, false
+	for i := 0; i < len(text); i++ {
+		switch c := text[i]; {
+		case inString:
+			if c == '\\' {
+				i++ // the escaped character
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			if depth++; depth > limit {
+				return true
+			}
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return false
 }
 
 // ferryPanicStack keeps the goroutine header and the frames between the panic
@@ -386,17 +436,87 @@ func ferryPanicStack(stack string) string {
 	return strings.Join(append(lines[:1:1], lines[from:to]...), "\n")
 }
 
+// ---- processes --------------------------------------------------------------
+
+// ferryFunctionProcesses returns the function's processes: the runner's
+// descendants and, in a container whose init is docker-init, the orphans it
+// adopted. Never anything else, so a runner started outside a container
+// touches no stranger's process.
+func ferryFunctionProcesses() map[int]bool {
+	me := os.Getpid()
+	roots := map[int]bool{me: true}
+	if comm, err := os.ReadFile("/proc/1/comm"); err == nil && os.Getppid() == 1 && strings.TrimSpace(string(comm)) == "docker-init" {
+		roots[1] = true
+	}
+	names, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, n := range names {
+		pid, err := strconv.Atoi(n.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + n.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(fields[1]); err == nil {
+			children[ppid] = append(children[ppid], pid)
+		}
+	}
+	found := map[int]bool{}
+	var todo []int
+	for pid := range roots {
+		todo = append(todo, pid)
+	}
+	for len(todo) > 0 {
+		parent := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		for _, pid := range children[parent] {
+			if !found[pid] && !roots[pid] {
+				found[pid] = true
+				todo = append(todo, pid)
+			}
+		}
+	}
+	return found
+}
+
+// ferryEndProcesses kills the function's processes started since before was
+// taken, and reaps the runner's own children among them.
+func ferryEndProcesses(before map[int]bool) {
+	for pid := range ferryFunctionProcesses() {
+		if before[pid] {
+			continue
+		}
+		if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			_, _ = syscall.Wait4(pid, nil, 0, nil) // ECHILD when the init is its parent
+		}
+	}
+}
+
 // ---- logs -------------------------------------------------------------------
 
 // ferryLogs points fd 1 and 2 at a pipe drained by a goroutine into a capped
-// buffer. end() writes a random marker into the same pipe and waits until the
-// drain has seen it: everything written before end() has then been collected.
+// buffer. begin and end write random markers into the same pipe; what the
+// drain reads between them is the invocation's logs, and end waits until the
+// drain has seen its marker: everything written before end has then been
+// collected. What is written at other times goes to the container's own log.
 type ferryLogs struct {
 	limit  int
-	marker []byte
+	beginM []byte // marks: the same length, differing only in the last but one byte
+	endM   []byte
 	wfd    int
 	diag   *os.File
 	done   chan struct{}
+
+	inside bool // drain goroutine only
 
 	mu    sync.Mutex
 	buf   []byte
@@ -423,9 +543,11 @@ func ferryCaptureLogs(limit int) (*ferryLogs, error) {
 	}
 	mark := make([]byte, 12)
 	_, _ = rand.Read(mark)
+	token := "\x00ferry-log-" + hex.EncodeToString(mark) + "-"
 	l := &ferryLogs{
 		limit:  limit,
-		marker: []byte("\x00ferry-log-end-" + hex.EncodeToString(mark) + "\x00"),
+		beginM: []byte(token + "B\x00"),
+		endM:   []byte(token + "E\x00"),
 		wfd:    p[1],
 		diag:   os.NewFile(uintptr(errFD), "ferry-diag"),
 		done:   make(chan struct{}, 1),
@@ -436,6 +558,10 @@ func ferryCaptureLogs(limit int) (*ferryLogs, error) {
 
 func (l *ferryLogs) keep(data []byte) {
 	if len(data) == 0 {
+		return
+	}
+	if !l.inside {
+		_, _ = l.diag.Write(data)
 		return
 	}
 	l.mu.Lock()
@@ -450,7 +576,8 @@ func (l *ferryLogs) keep(data []byte) {
 }
 
 func (l *ferryLogs) drain(r *os.File) {
-	m := len(l.marker)
+	m := len(l.endM)
+	prefix := l.endM[:m-2]
 	chunk := make([]byte, 64<<10)
 	var data []byte
 	for {
@@ -460,16 +587,29 @@ func (l *ferryLogs) drain(r *os.File) {
 		}
 		data = append(data, chunk[:n]...)
 		for {
-			i := bytes.Index(data, l.marker)
-			if i < 0 {
+			i := bytes.Index(data, prefix)
+			if i < 0 || len(data) < i+m {
 				break
 			}
-			l.keep(data[:i])
-			data = data[i+m:]
-			select {
-			case l.done <- struct{}{}:
+			mark := data[i : i+m]
+			switch {
+			case bytes.Equal(mark, l.beginM):
+				l.keep(data[:i])
+				l.mu.Lock()
+				l.buf, l.total = l.buf[:0], 0
+				l.mu.Unlock()
+				l.inside = true
+			case bytes.Equal(mark, l.endM):
+				l.keep(data[:i])
+				l.inside = false
+				select {
+				case l.done <- struct{}{}:
+				default:
+				}
 			default:
+				l.keep(data[:i+m])
 			}
+			data = data[i+m:]
 		}
 		// Hold back a tail that may be the start of a marker split across reads.
 		hold, from, k := 0, len(data)-m+1, m-1
@@ -481,7 +621,8 @@ func (l *ferryLogs) drain(r *os.File) {
 		}
 		if bytes.IndexByte(data[from:], 0) >= 0 {
 			for ; k > 0; k-- {
-				if bytes.HasPrefix(l.marker, data[len(data)-k:]) {
+				tail := data[len(data)-k:]
+				if bytes.HasPrefix(l.beginM, tail) || bytes.HasPrefix(l.endM, tail) {
 					hold = k
 					break
 				}
@@ -493,9 +634,7 @@ func (l *ferryLogs) drain(r *os.File) {
 }
 
 func (l *ferryLogs) begin() {
-	l.mu.Lock()
-	l.buf, l.total = l.buf[:0], 0
-	l.mu.Unlock()
+	_, _ = syscall.Write(l.wfd, l.beginM)
 }
 
 // end returns everything written to fd 1 and 2 since begin.
@@ -504,7 +643,7 @@ func (l *ferryLogs) end() (string, bool) {
 	case <-l.done:
 	default:
 	}
-	if _, err := syscall.Write(l.wfd, l.marker); err == nil {
+	if _, err := syscall.Write(l.wfd, l.endM); err == nil {
 		select {
 		case <-l.done:
 		case <-time.After(10 * time.Second):
@@ -553,15 +692,24 @@ func ferryWriteFrame(w *bufio.Writer, v interface{}) error {
 }
 
 func ferryReadFrame(r *bufio.Reader, v interface{}) error {
-	var head [4]byte
-	if _, err := io.ReadFull(r, head[:]); err != nil {
-		return err
-	}
-	body := make([]byte, binary.BigEndian.Uint32(head[:]))
-	if _, err := io.ReadFull(r, body); err != nil {
+	body, err := ferryReadBody(r)
+	if err != nil {
 		return err
 	}
 	return json.Unmarshal(body, v)
+}
+
+// ferryReadBody reads one frame's JSON text.
+func ferryReadBody(r *bufio.Reader) ([]byte, error) {
+	var head [4]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return nil, err
+	}
+	body := make([]byte, binary.BigEndian.Uint32(head[:]))
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, err
+	}
+	return body, nil
 }
 
 // ---- metrics ------------------------------------------------------------------

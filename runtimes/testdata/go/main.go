@@ -138,6 +138,49 @@ func Handle(ctx context.Context, ev Event) (any, error) {
 	case "host":
 		time.Sleep(time.Duration(ev.S * float64(time.Second)))
 		return os.Hostname()
+	case "fdwrite":
+		n, err := syscall.Write(1, []byte(strings.Repeat("a", 200000)+"\n"))
+		if err != nil {
+			return nil, err
+		}
+		_, _ = syscall.Write(2, []byte("err line\n"))
+		fmt.Println("print")
+		c := exec.Command("sh", "-c", "echo child out; echo child err >&2")
+		c.Stdout, c.Stderr = os.Stdout, os.Stderr
+		if err := c.Run(); err != nil {
+			return nil, err
+		}
+		return n, nil
+	case "procs":
+		if err := exec.Command("sleep", "100").Start(); err != nil {
+			return nil, err
+		}
+		if err := exec.Command("sh", "-c", "sleep 100 >/dev/null 2>&1 &").Run(); err != nil {
+			return nil, err
+		}
+		return "started", nil
+	case "pids":
+		ents, err := os.ReadDir("/proc")
+		if err != nil {
+			return nil, err
+		}
+		names := []string{}
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == 1 || pid == os.Getpid() {
+				continue
+			}
+			b, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
+			names = append(names, strings.TrimSpace(string(b)))
+		}
+		sort.Strings(names)
+		return names, nil
+	case "deep":
+		out := []any{}
+		for i := 1; i < ev.N; i++ {
+			out = []any{out}
+		}
+		return out, nil
 	case "echo":
 		return ev, nil
 	}

@@ -102,8 +102,41 @@ exports.handler = async (event, context) => {
         files: fs.readdirSync("/var/task").sort(),
       };
     }
+    case "fdwrite": {
+      const n = fs.writeSync(1, "a".repeat(200000) + "\n");
+      fs.writeSync(2, "err line\n");
+      console.log("print");
+      cp.execFileSync("sh", ["-c", "echo child out; echo child err >&2"], { stdio: "inherit" });
+      return n;
+    }
+    case "late":
+      setTimeout(() => console.log("late output"), 300);
+      setTimeout(() => { throw new Error("late boom"); }, 400);
+      return "returned";
+    case "unawaited":
+      Promise.reject(new Error("nobody awaited"));
+      return "returned";
+    case "procs":
+      cp.spawn("sleep", ["100"], { stdio: "ignore" });
+      cp.execSync("sleep 100 >/dev/null 2>&1 &");
+      return "started";
+    case "pids":
+      return fs.readdirSync("/proc").filter((p) => /^[0-9]+$/.test(p) && +p !== 1 && +p !== process.pid)
+        .map((p) => fs.readFileSync(`/proc/${p}/comm`, "utf8").trim()).sort();
+    case "deep": {
+      let out = [];
+      for (let i = 1; i < event.n; i++) out = [out];
+      return out;
+    }
     case "echo":
       return event;
   }
   throw new Error("unknown op " + event.op);
+};
+
+// Callback style: the invocation waits for the timer unless told not to.
+exports.callback = (event, context, callback) => {
+  if (event.nowait) context.callbackWaitsForEmptyEventLoop = false;
+  setTimeout(() => console.log("timer ran"), 300);
+  callback(null, "cb");
 };

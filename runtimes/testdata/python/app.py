@@ -1,7 +1,9 @@
 # Test function for the executor tests: one handler, the operation is in the event.
 import os
 import socket
+import subprocess
 import sys
+import threading
 import time
 
 
@@ -105,6 +107,30 @@ def handler(event, context):
             "env": {k: os.environ.get(k, "") for k in names},
             "files": sorted(os.listdir("/var/task")),
         }
+    if op == "fdwrite":
+        n = os.write(1, b"a" * 200000 + b"\n")
+        os.write(2, b"err line\n")
+        print("print")
+        subprocess.run(["sh", "-c", "echo child out; echo child err >&2"], check=True)
+        return n
+    if op == "late":
+        def late():
+            time.sleep(0.3)
+            print("late output")
+        threading.Thread(target=late).start()
+        return "returned"
+    if op == "procs":
+        subprocess.Popen(["sleep", "100"])
+        os.system("sleep 100 &")
+        return "started"
+    if op == "pids":
+        return sorted(open("/proc/%s/comm" % p).read().strip()
+                      for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, os.getpid()))
+    if op == "deep":
+        out = []
+        for _ in range(event["n"] - 1):
+            out = [out]
+        return out
     if op == "echo":
         return event
     raise KeyError("unknown op %r" % op)
