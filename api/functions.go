@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"math"
 	"mime"
 	"net/http"
 	"path"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -305,8 +307,10 @@ func (r *deployRequest) setFormField(field, value string, repeated bool) error {
 			if jerr := json.Unmarshal([]byte(value), &m); jerr != nil {
 				return ferry.Errorf(ferry.EINVALID, "env: must be a JSON object of strings or KEY=VALUE: %v", jerr)
 			}
-			for k, v := range m {
-				r.Env[k] = v
+			for _, k := range slices.Sorted(maps.Keys(m)) {
+				if err := r.setEnv(k, m[k]); err != nil {
+					return err
+				}
 			}
 			return nil
 		}
@@ -314,11 +318,21 @@ func (r *deployRequest) setFormField(field, value string, repeated bool) error {
 		if !ok {
 			return ferry.Errorf(ferry.EINVALID, "env: %q is not KEY=VALUE", value)
 		}
-		r.Env[k] = v
+		return r.setEnv(k, v)
 	default:
 		return ferry.Errorf(ferry.EINVALID, "%s: unknown field", field)
 	}
 	return err
+}
+
+// setEnv sets one variable of a multipart deploy, which may come in several
+// env fields: a name given twice is refused as a duplicate JSON key is.
+func (r *deployRequest) setEnv(k, v string) error {
+	if _, dup := r.Env[k]; dup {
+		return ferry.Errorf(ferry.EINVALID, "env.%s: duplicate key", k)
+	}
+	r.Env[k] = v
+	return nil
 }
 
 // validateDeploy checks every field and returns the version to store (without

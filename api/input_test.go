@@ -171,6 +171,8 @@ func TestDuplicateKeysRefused(t *testing.T) {
 		{"deploy name", "POST", "/v1/functions", `{"name": "fn", "runtime": "python", "handler": "app.handler", "code": "` + code + `", "name": "other"}`, nil, 400, "name: duplicate key"},
 		{"deploy env", "POST", "/v1/functions", `{"name": "fn", "runtime": "python", "handler": "app.handler", "code": "` + code + `", "env": {"A": "1", "B": "2", "A": "3"}}`, nil, 400, "env.A: duplicate key"},
 		{"multipart env", "POST", "/v1/functions", multipartOf(t, "app.py", []byte(pySource), "name", "fn", "runtime", "python", "handler", "app.handler", "env", `{"A": "1", "A": "2"}`), nil, 400, "env.A: duplicate key"},
+		{"multipart env fields", "POST", "/v1/functions", multipartOf(t, "app.py", []byte(pySource), "name", "fn", "runtime", "python", "handler", "app.handler", "env", "A=1", "env", "A=2"), nil, 400, "env.A: duplicate key"},
+		{"multipart env field and object", "POST", "/v1/functions", multipartOf(t, "app.py", []byte(pySource), "name", "fn", "runtime", "python", "handler", "app.handler", "env", "B=1", "env", `{"A": "1", "B": "2"}`), nil, 400, "env.B: duplicate key"},
 		{"grant", "POST", "/v1/functions/echo/permissions", `{"key_id": "` + uuid.NewString() + `", "permission": "read", "permission": "admin"}`, nil, 400, "permission: duplicate key"},
 		{"chain step", "POST", "/v1/chains", `{"name": "c", "steps": [{"function": "echo"}, {"parallel": [{"function": "echo", "function": "other"}]}]}`, nil, 400, "steps[1].parallel[0].function: duplicate key"},
 		{"schedule target", "POST", "/v1/schedules", `{"name": "s", "every": "1h", "target": {"function": "echo", "function": "other"}}`, nil, 400, "target.function: duplicate key"},
