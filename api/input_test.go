@@ -6,6 +6,9 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+
+	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/storage/postgres"
 )
 
 // badInput is one request that must be refused with status and exactly msg.
@@ -222,5 +225,35 @@ func TestChainErrorsNameTheStep(t *testing.T) {
 	e.want(r, 200, "list chains")
 	if n := len(r.list("chains")); n != 0 {
 		t.Errorf("%d chains after refused deploys", n)
+	}
+}
+
+// A retry re-sends a recorded event: one recorded before the nesting limit
+// existed is refused at once rather than failing again in the runner.
+func TestRetryRefusesAnEventBeyondTheLimits(t *testing.T) {
+	f := newFakeTemporal(t)
+	e := newEnv(t, withTemporal(f))
+	deployPy(e, e.admin, "echo")
+	ctx := ctxT(t)
+	v, err := e.db.GetVersion(ctx, "echo", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.New()
+	if _, _, err := e.db.CreateInvocation(ctx, ferry.Invocation{ID: id, Function: "echo", FunctionID: v.FunctionID, Version: v.Version,
+		Event: []byte(nested(513, "1")), WorkflowID: id.String()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.db.FinishInvocation(ctx, id, postgres.Outcome{Status: ferry.StatusFailed,
+		Error: &ferry.FunctionError{Type: "Runtime.UnmarshalError", Message: "too deep"}}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("POST", "/v1/invocations/"+id.String()+"/retry", e.admin, nil)
+	want := "invocation " + id.String() + " cannot be retried: event: nests deeper than the limit of 512 levels of arrays and objects"
+	if r.status != 422 || r.errMessage() != want {
+		t.Errorf("retry: %d %q, want 422 %q", r.status, r.errMessage(), want)
+	}
+	if n := len(f.runs); n != 0 {
+		t.Errorf("%d workflows started", n)
 	}
 }

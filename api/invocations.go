@@ -412,6 +412,11 @@ func (s *server) retryInvocation(c echo.Context) error {
 	default:
 		return ferry.Errorf(ferry.ECONFLICT, "invocation %s is %s; only failed, timeout or cancelled invocations can be retried", old.ID, old.Status)
 	}
+	// An event recorded before today's input limits would only fail again in
+	// the runner.
+	if err := checkJSON("event", old.Event, nil); err != nil {
+		return ferry.Errorf(ferry.EUNPROCESSABLE, "invocation %s cannot be retried: %s", old.ID, ferry.ErrorMessage(err))
+	}
 	if s.Temporal == nil {
 		return ferry.Errorf(ferry.EUNAVAILABLE, "invocations are unavailable: no Temporal client")
 	}
