@@ -152,6 +152,9 @@ type StepInput struct {
 	Input          Payload   `json:"input"`
 	TimeoutSeconds int       `json:"timeout_seconds"`
 	Retries        int       `json:"retries"`
+	// InlineMax is the largest output returned inline (0: InlineLimit); steps
+	// inside a map use MapItemInline.
+	InlineMax int `json:"inline_max,omitempty"`
 }
 
 // StepOutput is the step's final invocation status and output.
@@ -219,18 +222,27 @@ func (a *Chains) RunStep(ctx context.Context, in StepInput) (StepOutput, error) 
 }
 
 func (a *Chains) stepOutput(ctx context.Context, in StepInput, inv ferry.Invocation) (StepOutput, error) {
-	out := StepOutput{InvocationID: inv.ID, Status: inv.Status, Error: inv.Error}
+	out := StepOutput{InvocationID: inv.ID, Status: inv.Status, Error: historyError(inv.Error)}
 	if inv.Status != ferry.StatusCompleted {
 		return out, nil
 	}
-	p, err := a.store(ctx, PayloadKey(in.ChainRunID, in.Path+"/output"), inv.Result)
+	limit := InlineLimit
+	if in.InlineMax > 0 {
+		limit = in.InlineMax
+	}
+	p, err := a.storeUpTo(ctx, PayloadKey(in.ChainRunID, in.Path+"/output"), inv.Result, limit)
 	out.Output = p
 	return out, err
 }
 
 // store keeps data inline when small and puts it into the object store otherwise.
 func (a *Chains) store(ctx context.Context, key string, data json.RawMessage) (Payload, error) {
-	if len(data) <= InlineLimit {
+	return a.storeUpTo(ctx, key, data, InlineLimit)
+}
+
+// storeUpTo keeps data inline up to limit bytes.
+func (a *Chains) storeUpTo(ctx context.Context, key string, data json.RawMessage, limit int) (Payload, error) {
+	if len(data) <= limit {
 		return Payload{Inline: data}, nil
 	}
 	if err := a.Objects.Put(ctx, key, data); err != nil {
@@ -334,6 +346,156 @@ func (a *Chains) SplitPayload(ctx context.Context, in SplitInput) ([]Payload, er
 		}
 	}
 	return out, nil
+}
+
+// PayloadList is a map step's input array stored in chunks, so that no
+// activity result carries all of its elements: chunk i holds Counts[i]
+// elements and is stored under Key/i.
+type PayloadList struct {
+	Key    string `json:"key"`
+	Counts []int  `json:"counts"`
+}
+
+// Len is the number of elements.
+func (l PayloadList) Len() int {
+	n := 0
+	for _, c := range l.Counts {
+		n += c
+	}
+	return n
+}
+
+// ChunkKey is the object key of chunk i.
+func (l PayloadList) ChunkKey(i int) string { return l.Key + "/" + strconv.Itoa(i) }
+
+// MapChunk is the most elements in one chunk of a PayloadList.
+const MapChunk = 500
+
+// SplitList splits a stored JSON array into chunks of at most MapChunk
+// elements and ListLimit bytes; an element larger than MapItemInline is
+// stored on its own and referenced.
+func (a *Chains) SplitList(ctx context.Context, in SplitInput) (PayloadList, error) {
+	data, err := a.load(ctx, in.Input)
+	if err != nil {
+		return PayloadList{}, err
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(data, &elems); err != nil {
+		return PayloadList{}, temporal.NewNonRetryableApplicationError("the input of a map step must be a JSON array", ErrTypeMapInput, nil)
+	}
+	if in.Max > 0 && len(elems) > in.Max {
+		return PayloadList{}, temporal.NewNonRetryableApplicationError(MapTooLargeMessage(len(elems), in.Max), ErrTypeMapTooLarge, nil)
+	}
+	list := PayloadList{Key: in.Key}
+	var chunk []Payload
+	size := 0
+	flush := func() error {
+		b, err := json.Marshal(chunk)
+		if err != nil {
+			return err
+		}
+		if err := a.Objects.Put(ctx, list.ChunkKey(len(list.Counts)), b); err != nil {
+			return err
+		}
+		list.Counts = append(list.Counts, len(chunk))
+		chunk, size = nil, 0
+		return nil
+	}
+	for i, e := range elems {
+		p, err := a.storeUpTo(ctx, in.Key+"/item-"+strconv.Itoa(i), e, MapItemInline)
+		if err != nil {
+			return PayloadList{}, err
+		}
+		if len(chunk) == MapChunk || len(chunk) > 0 && size+p.Size()+32 > ListLimit {
+			if err := flush(); err != nil {
+				return PayloadList{}, err
+			}
+		}
+		chunk = append(chunk, p)
+		size += p.Size() + 32 // the JSON around it
+	}
+	if len(chunk) > 0 {
+		if err := flush(); err != nil {
+			return PayloadList{}, err
+		}
+	}
+	return list, nil
+}
+
+// LoadChunk returns the elements of one chunk of a PayloadList.
+func (a *Chains) LoadChunk(ctx context.Context, key string) ([]Payload, error) {
+	data, err := a.Objects.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	var items []Payload
+	if err := json.Unmarshal(data, &items); err != nil {
+		return nil, fmt.Errorf("stored chunk %s: %w", key, err)
+	}
+	return items, nil
+}
+
+// Completed is a completed function step with a compensation, or (List set)
+// Count such steps stored under List: the map elements of an earlier batch.
+type Completed struct {
+	Path     string  `json:"path"`
+	Function string  `json:"function,omitempty"`
+	Version  int     `json:"version,omitempty"`
+	Input    Payload `json:"input"`
+	Output   Payload `json:"output"`
+	List     string  `json:"list,omitempty"`
+	Count    int     `json:"count,omitempty"`
+}
+
+// StoreCompletedInput stores completed steps (StoreCompleted).
+type StoreCompletedInput struct {
+	Key   string      `json:"key"`
+	Items []Completed `json:"items"`
+}
+
+// StoreCompleted writes the list and returns its key.
+func (a *Chains) StoreCompleted(ctx context.Context, in StoreCompletedInput) (string, error) {
+	data, err := json.Marshal(in.Items)
+	if err != nil {
+		return "", err
+	}
+	return in.Key, a.Objects.Put(ctx, in.Key, data)
+}
+
+// LoadCompletedInput asks for the stored completed steps just before End.
+type LoadCompletedInput struct {
+	Key string `json:"key"`
+	End int    `json:"end"`
+}
+
+// CompletedSlice is Items = list[Start:End].
+type CompletedSlice struct {
+	Start int         `json:"start"`
+	Items []Completed `json:"items"`
+}
+
+// LoadCompleted returns the stored completed steps before End, as many as fit
+// in ListLimit bytes (at least one).
+func (a *Chains) LoadCompleted(ctx context.Context, in LoadCompletedInput) (CompletedSlice, error) {
+	data, err := a.Objects.Get(ctx, in.Key)
+	if err != nil {
+		return CompletedSlice{}, err
+	}
+	var list []Completed
+	if err := json.Unmarshal(data, &list); err != nil {
+		return CompletedSlice{}, fmt.Errorf("stored list %s: %w", in.Key, err)
+	}
+	end := min(in.End, len(list))
+	start, size := end, 0
+	for start > 0 {
+		n := list[start-1].Input.Size() + list[start-1].Output.Size() + len(list[start-1].Path) + 128
+		if start < end && size+n > ListLimit {
+			break
+		}
+		size += n
+		start--
+	}
+	return CompletedSlice{Start: start, Items: list[start:end]}, nil
 }
 
 // StoreListInput stores a list of payloads (map results carried across

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,9 +21,41 @@ import (
 	"go.temporal.io/sdk/temporal"
 )
 
-// InlineLimit is the largest payload that travels through Temporal's history;
-// bigger events and results go through the object store or PostgreSQL by reference.
-const InlineLimit = 256 << 10
+// Bounds of what Ferry puts into Temporal's history, far below its blob limit
+// (2 MiB per payload; 512 KiB warns) and history size limit (50 MiB); larger
+// values travel by reference. docs/ARCHITECTURE.md lists every path.
+const (
+	// InlineLimit is the largest payload that travels through Temporal's history;
+	// bigger events and results go through the object store or PostgreSQL by reference.
+	InlineLimit = 256 << 10
+	// MapItemInline is the largest element of a map step's input, and output of
+	// a step inside a map, that travels inline: a map has up to 500 elements
+	// per batch (and up to 100 in flight), each in history.
+	MapItemInline = 16 << 10
+	// ListLimit bounds the bytes of a list of payloads an activity returns to a
+	// workflow (a chunk of a map's input).
+	ListLimit = 256 << 10
+	// MaxErrorText bounds an error's message and stack as history carries them;
+	// the record keeps them whole.
+	MaxErrorText = 8 << 10
+)
+
+// historyError is e as history may carry it: message and stack bounded.
+func historyError(e *ferry.FunctionError) *ferry.FunctionError {
+	if e == nil || len(e.Message) <= MaxErrorText && len(e.Stack) <= MaxErrorText {
+		return e
+	}
+	c := *e
+	c.Message, c.Stack = truncate(c.Message), truncate(c.Stack)
+	return &c
+}
+
+func truncate(s string) string {
+	if len(s) <= MaxErrorText {
+		return s
+	}
+	return strings.ToValidUTF8(s[:MaxErrorText], "") + "... (truncated)"
+}
 
 // ErrTypeFunctionFailed marks a user-code failure that Temporal should retry
 // because the function asked for retries.
@@ -82,6 +115,8 @@ type RunInput struct {
 type RunOutput struct {
 	Invocation    ferry.Invocation `json:"invocation"`
 	ResultOmitted bool             `json:"result_omitted,omitempty"`
+	// ErrorTruncated says Error is cut to MaxErrorText; the record has it whole.
+	ErrorTruncated bool `json:"error_truncated,omitempty"`
 }
 
 // FinishInput records a final status that the workflow, not the function,
@@ -218,7 +253,7 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	if out.Status != ferry.StatusCompleted && int(info.Attempt) <= in.Retries {
 		log.Info("function failed, retrying", "status", out.Status)
 		return RunOutput{}, temporal.NewApplicationError(
-			fmt.Sprintf("function %s: %s", out.Status, errorText(out.Error)), ErrTypeFunctionFailed)
+			fmt.Sprintf("function %s: %s", out.Status, errorText(historyError(out.Error))), ErrTypeFunctionFailed)
 	}
 	m := res.Metrics
 	if !in.AcceptedAt.IsZero() {
@@ -260,6 +295,9 @@ func (a *Invocations) finish(ctx context.Context, id uuid.UUID, o postgres.Outco
 	}
 	inv.Event = nil
 	out := RunOutput{Invocation: inv}
+	if e := historyError(inv.Error); e != inv.Error {
+		out.Invocation.Error, out.ErrorTruncated = e, true
+	}
 	if len(inv.Result) > InlineLimit {
 		out.Invocation.Result, out.ResultOmitted = nil, true
 	}

@@ -91,6 +91,10 @@ type Deps struct {
 	// Completions, when the worker runs in this process, tells sync invokes
 	// that their record is final before Temporal reports the workflow's end.
 	Completions Completions
+	// Reconcile closes the records of a workflow that ended without writing
+	// them (reconcile.Reconciler.Reconcile); cancel uses it so that it never
+	// answers 202 for a workflow that is gone. nil: not checked.
+	Reconcile func(ctx context.Context, workflowID string) (int, error)
 }
 
 // Completions is activities.Completions as the API uses it.

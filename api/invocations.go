@@ -213,7 +213,7 @@ func (s *server) wait(ctx context.Context, inv ferry.Invocation, done <-chan fer
 		return waitResult{inv: rec}
 	case err = <-got:
 	}
-	if err == nil && out.Invocation.ID == inv.ID && out.Invocation.Status.Final() &&
+	if err == nil && out.Invocation.ID == inv.ID && out.Invocation.Status.Final() && !out.ErrorTruncated &&
 		(out.Invocation.Status != ferry.StatusCompleted || len(out.Invocation.Result) > 0) {
 		return waitResult{inv: out.Invocation}
 	}
@@ -397,6 +397,14 @@ func (s *server) cancelWorkflow(ctx context.Context, workflowID, what string, lo
 	wctx, cancel := context.WithTimeout(ctx, s.CancelWait)
 	defer cancel()
 	_ = s.Temporal.GetWorkflow(wctx, workflowID, "").Get(wctx, nil)
+	if wctx.Err() == nil && s.Reconcile != nil {
+		// The workflow has ended. One that ended without writing its record
+		// (terminated, timed out) gets it closed now: Temporal accepts a
+		// cancel of a closed workflow, which would otherwise answer 202 forever.
+		if _, err := s.Reconcile(ctx, workflowID); err != nil {
+			s.Logger.Warn("closing the record of an ended "+what, append(logAttrs, "err", err)...)
+		}
+	}
 	return true, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ferry-faas/ferry"
@@ -21,10 +22,21 @@ const ProgressQuery = "progress"
 // below Temporal's limits. Continue-as-new happens between top-level steps and
 // between batches of a top-level map step.
 const (
-	MapBatch          = 500
-	MaxHistoryLength  = 20000
+	MapBatch         = 500
+	MaxHistoryLength = 20000
+	// MaxHistoryBytes: past this history size a top-level map batch starts no
+	// more elements and the run continues as new (Temporal warns at 10 MiB and
+	// terminates a workflow at 50 MiB).
+	MaxHistoryBytes   = 4 << 20
 	ErrTypeStepFailed = "StepFailed"
 )
+
+// versionBoundedHistory marks runs that keep their history bounded for any
+// input: a map's input is split into stored chunks read one at a time, map
+// elements travel inline up to activities.MapItemInline, a map batch also
+// ends by history size, and finished map elements leave the progress that
+// continue-as-new carries.
+const versionBoundedHistory = "bounded-history"
 
 // Payload is a JSON value in a chain, inline or by reference.
 type Payload = activities.Payload
@@ -52,16 +64,17 @@ type ChainResume struct {
 	Progress  []ferry.StepStatus `json:"progress"`            // per-step progress so far
 	Continued int                `json:"continued"`           // continue-as-new count
 	MapItems  int                `json:"map_items,omitempty"` // map elements counted so far (ferry.MaxMapItems)
+	// MapList is the map step's input split into stored chunks, so that a
+	// continued run does not split it again.
+	MapList *activities.PayloadList `json:"map_list,omitempty"`
 }
 
 // Completed is a completed function step with a compensation.
-type Completed struct {
-	Path     string  `json:"path"`
-	Function string  `json:"function"`
-	Version  int     `json:"version"`
-	Input    Payload `json:"input"`
-	Output   Payload `json:"output"`
-}
+type Completed = activities.Completed
+
+// maxReports bounds the compensation reports in the workflow's own result and
+// failure (history); the run's record lists them all.
+const maxReports = 100
 
 // ChainOutput is RunChain's result; the full record is in PostgreSQL.
 type ChainOutput struct {
@@ -96,7 +109,8 @@ type chainRun struct {
 	progress  []ferry.StepStatus
 	index     map[string]int // path → index in progress
 	completed []Completed
-	mapItems  int // elements of the run's map steps so far
+	mapItems  int  // elements of the run's map steps so far
+	bounded   bool // versionBoundedHistory
 }
 
 // RunChain runs a chain's steps. Each function step is an ordinary invocation
@@ -115,6 +129,7 @@ func RunChain(ctx workflow.Context, in ChainInput) (ChainOutput, error) {
 		r.progress = append(r.progress, p)
 	}
 	r.completed, r.mapItems = res.Completed, res.MapItems
+	r.bounded = workflow.GetVersion(ctx, versionBoundedHistory, workflow.DefaultVersion, 1) == 1
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (ChainProgress, error) {
 		return ChainProgress{ChainRunID: in.ChainRunID, Steps: r.progress}, nil
 	}); err != nil {
@@ -135,17 +150,18 @@ func RunChain(ctx workflow.Context, in ChainInput) (ChainOutput, error) {
 	for i := res.Next; i < len(r.in.Steps); i++ {
 		path := strconv.Itoa(i)
 		step := r.in.Steps[i]
-		if i > res.Next && workflow.GetInfo(ctx).GetCurrentHistoryLength() > MaxHistoryLength {
+		if i > res.Next && (workflow.GetInfo(ctx).GetCurrentHistoryLength() > MaxHistoryLength ||
+			r.bounded && workflow.GetInfo(ctx).GetCurrentHistorySize() > MaxHistoryBytes) {
 			return ChainOutput{}, r.continueAsNew(ctx, &ChainResume{Next: i, Current: cur, Continued: res.Continued + 1})
 		}
 		var out Payload
 		var err error
 		if step.Kind() == ferry.StepMap {
-			done, lists := 0, []string(nil)
+			at := &ChainResume{Continued: res.Continued}
 			if i == res.Next {
-				done, lists = res.MapDone, res.MapLists
+				at.MapDone, at.MapLists, at.MapList = res.MapDone, res.MapLists, res.MapList
 			}
-			out, err = r.topMap(ctx, step, path, cur, done, lists, res.Continued)
+			out, err = r.topMap(ctx, step, path, cur, at)
 		} else {
 			out, err = r.runStep(ctx, step, path, cur)
 		}
@@ -227,6 +243,7 @@ func (r *chainRun) invoke(ctx workflow.Context, fn string, version, timeout, ret
 	r.setStatus(st)
 	in := activities.StepInput{ChainRunID: r.in.ChainRunID, Path: path, Function: fn, Version: version,
 		Input: input, TimeoutSeconds: timeout, Retries: retries}
+	in.InlineMax, _ = ctx.Value(mapItemInline{}).(int)
 	// budget sizes the activity. A compensation runs with its function's own
 	// timeout (timeout 0), which may be up to the maximum: it gets a
 	// heartbeating activity long enough for that, not the 0 s step's.
@@ -293,7 +310,7 @@ func (r *chainRun) runMap(ctx workflow.Context, step ferry.Step, path string, in
 	if err != nil {
 		return Payload{}, err
 	}
-	outs, err := r.mapRange(ctx, step, path, items, 0, len(items))
+	outs, _, err := r.mapRange(ctx, step, path, items, 0, items.len(), false)
 	if err != nil {
 		return Payload{}, err
 	}
@@ -302,34 +319,62 @@ func (r *chainRun) runMap(ctx workflow.Context, step ferry.Step, path string, in
 
 // topMap runs a top-level map step in batches of MapBatch elements and
 // continues as new between batches, carrying finished results by reference.
-func (r *chainRun) topMap(ctx workflow.Context, step ferry.Step, path string, input Payload, done int, lists []string, continued int) (Payload, error) {
-	items, err := r.split(ctx, path, input, done == 0) // later batches were counted by the first
-	if err != nil {
+// at holds where a continued run resumes (MapDone, MapLists, MapList).
+func (r *chainRun) topMap(ctx workflow.Context, step ferry.Step, path string, input Payload, at *ChainResume) (Payload, error) {
+	var items *mapElems
+	var err error
+	if at.MapList != nil {
+		items = &mapElems{list: *at.MapList}
+	} else if items, err = r.split(ctx, path, input, at.MapDone == 0); err != nil { // later batches were counted by the first
 		return Payload{}, err
 	}
-	if len(items) <= MapBatch {
-		out, err := r.mapRange(ctx, step, path, items, 0, len(items))
+	done, lists, n := at.MapDone, at.MapLists, items.len()
+	if !r.bounded && n <= MapBatch {
+		out, _, err := r.mapRange(ctx, step, path, items, 0, n, false)
 		if err != nil {
 			return r.mapFailed(step, err)
 		}
 		return r.combine(ctx, path+"/output", out, nil, nil)
 	}
-	end := min(done+MapBatch, len(items))
-	outs, err := r.mapRange(ctx, step, path, items, done, end)
+	outs, end, err := r.mapRange(ctx, step, path, items, done, min(done+MapBatch, n), r.bounded)
 	if err != nil {
 		return r.mapFailed(step, err)
 	}
-	if end < len(items) {
+	if end < n {
 		var key string
 		err := workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.StorePayloadList, activities.StoreListInput{
 			Key: activities.PayloadKey(r.in.ChainRunID, fmt.Sprintf("%s/results-%d", path, done)), Items: outs}).Get(ctx, &key)
 		if err != nil {
 			return Payload{}, &stepError{path: path, err: errorOf(err, "InfrastructureError")}
 		}
-		return Payload{}, &continueErr{resume: &ChainResume{MapDone: end, MapLists: append(append([]string(nil), lists...), key),
-			Continued: continued + 1}}
+		next := &ChainResume{MapDone: end, MapLists: append(append([]string(nil), lists...), key), Continued: at.Continued + 1}
+		if r.bounded {
+			// The finished elements are invocation records; the progress that
+			// continue-as-new carries keeps only the other steps.
+			r.dropProgress(path + ".map[")
+			if err := r.storeCompleted(ctx, path, done); err != nil {
+				return Payload{}, &stepError{path: path, err: errorOf(err, "InfrastructureError")}
+			}
+			if items.list.Key != "" {
+				next.MapList = &items.list
+			}
+		}
+		return Payload{}, &continueErr{resume: next}
 	}
 	return r.combine(ctx, path+"/output", outs, lists, nil)
+}
+
+// dropProgress removes the progress of steps whose path starts with prefix.
+func (r *chainRun) dropProgress(prefix string) {
+	kept := r.progress[:0]
+	r.index = map[string]int{}
+	for _, p := range r.progress {
+		if !strings.HasPrefix(p.Path, prefix) {
+			r.index[p.Path] = len(kept)
+			kept = append(kept, p)
+		}
+	}
+	r.progress = kept
 }
 
 func (r *chainRun) mapFailed(step ferry.Step, err error) (Payload, error) {
@@ -341,27 +386,72 @@ func (r *chainRun) mapFailed(step ferry.Step, err error) (Payload, error) {
 	return Payload{}, err
 }
 
+// mapElems are a map step's elements: in memory when its input was inline (or
+// split by the old SplitPayload), else in stored chunks read in order.
+type mapElems struct {
+	inline []Payload
+	list   activities.PayloadList
+	first  int       // index of loaded[0]
+	loaded []Payload // the chunk read last
+}
+
+func (m *mapElems) len() int {
+	if m.list.Key == "" {
+		return len(m.inline)
+	}
+	return m.list.Len()
+}
+
+// get returns element i, reading its chunk when it is not the one read last.
+func (m *mapElems) get(ctx workflow.Context, i int) (Payload, error) {
+	if m.list.Key == "" {
+		return m.inline[i], nil
+	}
+	if i < m.first || i >= m.first+len(m.loaded) {
+		c, first := 0, 0
+		for c < len(m.list.Counts)-1 && first+m.list.Counts[c] <= i {
+			first += m.list.Counts[c]
+			c++
+		}
+		var chunk []Payload
+		err := workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.LoadChunk, m.list.ChunkKey(c)).Get(ctx, &chunk)
+		if err != nil {
+			return Payload{}, err
+		}
+		if len(chunk) != m.list.Counts[c] {
+			return Payload{}, fmt.Errorf("chunk %d of %s has %d elements, want %d", c, m.list.Key, len(chunk), m.list.Counts[c])
+		}
+		m.first, m.loaded = first, chunk
+	}
+	return m.loaded[i-m.first], nil
+}
+
 // split returns the elements of a map step's input and, with count, counts
 // them against the run's ferry.MaxMapItems.
-func (r *chainRun) split(ctx workflow.Context, path string, input Payload, count bool) ([]Payload, error) {
+func (r *chainRun) split(ctx workflow.Context, path string, input Payload, count bool) (*mapElems, error) {
 	left := ferry.MaxMapItems - r.mapItems
-	var items []Payload
+	items := &mapElems{}
 	if input.Ref == "" {
 		var elems []json.RawMessage
 		if err := json.Unmarshal(input.Inline, &elems); err != nil || input.Inline == nil {
 			return nil, &stepError{path: path, err: &ferry.FunctionError{Type: activities.ErrTypeMapInput,
 				Message: "the input of a map step must be a JSON array"}}
 		}
-		items = make([]Payload, len(elems))
+		items.inline = make([]Payload, len(elems))
 		for i, e := range elems {
-			items[i] = Payload{Inline: e}
+			items.inline[i] = Payload{Inline: e}
 		}
 	} else {
 		in := activities.SplitInput{Key: activities.PayloadKey(r.in.ChainRunID, path+"/items"), Input: input}
 		if count {
 			in.Max = max(left, 1) // an early cut, before the elements are stored; the count below decides
 		}
-		err := workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.SplitPayload, in).Get(ctx, &items)
+		var err error
+		if r.bounded {
+			err = workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.SplitList, in).Get(ctx, &items.list)
+		} else {
+			err = workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.SplitPayload, in).Get(ctx, &items.inline)
+		}
 		if err != nil {
 			return nil, &stepError{path: path, err: errorOf(err, "InfrastructureError")}
 		}
@@ -369,44 +459,68 @@ func (r *chainRun) split(ctx workflow.Context, path string, input Payload, count
 	if !count {
 		return items, nil
 	}
-	r.mapItems += len(items)
+	n := items.len()
+	r.mapItems += n
 	// Runs recorded before the cap replay as they ran.
-	if len(items) > left && workflow.GetVersion(ctx, "map-item-cap", workflow.DefaultVersion, 1) == 1 {
+	if n > left && workflow.GetVersion(ctx, "map-item-cap", workflow.DefaultVersion, 1) == 1 {
 		return nil, &stepError{path: path, err: &ferry.FunctionError{Type: activities.ErrTypeMapTooLarge,
-			Message: activities.MapTooLargeMessage(len(items), left)}}
+			Message: activities.MapTooLargeMessage(n, left)}}
 	}
 	return items, nil
 }
 
+// mapItemInline is the workflow context key that bounds inline step outputs
+// inside a map (activities.MapItemInline).
+type mapItemInline struct{}
+
 // mapRange runs the map's inner step on items[from:to], at most
-// MaxConcurrency at a time, and returns their outputs in order.
-func (r *chainRun) mapRange(ctx workflow.Context, step ferry.Step, path string, items []Payload, from, to int) ([]Payload, error) {
+// MaxConcurrency at a time, and returns their outputs in order. With
+// stopEarly it starts no more elements once the history passes
+// MaxHistoryBytes; end is where it stopped.
+func (r *chainRun) mapRange(ctx workflow.Context, step ferry.Step, path string, items *mapElems, from, to int, stopEarly bool) ([]Payload, int, error) {
 	n := step.MaxConcurrency
 	if n <= 0 {
 		n = ferry.DefaultMapParallel
 	}
+	if r.bounded {
+		ctx = workflow.WithValue(ctx, mapItemInline{}, activities.MapItemInline)
+	}
 	sem := workflow.NewSemaphore(ctx, int64(n))
+	// Not named results: the coroutines write into these after an early return.
 	outs := make([]Payload, to-from)
 	errs := make([]error, to-from)
 	wg := workflow.NewWaitGroup(ctx)
+	end := to
 	for i := from; i < to; i++ {
 		if err := sem.Acquire(ctx, 1); err != nil {
-			return nil, err
+			return nil, 0, err
+		}
+		if stopEarly && i > from && workflow.GetInfo(ctx).GetCurrentHistorySize() > MaxHistoryBytes {
+			sem.Release(1)
+			end = i
+			break
+		}
+		item, err := items.get(ctx, i)
+		if err != nil {
+			sem.Release(1)
+			errs[i-from] = &stepError{path: path, err: errorOf(err, "InfrastructureError")}
+			end = i + 1
+			break
 		}
 		wg.Add(1)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			defer wg.Done()
 			defer sem.Release(1)
-			outs[i-from], errs[i-from] = r.runStep(ctx, *step.Map, fmt.Sprintf("%s.map[%d]", path, i), items[i])
+			outs[i-from], errs[i-from] = r.runStep(ctx, *step.Map, fmt.Sprintf("%s.map[%d]", path, i), item)
 		})
 	}
 	wg.Wait(ctx)
-	for _, err := range errs {
+	for _, err := range errs[:end-from] {
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	return outs, nil
+	return outs[:end-from], end, nil
 }
 
 // combine builds an array (or, with keys, an object) of parts and stored lists,
@@ -473,28 +587,79 @@ func (r *chainRun) fail(ctx workflow.Context, cause error) (ChainOutput, error) 
 	}
 	for i := len(r.completed) - 1; i >= 0; i-- {
 		c := r.completed[i]
-		arg, err := r.combine(dctx, c.Path+".compensate/input", []Payload{c.Input, c.Output}, nil, []string{"input", "output"})
-		rep := ferry.CompensationReport{Step: c.Path, Function: c.Function,
-			InvocationID: ferry.StepInvocationID(r.in.ChainRunID, c.Path+".compensate"), Status: ferry.StatusCompleted}
-		if err == nil {
-			_, err = r.invoke(dctx, c.Function, c.Version, 0, 0, c.Path+".compensate", arg, true)
+		if c.List == "" {
+			ce.Compensations = append(ce.Compensations, r.compensate(dctx, c))
+			continue
 		}
-		if errors.As(err, &se) {
-			rep.Status, rep.Error = ferry.StatusFailed, se.err
-		} else if err != nil {
-			rep.Status, rep.Error = ferry.StatusFailed, errorOf(err, "InfrastructureError")
+		// Map elements of an earlier batch, stored: read back to front in
+		// slices that each fit in history.
+		for end := c.Count; end > 0; {
+			var sl activities.CompletedSlice
+			err := workflow.ExecuteLocalActivity(shortOpts(dctx), chainActs.LoadCompleted,
+				activities.LoadCompletedInput{Key: c.List, End: end}).Get(dctx, &sl)
+			if err != nil {
+				ce.Compensations = append(ce.Compensations, ferry.CompensationReport{Step: c.Path, Status: ferry.StatusFailed,
+					Error: errorOf(err, "InfrastructureError")})
+				break
+			}
+			for j := len(sl.Items) - 1; j >= 0; j-- {
+				ce.Compensations = append(ce.Compensations, r.compensate(dctx, sl.Items[j]))
+			}
+			end = sl.Start
 		}
-		ce.Compensations = append(ce.Compensations, rep)
 	}
 	out := ChainOutput{ChainRunID: r.in.ChainRunID, Status: status, Error: ce}
 	if err := r.finish(dctx, activities.FinishChainInput{ChainRunID: r.in.ChainRunID, Status: status,
 		Error: ce, Steps: r.progress}); err != nil {
 		return out, err
 	}
+	if r.bounded && len(ce.Compensations) > maxReports {
+		short := *ce
+		short.Compensations = ce.Compensations[:maxReports]
+		ce, out.Error = &short, &short
+	}
 	if status == ferry.StatusCancelled {
 		return out, temporal.NewCanceledError()
 	}
 	return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %s", ce.Type, ce.Message), ErrTypeStepFailed, nil, ce)
+}
+
+// compensate runs the compensation of a completed step and reports it.
+func (r *chainRun) compensate(ctx workflow.Context, c Completed) ferry.CompensationReport {
+	arg, err := r.combine(ctx, c.Path+".compensate/input", []Payload{c.Input, c.Output}, nil, []string{"input", "output"})
+	rep := ferry.CompensationReport{Step: c.Path, Function: c.Function,
+		InvocationID: ferry.StepInvocationID(r.in.ChainRunID, c.Path+".compensate"), Status: ferry.StatusCompleted}
+	if err == nil {
+		_, err = r.invoke(ctx, c.Function, c.Version, 0, 0, c.Path+".compensate", arg, true)
+	}
+	var se *stepError
+	if errors.As(err, &se) {
+		rep.Status, rep.Error = ferry.StatusFailed, se.err
+	} else if err != nil {
+		rep.Status, rep.Error = ferry.StatusFailed, errorOf(err, "InfrastructureError")
+	}
+	return rep
+}
+
+// storeCompleted moves the completed map elements of path (the tail of the
+// compensation list) to the object store, leaving one entry that names them,
+// so that continue-as-new does not carry them.
+func (r *chainRun) storeCompleted(ctx workflow.Context, path string, done int) error {
+	i := len(r.completed)
+	for i > 0 && r.completed[i-1].List == "" && strings.HasPrefix(r.completed[i-1].Path, path+".map[") {
+		i--
+	}
+	if i == len(r.completed) {
+		return nil
+	}
+	var key string
+	err := workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.StoreCompleted, activities.StoreCompletedInput{
+		Key: activities.PayloadKey(r.in.ChainRunID, fmt.Sprintf("%s/completed-%d", path, done)), Items: r.completed[i:]}).Get(ctx, &key)
+	if err != nil {
+		return err
+	}
+	r.completed = append(r.completed[:i:i], Completed{Path: path, List: key, Count: len(r.completed) - i})
+	return nil
 }
 
 func (r *chainRun) finish(ctx workflow.Context, in activities.FinishChainInput) error {

@@ -326,7 +326,8 @@ func TestChainLargeMapContinuesAsNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := next.Resume
-	if r == nil || r.Next != 0 || r.MapDone != MapBatch || len(r.MapLists) != 1 || r.Continued != 1 || len(r.Progress) != MapBatch {
+	if r == nil || r.Next != 0 || r.MapDone != MapBatch || len(r.MapLists) != 1 || r.Continued != 1 || len(r.Progress) != 0 {
+		// The finished elements leave the carried progress: they are invocation records.
 		t.Fatalf("resume %+v", r)
 	}
 
@@ -348,7 +349,8 @@ func TestChainLargeMapContinuesAsNew(t *testing.T) {
 	if len(combined.Lists) != 1 || len(combined.Parts) != 20 {
 		t.Fatalf("combine %d lists %d parts", len(combined.Lists), len(combined.Parts))
 	}
-	if f2.finished.Status != ferry.StatusCompleted || len(f2.finished.Steps) != n {
+	// The record lists the last batch's elements; every element is an invocation.
+	if f2.finished.Status != ferry.StatusCompleted || len(f2.finished.Steps) != 20 {
 		t.Fatalf("finish %s with %d steps", f2.finished.Status, len(f2.finished.Steps))
 	}
 }
@@ -401,5 +403,111 @@ func TestChainMapItemCap(t *testing.T) {
 	}
 	if n := len(f.calls); n != 99*100 {
 		t.Fatalf("%d elements ran, want the first 99 rows' 9900", n)
+	}
+}
+
+// TestChainMapReadsStoredChunks: a map over an input by reference reads its
+// elements chunk by chunk (each chunk once), never as one activity result.
+func TestChainMapReadsStoredChunks(t *testing.T) {
+	env, _ := chainEnv(t)
+	env.OnActivity("SplitList", mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SplitInput) (activities.PayloadList, error) {
+			if in.Input.Ref != "input-key" {
+				return activities.PayloadList{}, fmt.Errorf("split of %+v", in.Input)
+			}
+			return activities.PayloadList{Key: "chunks", Counts: []int{2, 3, 1}}, nil
+		})
+	var mu sync.Mutex
+	loads := map[string]int{}
+	env.OnActivity("LoadChunk", mock.Anything, mock.Anything).Return(
+		func(_ context.Context, key string) ([]Payload, error) {
+			mu.Lock()
+			loads[key]++
+			mu.Unlock()
+			first := map[string]int{"chunks/0": 0, "chunks/1": 2, "chunks/2": 5}[key]
+			n := map[string]int{"chunks/0": 2, "chunks/1": 3, "chunks/2": 1}[key]
+			var out []Payload
+			for i := first; i < first+n; i++ {
+				out = append(out, Payload{Inline: json.RawMessage(strconv.Itoa(i * 10))})
+			}
+			return out, nil
+		})
+	env.ExecuteWorkflow(RunChain, ChainInput{ChainRunID: uuid.New(), Chain: "c", Version: 1,
+		Steps: []ferry.Step{{Map: &ferry.Step{Function: "inc"}, MaxConcurrency: 2}}, Input: Payload{Ref: "input-key"}})
+	var out ChainOutput
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.GetWorkflowResult(&out); err != nil {
+		t.Fatal(err)
+	}
+	if string(out.Output.Inline) != `[1,11,21,31,41,51]` {
+		t.Fatalf("output %s", out.Output.Inline)
+	}
+	if len(loads) != 3 || loads["chunks/0"] != 1 || loads["chunks/1"] != 1 || loads["chunks/2"] != 1 {
+		t.Fatalf("chunk loads %v", loads)
+	}
+}
+
+// TestChainMapCompensationsAcrossBatches: the completed elements of a
+// finished batch leave the continue-as-new input for the object store, and a
+// later failure still compensates every element, newest first.
+func TestChainMapCompensationsAcrossBatches(t *testing.T) {
+	stored := map[string][]Completed{}
+	mockStore := func(env *testsuite.TestWorkflowEnvironment) {
+		env.OnActivity("StoreCompleted", mock.Anything, mock.Anything).Return(
+			func(_ context.Context, in activities.StoreCompletedInput) (string, error) {
+				stored[in.Key] = in.Items
+				return in.Key, nil
+			}).Maybe()
+		env.OnActivity("LoadCompleted", mock.Anything, mock.Anything).Return(
+			func(_ context.Context, in activities.LoadCompletedInput) (activities.CompletedSlice, error) {
+				start := max(in.End-7, 0) // small slices, as a large list would give
+				return activities.CompletedSlice{Start: start, Items: stored[in.Key][start:in.End]}, nil
+			}).Maybe()
+	}
+	env, _ := chainEnv(t)
+	mockStore(env)
+	n := MapBatch + 5
+	b, _ := json.Marshal(make([]int, n))
+	steps := []ferry.Step{{Map: &ferry.Step{Function: "inc", Compensate: "undo-el"}, MaxConcurrency: 50}, fn("fail")}
+	env.ExecuteWorkflow(RunChain, ChainInput{ChainRunID: uuid.New(), Steps: steps, Input: Payload{Inline: b}})
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("want continue-as-new, got %v", err)
+	}
+	var next ChainInput
+	if err := converterDecode(can, &next); err != nil {
+		t.Fatal(err)
+	}
+	if c := next.Resume.Completed; len(c) != 1 || c[0].List == "" || c[0].Count != MapBatch || len(stored[c[0].List]) != MapBatch {
+		t.Fatalf("carried completed %+v", c)
+	}
+
+	env2, f2 := chainEnv(t)
+	mockStore(env2)
+	env2.ExecuteWorkflow(RunChain, next)
+	var appErr *temporal.ApplicationError
+	if err := env2.GetWorkflowError(); !errors.As(err, &appErr) {
+		t.Fatalf("want failure, got %v", err)
+	}
+	// The last batch's elements first (in their completion order), then the
+	// stored ones from the newest.
+	if len(f2.undone) != n {
+		t.Fatalf("%d compensations", len(f2.undone))
+	}
+	first := stored[next.Resume.Completed[0].List]
+	for i, p := range f2.undone {
+		el, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(p, "0.map["), "].compensate"))
+		if i < 5 && el < MapBatch || i >= 5 && p != first[n-1-i].Path+".compensate" {
+			t.Fatalf("compensation %d is %s: %v", i, p, f2.undone[:min(len(f2.undone), 8)])
+		}
+	}
+	var ce ferry.ChainError
+	if err := appErr.Details(&ce); err != nil || len(ce.Compensations) != maxReports {
+		t.Fatalf("failure details carry %d reports: %v", len(ce.Compensations), err)
+	}
+	if len(f2.finished.Error.Compensations) != n {
+		t.Fatalf("record has %d reports", len(f2.finished.Error.Compensations))
 	}
 }

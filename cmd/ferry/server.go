@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-faas/ferry/activities"
 	"github.com/ferry-faas/ferry/api"
 	"github.com/ferry-faas/ferry/metrics"
+	"github.com/ferry-faas/ferry/reconcile"
 	"github.com/ferry-faas/ferry/runtimes"
 	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/ferry-faas/ferry/storage/s3"
@@ -40,8 +41,12 @@ type app struct {
 	temporal temporalclient.Client
 	executor *runtimes.Executor
 	worker   temporalworker.Worker
-	http     *echo.Echo
-	listener net.Listener
+	// reconciler closes records whose workflow ended without writing them;
+	// stopReconcile ends its sweeps (worker role).
+	reconciler    *reconcile.Reconciler
+	stopReconcile context.CancelFunc
+	http          *echo.Echo
+	listener      net.Listener
 	// metrics serves /metrics on its own listener, for API and worker processes.
 	metrics         prometheus.Gatherer
 	metricsListener net.Listener
@@ -80,6 +85,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 		return nil, ferry.Errorf(ferry.EINVALID, "FERRY_METRICS_LISTEN=%s: %v", cfg.MetricsListen, err)
 	}
 	var completions *activities.Completions
+	a.reconciler = &reconcile.Reconciler{Store: a.db, Temporal: a.temporal, Logger: log}
 
 	ready := map[string]func(context.Context) error{
 		"postgres": a.db.Ping,
@@ -123,6 +129,9 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 		if err = a.worker.Start(); err != nil {
 			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "start Temporal worker: %v", err)
 		}
+		rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		a.stopReconcile = stop
+		go a.reconciler.Run(rctx)
 	}
 	if r.api {
 		if a.AdminKey, err = api.EnsureAdminKey(ctx, a.db, cfg.AdminKey); err != nil {
@@ -139,6 +148,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 			Logger:         log,
 			MaxBodyBytes:   int64(cfg.MaxBodyMB) << 20,
 			MaxCodeBytes:   int64(cfg.MaxCodeMB) << 20,
+			Reconcile:      a.reconciler.Reconcile,
 		}
 		if completions != nil { // not a nil pointer in a non-nil interface
 			deps.Completions = completions
@@ -209,6 +219,9 @@ func (a *app) serve(ctx context.Context) error {
 
 // close stops the worker (draining running invocations) and releases everything.
 func (a *app) close(ctx context.Context) {
+	if a.stopReconcile != nil {
+		a.stopReconcile()
+	}
 	if a.worker != nil {
 		a.worker.Stop()
 	}
