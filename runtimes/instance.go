@@ -181,7 +181,10 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 	}
 
 	startedAt := time.Now()
-	initDeadline, initMsg := e.initDeadline(s, began, startedAt, spare)
+	// The runtime's own start (interpreter, runner) gets the worker's limit;
+	// the runner connects before it loads the function, whose load then
+	// gets the function's (initDeadline).
+	bootDeadline, bootMsg := e.initDeadline(s, began, time.Time{}, true)
 	type accepted struct {
 		c   *net.UnixConn
 		err error
@@ -191,7 +194,7 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 		c, err := ln.AcceptUnix()
 		accC <- accepted{c, err}
 	}()
-	timer := time.NewTimer(time.Until(initDeadline))
+	timer := time.NewTimer(time.Until(bootDeadline))
 	defer timer.Stop()
 	for in.conn == nil {
 		select {
@@ -206,7 +209,7 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 		case <-waitErrC:
 			exitC, waitErrC = nil, nil // keep waiting for the connection or the timer
 		case <-timer.C:
-			res := e.initTimeout(ctx, in, initMsg)
+			res := e.initTimeout(ctx, in, bootMsg)
 			return fail(&res, nil)
 		case <-ctx.Done():
 			return fail(nil, ctx.Err())
@@ -218,6 +221,7 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 	if spare {
 		want = frameWaiting
 	}
+	initDeadline, initMsg := e.initDeadline(s, began, time.Now(), spare)
 	f, res, err := e.readInit(ctx, in, initDeadline, initMsg, want)
 	if res != nil || err != nil {
 		return fail(res, err)
@@ -259,11 +263,12 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// initDeadline bounds a start-up (runtimes/README.md, "Init"): the engine's
-// part and the runtime's together get the worker's InitTimeout; loading the
-// function (the runtime's start and the module's top-level code, from loadFrom
-// on) also gets no more than the function's own timeout, as on Lambda. It
-// returns the deadline and what to say when it passes.
+// initDeadline bounds a start-up (runtimes/README.md, "Loading"): the
+// engine's part and the runtime's together get the worker's InitTimeout;
+// loading the function (the module's top-level code, from loadFrom on, when
+// the runner has connected or a spare got its init frame) also gets no more
+// than the function's own timeout. It returns the deadline and what to say
+// when it passes; without a function (spare) only InitTimeout applies.
 func (e *Executor) initDeadline(s Spec, began, loadFrom time.Time, spare bool) (time.Time, string) {
 	deadline := began.Add(e.cfg.InitTimeout)
 	msg := "the runtime did not become ready within " + fmtMS(e.cfg.InitTimeout)

@@ -671,8 +671,10 @@ async function main() {
     return;
   }
 
-  const loaded = await loadFunction();
+  // Connected before loading: the host bounds the load by the function's
+  // timeout from here (runtimes/README.md, "Loading").
   const sock = await connectOrExit();
+  const loaded = await loadFunction();
   if (loaded.initError) {
     sendInitError(sock, loaded);
     return;

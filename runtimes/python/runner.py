@@ -585,6 +585,10 @@ def main():
         importlib.invalidate_caches()
         sys.path_importer_cache.pop(TASK_ROOT, None)
 
+    if sock is None:
+        # Connected before loading: the host bounds the load by the
+        # function's timeout from here (runtimes/README.md, "Loading").
+        sock = connect_or_exit(logs)
     logs.begin()
     fn, arity, init_error = None, 0, None
     try:
@@ -592,9 +596,6 @@ def main():
     except BaseException as exc:  # noqa: B902 — a module may call sys.exit() at import
         init_error = error_info(exc)
     init_logs, init_truncated = logs.end()
-
-    if sock is None:
-        sock = connect_or_exit(logs)
     if init_error is not None:
         send_frame(sock, json.dumps({"type": "init_error", "error": init_error,
                                      "logs": init_logs, "logs_truncated": init_truncated}))
