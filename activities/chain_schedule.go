@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/ferry-faas/ferry"
-	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
@@ -24,13 +23,15 @@ const (
 const ScheduleIDPrefix = "ferry-schedule-"
 
 // ErrTypeScheduleRefused is the error type of the record of a firing that did
-// not run its target (the schedule's owner key was revoked).
+// not run its target: the schedule's owner key was revoked, or its function
+// was deleted.
 const ErrTypeScheduleRefused = "ScheduleRefused"
 
 // ScheduleStore is what CreateScheduledRun needs besides ChainStore.
 type ScheduleStore interface {
 	GetChainVersion(ctx context.Context, name string, version int) (ferry.ChainVersion, error)
 	CreateChainRun(ctx context.Context, r ferry.ChainRun) (ferry.ChainRun, bool, error)
+	GetChainRun(ctx context.Context, id uuid.UUID) (ferry.ChainRun, error)
 	KeyByID(ctx context.Context, id uuid.UUID) (ferry.APIKey, error)
 }
 
@@ -50,6 +51,10 @@ type ScheduledRunInput struct {
 	// Owner is the API key that created the schedule: a firing after its
 	// revocation does not run the target. Nil for schedules older than owners.
 	Owner uuid.UUID `json:"owner,omitempty"`
+	// FunctionID is the identity of the target function when the schedule was
+	// created: a firing never runs another function of the same name. Nil for
+	// chain targets and schedules older than function identities.
+	FunctionID uuid.UUID `json:"function_id,omitempty"`
 }
 
 // ScheduledRunRecord is the record created for one firing.
@@ -66,7 +71,8 @@ type ScheduledRunRecord struct {
 
 // CreateScheduledRun records the invocation or chain run of one schedule
 // firing. Its id derives from the firing's workflow id, so a retry finds the
-// same record instead of creating a second one.
+// same record instead of creating a second one. The firing's first attempt
+// decides whether the target runs at all (see refusal).
 func (a *Chains) CreateScheduledRun(ctx context.Context, in ScheduledRunInput) (ScheduledRunRecord, error) {
 	store, ok := a.Store.(ScheduleStore)
 	if !ok {
@@ -80,97 +86,106 @@ func (a *Chains) CreateScheduledRun(ctx context.Context, in ScheduledRunInput) (
 		}
 		return err
 	}
-	if reason, err := a.refusal(ctx, store, in); err != nil || reason != "" {
-		if err != nil {
-			return ScheduledRunRecord{}, err
-		}
-		return a.refuse(ctx, store, in, id, reason)
-	}
 	switch in.Kind {
 	case TargetFunction:
-		v, err := a.Store.GetVersion(ctx, in.Target, in.Version)
-		if err != nil {
-			return ScheduledRunRecord{}, notFound(err)
-		}
 		inv, err := a.Store.GetInvocation(ctx, id)
 		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+			v, reason, verr := a.refusal(ctx, store, in)
+			switch {
+			case verr != nil:
+				return ScheduledRunRecord{}, notFound(verr)
+			case reason != "":
+				return a.refuse(ctx, in, id, reason)
+			}
 			inv, _, err = a.Store.CreateInvocation(ctx, ferry.Invocation{ID: id, Function: v.Function,
 				FunctionID: v.FunctionID, Version: v.Version,
 				Status: ferry.StatusPending, Event: in.Payload, WorkflowID: id.String(), CreatedAt: time.Now()})
 		}
-		if err != nil {
-			return ScheduledRunRecord{}, err
+		if err != nil || inv.Status.Final() {
+			return ScheduledRunRecord{ID: id, Final: true}, err
 		}
-		if inv.Version != v.Version {
-			if v, err = a.Store.GetVersion(ctx, inv.Function, inv.Version); err != nil {
-				return ScheduledRunRecord{}, notFound(err)
-			}
-		}
-		return ScheduledRunRecord{ID: id, Final: inv.Status.Final(), Invoke: &RunInput{InvocationID: id, Function: v.Function,
-			FunctionID: inv.FunctionID, Version: v.Version, Event: inv.Event, AcceptedAt: inv.CreatedAt, TimeoutSeconds: v.Limits.TimeoutSeconds,
-			Retries: v.Limits.Retries}}, nil
-	case TargetChain:
-		cv, err := store.GetChainVersion(ctx, in.Target, in.Version)
+		// The record pins the function's identity: InvokeFunction refuses another
+		// function that took the name since.
+		v, err := a.Store.GetVersion(ctx, inv.Function, inv.Version)
 		if err != nil {
 			return ScheduledRunRecord{}, notFound(err)
 		}
-		run, _, err := store.CreateChainRun(ctx, ferry.ChainRun{ID: id, Chain: cv.Chain, Version: cv.Version,
-			Input: in.Payload, WorkflowID: id.String(), IdempotencyKey: "schedule:" + wfID})
-		if err != nil {
-			return ScheduledRunRecord{}, err
-		}
-		if run.Version != cv.Version {
-			if cv, err = store.GetChainVersion(ctx, run.Chain, run.Version); err != nil {
-				return ScheduledRunRecord{}, notFound(err)
+		return ScheduledRunRecord{ID: id, Invoke: &RunInput{InvocationID: id, Function: v.Function,
+			FunctionID: inv.FunctionID, Version: v.Version, Event: inv.Event, AcceptedAt: inv.CreatedAt, TimeoutSeconds: v.Limits.TimeoutSeconds,
+			Retries: v.Limits.Retries}}, nil
+	case TargetChain:
+		run, err := store.GetChainRun(ctx, id)
+		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+			_, reason, rerr := a.refusal(ctx, store, in)
+			switch {
+			case rerr != nil:
+				return ScheduledRunRecord{}, rerr
+			case reason != "":
+				return a.refuse(ctx, in, id, reason)
 			}
+			cv, cerr := store.GetChainVersion(ctx, in.Target, in.Version)
+			if cerr != nil {
+				return ScheduledRunRecord{}, notFound(cerr)
+			}
+			run, _, err = store.CreateChainRun(ctx, ferry.ChainRun{ID: id, Chain: cv.Chain, Version: cv.Version,
+				Input: in.Payload, WorkflowID: id.String(), IdempotencyKey: "schedule:" + wfID})
 		}
-		return ScheduledRunRecord{ID: run.ID, Final: run.Status.Final(), Chain: cv.Chain, ChainVersion: cv.Version, Steps: cv.Steps}, nil
+		if err != nil || run.Status.Final() {
+			return ScheduledRunRecord{ID: id, Final: true}, err
+		}
+		cv, err := store.GetChainVersion(ctx, run.Chain, run.Version)
+		if err != nil {
+			return ScheduledRunRecord{}, notFound(err)
+		}
+		return ScheduledRunRecord{ID: run.ID, Chain: cv.Chain, ChainVersion: cv.Version, Steps: cv.Steps}, nil
 	}
 	return ScheduledRunRecord{}, temporal.NewNonRetryableApplicationError("unknown schedule target kind "+in.Kind, "InvalidTarget", nil)
 }
 
-// refusal says why a firing must not run its target, or "".
-func (a *Chains) refusal(ctx context.Context, store ScheduleStore, in ScheduledRunInput) (string, error) {
-	if in.Owner == uuid.Nil {
-		return "", nil
+// refusal says why a firing must not run its target, or "": the key that
+// created the schedule is revoked, or the function it was created for was
+// deleted (whatever now has its name is another function). For a function
+// target it also returns the version to run.
+func (a *Chains) refusal(ctx context.Context, store ScheduleStore, in ScheduledRunInput) (ferry.Version, string, error) {
+	if in.Owner != uuid.Nil {
+		k, err := store.KeyByID(ctx, in.Owner)
+		switch {
+		case ferry.ErrorCode(err) == ferry.ENOTFOUND:
+			return ferry.Version{}, fmt.Sprintf("schedule %q was not run: the API key %s that created it no longer exists; the schedule is paused", in.Schedule, in.Owner), nil
+		case err != nil:
+			return ferry.Version{}, "", err
+		case k.RevokedAt != nil:
+			return ferry.Version{}, fmt.Sprintf("schedule %q was not run: the API key %s (%s) that created it was revoked; the schedule is paused", in.Schedule, k.Prefix, k.ID), nil
+		}
 	}
-	k, err := store.KeyByID(ctx, in.Owner)
-	switch {
-	case ferry.ErrorCode(err) == ferry.ENOTFOUND:
-		return fmt.Sprintf("schedule %q was not run: the API key %s that created it no longer exists; the schedule is paused", in.Schedule, in.Owner), nil
-	case err != nil:
-		return "", err
-	case k.RevokedAt != nil:
-		return fmt.Sprintf("schedule %q was not run: the API key %s (%s) that created it was revoked; the schedule is paused", in.Schedule, k.Prefix, k.ID), nil
+	if in.Kind != TargetFunction {
+		return ferry.Version{}, "", nil
 	}
-	return "", nil
+	v, err := a.Store.GetVersion(ctx, in.Target, in.Version)
+	if in.FunctionID != uuid.Nil && (ferry.ErrorCode(err) == ferry.ENOTFOUND || err == nil && v.FunctionID != in.FunctionID) {
+		return ferry.Version{}, fmt.Sprintf("schedule %q was not run: the function %q (id %s) it was created for was deleted; a function created later under that name is another one; the schedule is paused",
+			in.Schedule, in.Target, in.FunctionID), nil
+	}
+	return v, "", err
 }
 
 // refuse records the firing as a failed invocation or chain run that says why
 // its target did not run, and pauses the schedule so that it stops firing.
-func (a *Chains) refuse(ctx context.Context, store ScheduleStore, in ScheduledRunInput, id uuid.UUID, reason string) (ScheduledRunRecord, error) {
+func (a *Chains) refuse(ctx context.Context, in ScheduledRunInput, id uuid.UUID, reason string) (ScheduledRunRecord, error) {
 	now := time.Now()
+	var err error
 	switch in.Kind {
 	case TargetFunction:
-		_, err := a.Store.GetInvocation(ctx, id)
-		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-			_, _, err = a.Store.CreateInvocation(ctx, ferry.Invocation{ID: id, Function: in.Target, Version: in.Version,
-				Status: ferry.StatusFailed, Event: in.Payload, WorkflowID: id.String(), CreatedAt: now, FinishedAt: &now,
-				Error: &ferry.FunctionError{Type: ErrTypeScheduleRefused, Message: reason}})
-		}
-		if err != nil {
-			return ScheduledRunRecord{}, err
-		}
+		_, _, err = a.Store.CreateInvocation(ctx, ferry.Invocation{ID: id, Function: in.Target, FunctionID: in.FunctionID,
+			Version: in.Version, Status: ferry.StatusFailed, Event: in.Payload, WorkflowID: id.String(), CreatedAt: now,
+			FinishedAt: &now, Error: &ferry.FunctionError{Type: ErrTypeScheduleRefused, Message: reason}})
 	case TargetChain:
-		run, _, err := store.CreateChainRun(ctx, ferry.ChainRun{ID: id, Chain: in.Target, Version: in.Version,
-			Input: in.Payload, WorkflowID: id.String(), IdempotencyKey: "schedule:" + activity.GetInfo(ctx).WorkflowExecution.ID})
-		if err != nil {
-			return ScheduledRunRecord{}, err
-		}
-		if _, _, err := a.Store.FinishChainRun(ctx, run.ID, postgres.ChainOutcome{Status: ferry.StatusFailed,
-			Error: &ferry.ChainError{Type: ErrTypeScheduleRefused, Message: reason}, FinishedAt: now}); err != nil {
-			return ScheduledRunRecord{}, err
-		}
+		_, _, err = a.Store.(ScheduleStore).CreateChainRun(ctx, ferry.ChainRun{ID: id, Chain: in.Target, Version: in.Version,
+			Status: ferry.StatusFailed, Input: in.Payload, WorkflowID: id.String(), CreatedAt: now, FinishedAt: &now,
+			Error: &ferry.ChainError{Type: ErrTypeScheduleRefused, Message: reason}})
+	}
+	if err != nil {
+		return ScheduledRunRecord{}, err
 	}
 	a.Logger.Warn("scheduled run refused", "schedule", in.Schedule, "id", id, "reason", reason)
 	if a.Schedules != nil {

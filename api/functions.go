@@ -541,6 +541,7 @@ func (s *server) deleteFunction(c echo.Context) error {
 			s.Logger.Warn("deleting code of a removed function", "function", name, "key", key, "err", err)
 		}
 	}
+	s.deleteSchedulesOf(ctx, name, id)
 	s.Logger.Info("function deleted", "function", name, "code_objects", len(orphans), "request_id", requestIDOf(c))
 	return c.NoContent(http.StatusNoContent)
 }

@@ -40,6 +40,10 @@ type ScheduleTarget struct {
 	Function string `json:"function,omitempty"`
 	Chain    string `json:"chain,omitempty"`
 	Version  int    `json:"version,omitempty"` // 0: the latest when it fires
+	// FunctionID is the target function's identity when the schedule was
+	// created (set by the server): firings never run another function that
+	// took its name after a delete.
+	FunctionID *uuid.UUID `json:"function_id,omitempty"`
 }
 
 // Schedule is a schedule as the API shows it.
@@ -142,13 +146,12 @@ func (s *server) validateSchedule(c echo.Context, sch *Schedule) error {
 	}
 	ctx := c.Request().Context()
 	if sch.Target.Function != "" {
-		if _, err := s.Store.GetVersion(ctx, sch.Target.Function, sch.Target.Version); err != nil {
-			if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-				return ferry.Errorf(ferry.EINVALID, "target.function: %s", ferry.ErrorMessage(err))
-			}
-			return err
+		v, err := s.Store.GetVersion(ctx, sch.Target.Function, sch.Target.Version)
+		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+			return ferry.Errorf(ferry.EINVALID, "target.function: %s", ferry.ErrorMessage(err))
 		}
-		return nil
+		sch.Target.FunctionID = &v.FunctionID
+		return err
 	}
 	cs, err := s.chainStore()
 	if err != nil {
@@ -174,6 +177,9 @@ func (s *server) createSchedule(c echo.Context) error {
 	if sch.OwnerKeyID != nil {
 		return ferry.Errorf(ferry.EINVALID, "owner_key_id: set by the server (the key that creates the schedule)")
 	}
+	if sch.Target.FunctionID != nil {
+		return ferry.Errorf(ferry.EINVALID, "target.function_id: set by the server (the function's identity)")
+	}
 	if err := s.validateSchedule(c, &sch); err != nil {
 		return err
 	}
@@ -196,6 +202,10 @@ func (s *server) createSchedule(c echo.Context) error {
 		spec.Intervals = []client.ScheduleIntervalSpec{{Every: d}}
 	}
 	owner := principalOf(c).Key.ID
+	var functionID uuid.UUID
+	if sch.Target.FunctionID != nil {
+		functionID = *sch.Target.FunctionID
+	}
 	stored := Schedule{Name: sch.Name, Cron: sch.Cron, Every: sch.Every, Target: sch.Target, Payload: sch.Payload,
 		Overlap: sch.Overlap, OwnerKeyID: &owner}
 	ctx := c.Request().Context()
@@ -210,7 +220,7 @@ func (s *server) createSchedule(c echo.Context) error {
 			Workflow:  scheduledRunType,
 			TaskQueue: s.TaskQueue,
 			Args: []any{activities.ScheduledRunInput{Schedule: sch.Name, Kind: kind, Target: target,
-				Version: sch.Target.Version, Payload: sch.Payload, Owner: owner}},
+				Version: sch.Target.Version, Payload: sch.Payload, Owner: owner, FunctionID: functionID}},
 		},
 	})
 	var exists *serviceerror.AlreadyExists
@@ -331,16 +341,24 @@ func (s *server) listSchedules(c echo.Context) error {
 	if err := s.require(c, "*", ferry.PermRead); err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
+	out, err := s.allSchedules(c.Request().Context(), sc)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"schedules": out, "next_cursor": ""})
+}
+
+// allSchedules lists Ferry's schedules as Temporal's list shows them.
+func (s *server) allSchedules(ctx context.Context, sc client.ScheduleClient) ([]Schedule, error) {
 	it, err := sc.List(ctx, client.ScheduleListOptions{PageSize: 100})
 	if err != nil {
-		return s.temporalErr(err, "schedules")
+		return nil, s.temporalErr(err, "schedules")
 	}
 	out := []Schedule{}
 	for it.HasNext() {
 		e, err := it.Next()
 		if err != nil {
-			return s.temporalErr(err, "schedules")
+			return nil, s.temporalErr(err, "schedules")
 		}
 		if !strings.HasPrefix(e.ID, schedulePrefix) {
 			continue
@@ -354,7 +372,34 @@ func (s *server) listSchedules(c echo.Context) error {
 		sch.Name, sch.Paused, sch.NextRuns = strings.TrimPrefix(e.ID, schedulePrefix), e.Paused, e.NextActionTimes
 		out = append(out, sch)
 	}
-	return c.JSON(http.StatusOK, map[string]any{"schedules": out, "next_cursor": ""})
+	return out, nil
+}
+
+// deleteSchedulesOf deletes the schedules of a deleted function (and of no
+// other function that took its name since). Firings check the function's
+// identity as well, so a schedule this misses (Temporal's list lags, or the
+// process died first) refuses to run and pauses itself.
+func (s *server) deleteSchedulesOf(ctx context.Context, function string, id uuid.UUID) {
+	sc, err := s.schedules()
+	if err != nil {
+		return
+	}
+	all, err := s.allSchedules(ctx, sc)
+	if err != nil {
+		s.Logger.Warn("listing the schedules of a deleted function", "function", function, "err", err)
+		return
+	}
+	for _, sch := range all {
+		t := sch.Target
+		if t.Function != function || t.FunctionID != nil && *t.FunctionID != id {
+			continue
+		}
+		if err := sc.GetHandle(ctx, schedulePrefix+sch.Name).Delete(ctx); err != nil {
+			s.Logger.Warn("deleting a schedule of a deleted function", "function", function, "schedule", sch.Name, "err", err)
+			continue
+		}
+		s.Logger.Info("schedule of a deleted function deleted", "function", function, "schedule", sch.Name)
+	}
 }
 
 func (s *server) deleteSchedule(c echo.Context) error {

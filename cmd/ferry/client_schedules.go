@@ -21,6 +21,7 @@ type scheduleJSON struct {
 	} `json:"target"`
 	Overlap    string   `json:"overlap"`
 	Paused     bool     `json:"paused"`
+	Note       string   `json:"note"`
 	NumRuns    int      `json:"num_runs"`
 	NextRuns   []string `json:"next_runs"`
 	RecentRuns []struct {
@@ -170,6 +171,9 @@ func scheduleGetCommand(cfg *clientConfig) *cobra.Command {
 				return c.printJSON(body)
 			}
 			fmt.Fprintf(c.stdout, "schedule %s: %s, %s, overlap %s, paused %t, %d runs\n", s.Name, s.target(), s.when(), s.Overlap, s.Paused, s.NumRuns)
+			if s.Paused && s.Note != "" {
+				fmt.Fprintf(c.stdout, "  paused: %s\n", s.Note)
+			}
 			for _, r := range s.RecentRuns {
 				fmt.Fprintf(c.stdout, "  ran %s  %s\n", shortTime(r.ScheduledAt), r.Link)
 			}

@@ -242,6 +242,10 @@ func (db *DB) CreateChainRun(ctx context.Context, r ferry.ChainRun) (ferry.Chain
 	if r.Steps == nil {
 		r.Steps = []ferry.StepStatus{}
 	}
+	errJSON, err := jsonOrNil(r.Error)
+	if err != nil {
+		return ferry.ChainRun{}, false, err
+	}
 	what := chainRunName(r.ID)
 	if r.IdempotencyKey != "" {
 		if _, err := db.pool.Exec(ctx, `UPDATE chain_runs SET idempotency_key = NULL
@@ -253,12 +257,12 @@ func (db *DB) CreateChainRun(ctx context.Context, r ferry.ChainRun) (ferry.Chain
 	for attempt := 0; attempt < 2; attempt++ {
 		created, err := scanChainRun(db.pool.QueryRow(ctx, `
 			INSERT INTO chain_runs (id, chain, version, status, input, steps, idempotency_key, request_hash,
-				workflow_id, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+				workflow_id, created_at, error, finished_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			ON CONFLICT (chain, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 			RETURNING `+chainRunColumns,
 			r.ID, r.Chain, r.Version, string(r.Status), rawJSON(r.Input), r.Steps, nullString(r.IdempotencyKey),
-			nullString(r.RequestHash), r.WorkflowID, r.CreatedAt))
+			nullString(r.RequestHash), r.WorkflowID, r.CreatedAt, errJSON, r.FinishedAt))
 		if err == nil {
 			return created, true, nil
 		}
