@@ -19,10 +19,12 @@ RUN apt-get update \
 	&& useradd --system --uid 10001 --user-group --home-dir /var/lib/ferry ferry \
 	&& install -d -o ferry -g ferry /var/lib/ferry
 COPY --from=build /out/ferry /usr/local/bin/ferry
+# Metrics (no key) on their own port: publish it only where Prometheus reaches.
 ENV FERRY_LISTEN=0.0.0.0:8080 \
+	FERRY_METRICS_LISTEN=0.0.0.0:9464 \
 	FERRY_DATA_DIR=/var/lib/ferry
 USER ferry
 WORKDIR /var/lib/ferry
-EXPOSE 8080
+EXPOSE 8080 9464
 ENTRYPOINT ["ferry"]
 CMD ["server"]
