@@ -362,6 +362,9 @@ func (s *server) waitChain(ctx context.Context, cs ChainStore, run ferry.ChainRu
 		return ferry.ChainRun{}, ferry.Errorf(ferry.EUNAVAILABLE, "request cancelled while waiting for chain run %s", run.ID)
 	}
 	rec, gerr := cs.GetChainRun(ctx, run.ID)
+	if gerr == nil && !rec.Status.Final() && err != nil && s.closeIfEnded(ctx, run.WorkflowID) {
+		rec, gerr = cs.GetChainRun(ctx, run.ID)
+	}
 	if gerr != nil {
 		return ferry.ChainRun{}, gerr
 	}

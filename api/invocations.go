@@ -223,6 +223,9 @@ func (s *server) wait(ctx context.Context, inv ferry.Invocation, done <-chan fer
 	// Failed, timed out or cancelled functions end the workflow in error; the
 	// worker has recorded the outcome before.
 	rec, gerr := s.Store.GetInvocation(ctx, inv.ID)
+	if gerr == nil && !rec.Status.Final() && err != nil && s.closeIfEnded(ctx, inv.WorkflowID) {
+		rec, gerr = s.Store.GetInvocation(ctx, inv.ID)
+	}
 	if gerr != nil {
 		return waitResult{err: gerr}
 	}
@@ -397,15 +400,25 @@ func (s *server) cancelWorkflow(ctx context.Context, workflowID, what string, lo
 	wctx, cancel := context.WithTimeout(ctx, s.CancelWait)
 	defer cancel()
 	_ = s.Temporal.GetWorkflow(wctx, workflowID, "").Get(wctx, nil)
-	if wctx.Err() == nil && s.Reconcile != nil {
-		// The workflow has ended. One that ended without writing its record
-		// (terminated, timed out) gets it closed now: Temporal accepts a
-		// cancel of a closed workflow, which would otherwise answer 202 forever.
-		if _, err := s.Reconcile(ctx, workflowID); err != nil {
-			s.Logger.Warn("closing the record of an ended "+what, append(logAttrs, "err", err)...)
-		}
+	if wctx.Err() == nil {
+		// The workflow has ended. Temporal accepts a cancel of a closed
+		// workflow, which would otherwise answer 202 forever.
+		s.closeIfEnded(ctx, workflowID)
 	}
 	return true, nil
+}
+
+// closeIfEnded closes the records of a workflow that ended without writing
+// them (terminated, timed out; see reconcile) and reports whether it did.
+func (s *server) closeIfEnded(ctx context.Context, workflowID string) bool {
+	if s.Reconcile == nil {
+		return false
+	}
+	n, err := s.Reconcile(ctx, workflowID)
+	if err != nil {
+		s.Logger.Warn("closing the records of an ended workflow", "workflow", workflowID, "err", err)
+	}
+	return n > 0
 }
 
 // retryInvocation re-runs a failed, timed-out or cancelled invocation as a new

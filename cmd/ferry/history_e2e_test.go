@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/ferry-faas/ferry"
@@ -173,6 +174,40 @@ func TestE2ETerminatedWorkflowsGetFinalRecords(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || got.Status != "failed" || got.Error == nil ||
 			got.Error.Type != reconcile.ErrTypeTerminated || !strings.Contains(got.Error.Message, "stopped by the operator") {
 			t.Fatalf("cancel: %s %+v %+v", resp.Status, got, got.Error)
+		}
+	})
+
+	t.Run("sync invoke and sync chain run answer the final record", func(t *testing.T) {
+		s.deployChain(t, map[string]any{"name": "slow-sync", "steps": []any{map[string]any{"function": "sleepy"}}})
+		for _, path := range []string{"/v1/functions/sleepy/invoke", "/v1/chains/slow-sync/invoke"} {
+			type answer struct {
+				status int
+				rec    invocationJSON
+			}
+			got := make(chan answer, 1)
+			key := uuid.NewString()
+			go func() {
+				var rec invocationJSON
+				resp := s.do(t, http.MethodPost, path, 1, &rec, "Idempotency-Key", key)
+				got <- answer{resp.StatusCode, rec}
+			}()
+			// The same key finds the waiting request's record.
+			var rec invocationJSON
+			deadline := time.Now().Add(time.Minute)
+			for rec.Status != "running" {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: %+v not running", path, rec)
+				}
+				time.Sleep(300 * time.Millisecond)
+				s.do(t, http.MethodPost, path, 1, &rec, "Idempotency-Key", key, "Prefer", "respond-async")
+			}
+			if err := s.temporal.TerminateWorkflow(ctx, rec.ID, "", "stopped by the operator"); err != nil {
+				t.Fatal(err)
+			}
+			a := <-got
+			if a.status != http.StatusOK || a.rec.Status != "failed" || a.rec.Error == nil || a.rec.Error.Type != reconcile.ErrTypeTerminated {
+				t.Fatalf("%s: %d %+v %+v", path, a.status, a.rec, a.rec.Error)
+			}
 		}
 	})
 
