@@ -4,6 +4,7 @@ package ferry
 
 import (
 	"encoding/json"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -41,11 +42,41 @@ type Limits struct {
 	Retries        int     `json:"retries"`
 }
 
-// Defaults and bounds for Limits; the API validates against them.
+// Defaults and bounds for Limits (docs/API.md lists them); Validate checks
+// against them.
 var (
 	DefaultLimits = Limits{TimeoutSeconds: 30, MemoryMB: 128, CPUs: 0.5, MaxConcurrency: 10}
+	MinLimits     = Limits{TimeoutSeconds: 1, MemoryMB: 32, CPUs: 0.01, MaxConcurrency: 1}
 	MaxLimits     = Limits{TimeoutSeconds: 900, MemoryMB: 4096, CPUs: 4, MaxConcurrency: 100, Retries: 10}
 )
+
+// Validate checks every limit against MinLimits and MaxLimits; a zero field
+// stands for its default. The lower bounds are what the engine can enforce:
+// Docker turns cpus into a CFS quota per 100 ms period, Linux refuses a quota
+// under 1 ms (cpus 0.01) and one that rounds to 0 means no limit at all; the
+// runtimes need more memory than Docker's minimum of 6 MB to start.
+func (l Limits) Validate() error {
+	lo, hi, def := MinLimits, MaxLimits, DefaultLimits
+	switch {
+	case l.TimeoutSeconds != 0 && (l.TimeoutSeconds < lo.TimeoutSeconds || l.TimeoutSeconds > hi.TimeoutSeconds):
+		return Errorf(EINVALID, "timeout_seconds: must be between %d and %d (0 for the default %d), not %d",
+			lo.TimeoutSeconds, hi.TimeoutSeconds, def.TimeoutSeconds, l.TimeoutSeconds)
+	case l.MemoryMB != 0 && (l.MemoryMB < lo.MemoryMB || l.MemoryMB > hi.MemoryMB):
+		return Errorf(EINVALID, "memory_mb: must be between %d and %d (0 for the default %d), not %d",
+			lo.MemoryMB, hi.MemoryMB, def.MemoryMB, l.MemoryMB)
+	case math.IsNaN(l.CPUs) || math.IsInf(l.CPUs, 0):
+		return Errorf(EINVALID, "cpus: must be a finite number, not %v", l.CPUs)
+	case l.CPUs != 0 && (l.CPUs < lo.CPUs || l.CPUs > hi.CPUs):
+		return Errorf(EINVALID, "cpus: must be between %g and %g (0 for the default %g), not %g",
+			lo.CPUs, hi.CPUs, def.CPUs, l.CPUs)
+	case l.MaxConcurrency != 0 && (l.MaxConcurrency < lo.MaxConcurrency || l.MaxConcurrency > hi.MaxConcurrency):
+		return Errorf(EINVALID, "max_concurrency: must be between %d and %d (0 for the default %d), not %d",
+			lo.MaxConcurrency, hi.MaxConcurrency, def.MaxConcurrency, l.MaxConcurrency)
+	case l.Retries < 0 || l.Retries > hi.Retries:
+		return Errorf(EINVALID, "retries: must be between 0 and %d, not %d", hi.Retries, l.Retries)
+	}
+	return nil
+}
 
 // WithDefaults returns l with zero fields set to DefaultLimits.
 func (l Limits) WithDefaults() Limits {

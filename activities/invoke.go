@@ -61,6 +61,11 @@ func truncate(s string) string {
 // because the function asked for retries.
 const ErrTypeFunctionFailed = "FunctionFailed"
 
+// ErrTypeInvalidConfig is the error type of an invocation whose function
+// version can never start: its limits are out of bounds, or the container
+// engine refused its settings.
+const ErrTypeInvalidConfig = "InvalidConfiguration"
+
 // Store is what the invocation activities need from PostgreSQL.
 type Store interface {
 	GetVersion(ctx context.Context, name string, version int) (ferry.Version, error)
@@ -244,8 +249,12 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	})
 	if err != nil {
 		log.Warn("execute failed", "err", err)
-		if ferry.ErrorCode(err) == ferry.EINVALID { // a bad spec does not get better with retries
-			return RunOutput{}, temporal.NewNonRetryableApplicationError(ferry.ErrorMessage(err), "InvalidSpec", err)
+		if ferry.ErrorCode(err) == ferry.EINVALID {
+			// Limits out of bounds or settings the engine refuses: no retry
+			// can succeed, so the invocation fails now, saying why.
+			awaitStarted()
+			return a.finish(ctx, in.InvocationID, postgres.Outcome{Status: ferry.StatusFailed,
+				Error: &ferry.FunctionError{Type: ErrTypeInvalidConfig, Message: ferry.ErrorMessage(err)}})
 		}
 		return RunOutput{}, err
 	}
@@ -257,7 +266,8 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	}
 	m := res.Metrics
 	if !in.AcceptedAt.IsZero() {
-		m.QueueMS = ms(began.Sub(in.AcceptedAt))
+		// Every wait: until this attempt began, then for a container slot.
+		m.QueueMS = ms(began.Sub(in.AcceptedAt)) + res.Metrics.QueueMS
 		m.TotalMS = ms(time.Since(in.AcceptedAt))
 	}
 	out.Metrics = &m

@@ -31,7 +31,6 @@ var (
 )
 
 const (
-	minMemoryMB    = 32
 	maxEnvBytes    = 32 << 10
 	maxDescription = 1024
 	maxHandler     = 256
@@ -365,7 +364,7 @@ func (s *server) validateDeploy(r *deployRequest) (ferry.Version, error) {
 	r.Filename = fn
 	l := ferry.Limits{TimeoutSeconds: r.TimeoutSeconds, MemoryMB: r.MemoryMB, CPUs: r.CPUs,
 		MaxConcurrency: r.MaxConcurrency, Network: r.Network, Retries: r.Retries}
-	if err := validateLimits(l); err != nil {
+	if err := l.Validate(); err != nil {
 		return ferry.Version{}, err
 	}
 	if err := s.validateEnv(r.Env); err != nil {
@@ -401,23 +400,6 @@ func bundleFilename(given string) (string, error) {
 		return "", ferry.Errorf(ferry.EINVALID, "filename: %q is not a file name", given)
 	}
 	return fn, nil
-}
-
-func validateLimits(l ferry.Limits) error {
-	m := ferry.MaxLimits
-	switch {
-	case l.TimeoutSeconds < 0 || l.TimeoutSeconds > m.TimeoutSeconds:
-		return ferry.Errorf(ferry.EINVALID, "timeout_seconds: must be between 1 and %d (0 for the default %d)", m.TimeoutSeconds, ferry.DefaultLimits.TimeoutSeconds)
-	case l.MemoryMB != 0 && (l.MemoryMB < minMemoryMB || l.MemoryMB > m.MemoryMB):
-		return ferry.Errorf(ferry.EINVALID, "memory_mb: must be between %d and %d (0 for the default %d)", minMemoryMB, m.MemoryMB, ferry.DefaultLimits.MemoryMB)
-	case l.CPUs < 0 || l.CPUs > m.CPUs:
-		return ferry.Errorf(ferry.EINVALID, "cpus: must be more than 0 and at most %g (0 for the default %g)", m.CPUs, ferry.DefaultLimits.CPUs)
-	case l.MaxConcurrency < 0 || l.MaxConcurrency > m.MaxConcurrency:
-		return ferry.Errorf(ferry.EINVALID, "max_concurrency: must be between 1 and %d (0 for the default %d)", m.MaxConcurrency, ferry.DefaultLimits.MaxConcurrency)
-	case l.Retries < 0 || l.Retries > m.Retries:
-		return ferry.Errorf(ferry.EINVALID, "retries: must be between 0 and %d", m.Retries)
-	}
-	return nil
 }
 
 func (s *server) validateEnv(env map[string]string) error {

@@ -165,6 +165,23 @@ func TestDeployBadInputCreatesNothing(t *testing.T) {
 		{"multipart empty code", multipartOf(t, "app.py", nil, "name", "fn", "runtime", "python", "handler", "app.handler"), 400, "code: is empty"},
 		{"multipart unknown field", multipartOf(t, "app.py", []byte(pySource), "name", "fn", "colour", "red"), 400, "colour: unknown field"},
 		{"multipart bad int", multipartOf(t, "app.py", []byte(pySource), "name", "fn", "runtime", "python", "handler", "app.handler", "memory_mb", "lots"), 400, "memory_mb: must be an integer"},
+		// Every limit, against the bounds of docs/API.md, in JSON and in multipart forms.
+		{"cpus below the engine's quota", good(func(m map[string]any) { m["cpus"] = 1e-9 }), 400, "cpus: must be between 0.01 and 4 (0 for the default 0.5), not 1e-09"},
+		{"cpus 0.0001", good(func(m map[string]any) { m["cpus"] = 0.0001 }), 400, "cpus: must be between 0.01 and 4"},
+		{"cpus too many", good(func(m map[string]any) { m["cpus"] = 4.5 }), 400, "cpus: must be between 0.01 and 4"},
+		{"memory too small", good(func(m map[string]any) { m["memory_mb"] = 16 }), 400, "memory_mb: must be between 32 and 4096 (0 for the default 128), not 16"},
+		{"negative timeout", good(func(m map[string]any) { m["timeout_seconds"] = -5 }), 400, "timeout_seconds: must be between 1 and 900"},
+		{"negative concurrency", good(func(m map[string]any) { m["max_concurrency"] = -1 }), 400, "max_concurrency: must be between 1 and 100"},
+		{"negative retries", good(func(m map[string]any) { m["retries"] = -1 }), 400, "retries: must be between 0 and 10, not -1"},
+		{"huge timeout", good(func(m map[string]any) { m["timeout_seconds"] = 1e12 }), 400, "timeout_seconds: must be between 1 and 900"},
+		{"multipart cpus NaN", multipartOf(t, "app.py", []byte(pySource+unique), "name", "fn", "runtime", "python", "handler", "app.handler", "cpus", "NaN"), 400, "cpus: must be a finite number"},
+		{"multipart cpus Inf", multipartOf(t, "app.py", []byte(pySource+unique), "name", "fn", "runtime", "python", "handler", "app.handler", "cpus", "+Inf"), 400, "cpus: must be a finite number"},
+		{"multipart cpus overflow", multipartOf(t, "app.py", []byte(pySource+unique), "name", "fn", "runtime", "python", "handler", "app.handler", "cpus", "1e400"), 400, "cpus: must be a number"},
+		{"multipart cpus tiny", multipartOf(t, "app.py", []byte(pySource+unique), "name", "fn", "runtime", "python", "handler", "app.handler", "cpus", "0.0001"), 400, "cpus: must be between 0.01 and 4"},
+		{"multipart memory", multipartOf(t, "app.py", []byte(pySource+unique), "name", "fn", "runtime", "python", "handler", "app.handler", "memory_mb", "8"), 400, "memory_mb: must be between 32 and 4096"},
+		{"multipart timeout", multipartOf(t, "app.py", []byte(pySource+unique), "name", "fn", "runtime", "python", "handler", "app.handler", "timeout_seconds", "901"), 400, "timeout_seconds: must be between 1 and 900"},
+		{"multipart concurrency", multipartOf(t, "app.py", []byte(pySource+unique), "name", "fn", "runtime", "python", "handler", "app.handler", "max_concurrency", "101"), 400, "max_concurrency: must be between 1 and 100"},
+		{"multipart retries", multipartOf(t, "app.py", []byte(pySource+unique), "name", "fn", "runtime", "python", "handler", "app.handler", "retries", "11"), 400, "retries: must be between 0 and 10"},
 		{"multipart wrong extension", multipartOf(t, "app.js", []byte(pySource+unique), "name", "fn", "runtime", "python", "handler", "app.handler"), 422, ".py"},
 	}
 	for _, c := range cases {

@@ -1,6 +1,7 @@
 package runtimes
 
 import (
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -37,6 +38,15 @@ const (
 	labelPool     = "ferry.pool"
 	labelKey      = "ferry.key"
 	labelSpare    = "ferry.spare" // "true" on a spare, whatever function it serves now
+)
+
+// functionNetwork is the Docker network of every function with network: true
+// (ensureNetwork creates it): a bridge with inter-container communication
+// off, so that such functions reach what the host lets them reach outside,
+// but not each other's containers, as they could on Docker's default bridge.
+const (
+	functionNetwork = "ferry-functions"
+	iccOption       = "com.docker.network.bridge.enable_icc"
 )
 
 // containerParams is everything containerConfig needs besides the spec.
@@ -159,7 +169,7 @@ func spareConfig(rt ferry.Runtime, codeDir string, p containerParams) (*containe
 func hostConfig(codeDir, runDir string, lim ferry.Limits) *container.HostConfig {
 	network := container.NetworkMode("none")
 	if lim.Network {
-		network = "bridge"
+		network = functionNetwork
 	}
 	mem := int64(lim.MemoryMB) << 20
 	pids := int64(pidsLimit)
@@ -188,7 +198,7 @@ func hostConfig(codeDir, runDir string, lim ferry.Limits) *container.HostConfig 
 		Resources: container.Resources{
 			Memory:     mem,
 			MemorySwap: mem, // equal to Memory: no swap
-			NanoCPUs:   int64(lim.CPUs * 1e9),
+			NanoCPUs:   nanoCPUs(lim.CPUs),
 			PidsLimit:  &pids,
 			Ulimits: []*container.Ulimit{
 				{Name: "nofile", Soft: nofileLimit, Hard: nofileLimit},
@@ -205,9 +215,13 @@ func spareUpdate(s Spec) container.UpdateConfig {
 	lim := s.Limits.WithDefaults()
 	mem := int64(lim.MemoryMB) << 20
 	return container.UpdateConfig{Resources: container.Resources{
-		Memory: mem, MemorySwap: mem, NanoCPUs: int64(lim.CPUs * 1e9),
+		Memory: mem, MemorySwap: mem, NanoCPUs: nanoCPUs(lim.CPUs),
 	}}
 }
+
+// nanoCPUs is Docker's unit of a CPU quota (rounded: 0.3 CPUs is 3e8, not
+// 299999999).
+func nanoCPUs(cpus float64) int64 { return int64(math.Round(cpus * 1e9)) }
 
 // startupEnv are variables an interpreter reads when it starts, not later:
 // setting them in a running spare would not have their effect, so a function

@@ -58,7 +58,7 @@ func TestContainerConfig(t *testing.T) {
 			}
 		}},
 		{"network on", withLimits(ferry.Limits{Network: true}), func(t *testing.T, c *container.Config, h *container.HostConfig) {
-			eq(t, "network", string(h.NetworkMode), "bridge")
+			eq(t, "network", string(h.NetworkMode), functionNetwork)
 		}},
 		{"mounts", base, func(t *testing.T, c *container.Config, h *container.HostConfig) {
 			eq(t, "mount count", len(h.Mounts), 2)

@@ -24,6 +24,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/system"
 	"github.com/docker/docker/client"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -172,6 +173,9 @@ type dockerAPI interface {
 	ContainerUpdate(ctx context.Context, containerID string, updateConfig container.UpdateConfig) (container.UpdateResponse, error)
 	ContainerWait(ctx context.Context, containerID string, condition container.WaitCondition) (<-chan container.WaitResponse, <-chan error)
 	ImageInspect(ctx context.Context, imageID string, opts ...client.ImageInspectOption) (image.InspectResponse, error)
+	Info(ctx context.Context) (system.Info, error)
+	NetworkCreate(ctx context.Context, name string, options network.CreateOptions) (network.CreateResponse, error)
+	NetworkInspect(ctx context.Context, networkID string, options network.InspectOptions) (network.Inspect, error)
 }
 
 var _ dockerAPI = (*client.Client)(nil)
@@ -196,6 +200,9 @@ type Executor struct {
 	// taskDir (absolute DataDir/task) holds the spares' code folders.
 	taskDir string
 	spareN  int // spares per runtime; 0: none
+	// engineCPUs is the engine's CPU count: Docker refuses a larger quota,
+	// and a function asking for more runs with all of them.
+	engineCPUs float64
 
 	mu       sync.Mutex
 	pools    map[string]*keyPool
@@ -282,6 +289,17 @@ func newExecutor(ctx context.Context, docker dockerAPI, cfg Config) (*Executor, 
 	if err := e.Ping(ctx); err != nil {
 		return nil, err
 	}
+	info, err := e.docker.Info(ctx)
+	if err != nil {
+		return nil, dockerError("info", err)
+	}
+	e.engineCPUs = float64(info.NCPU)
+	if e.engineCPUs <= 0 {
+		e.engineCPUs = float64(runtime.NumCPU())
+	}
+	if err := e.ensureNetwork(ctx); err != nil {
+		return nil, err
+	}
 	e.reap(ctx)
 	e.fillSpares()
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -365,7 +383,8 @@ func (e *Executor) Close(ctx context.Context) error {
 }
 
 // Execute runs one invocation. The error is for infrastructure failures only
-// (Docker unreachable: EUNAVAILABLE; bad spec: EINVALID); failures of the
+// (Docker unreachable: EUNAVAILABLE; a spec that can never run, such as limits
+// out of bounds or settings the engine refuses: EINVALID); failures of the
 // function itself are a Result with status failed, timeout or oom. When ctx is
 // cancelled the container is killed and ctx.Err() is returned.
 func (e *Executor) Execute(ctx context.Context, s Spec) (Result, error) {
@@ -444,6 +463,13 @@ func (e *Executor) checkSpec(s *Spec) (string, error) {
 	if s.Function == "" || s.Handler == "" {
 		return "", ferry.Errorf(ferry.EINVALID, "spec needs a function name and a handler")
 	}
+	// Versions stored before a bound was tightened must fail here, at once,
+	// not in the engine (where a tiny CPU quota fails every start, or means
+	// none at all).
+	if err := s.Limits.Validate(); err != nil {
+		return "", err
+	}
+	s.Limits.CPUs = min(s.Limits.CPUs, e.engineCPUs)
 	if s.CodeDir == "" {
 		return "", ferry.Errorf(ferry.EINVALID, "spec of %s has no code folder", s.Function)
 	}
@@ -488,11 +514,29 @@ func poolKey(s Spec, img string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// Fair share of the pool. A burst of one function must not take the warm
+// containers of every other function (a trivial warm function once waited
+// 7.5 s for a cold start while another ran 40 invocations), so:
+//
+//   - a key holds at most share() containers (three quarters of
+//     MaxContainers), however high its max_concurrency: the rest of the pool
+//     stays for other functions, and invocations over the share wait for one
+//     of the key's own containers;
+//   - at the global cap a cold start evicts a spare first, then the least
+//     recently used idle container among the keys that hold at least as many
+//     containers as the starting key will hold after the start; a function is
+//     never evicted by one that ends up with more containers than it has.
+//
+// Every wait counts in the invocation's queue_ms.
+
+// share is the most containers one warm-pool key may hold.
+func (e *Executor) share() int { return max(1, e.cfg.MaxContainers-e.cfg.MaxContainers/4) }
+
 // acquire returns an idle container of key; or, when spareRT is set and that
 // runtime has a ready spare, the spare, now counted under key (spare true:
 // it still needs assign); or nil after reserving a slot for a new container.
-// It waits while the key is at maxConc containers or the executor at its
-// global cap with no spare or idle container to evict.
+// It waits while the key is at maxConc containers or its share, or the
+// executor at its global cap with no spare or idle container it may evict.
 func (e *Executor) acquire(ctx context.Context, key string, maxConc int, spareRT ferry.Runtime) (in *instance, spare bool, err error) {
 	for {
 		e.mu.Lock()
@@ -516,7 +560,7 @@ func (e *Executor) acquire(ctx context.Context, key string, maxConc int, spareRT
 			// Died while idle (killed from outside): drop it and look again.
 			e.dropLocked(in)
 		}
-		if p.count < maxConc {
+		if p.count < min(maxConc, e.share()) {
 			if spareRT != "" {
 				if sp := e.takeSpareLocked(spareRT); sp != nil {
 					// Already in total; from now on it belongs to key only.
@@ -529,7 +573,7 @@ func (e *Executor) acquire(ctx context.Context, key string, maxConc int, spareRT
 			}
 			// At the cap, a spare goes before any warm container.
 			if e.total >= e.cfg.MaxContainers && !e.evictSpareLocked() {
-				if victim := e.lruIdleLocked(); victim != nil {
+				if victim := e.lruIdleLocked(p.count + 1); victim != nil {
 					e.log.Debug("evict idle container", "container", victim.name)
 					e.dropLocked(victim)
 				}
@@ -556,12 +600,12 @@ func (e *Executor) acquire(ctx context.Context, key string, maxConc int, spareRT
 }
 
 // lruIdleLocked removes and returns the least recently used idle container of
-// any key, or nil.
-func (e *Executor) lruIdleLocked() *instance {
+// the keys holding at least minCount containers, or nil.
+func (e *Executor) lruIdleLocked(minCount int) *instance {
 	var victim *instance
 	var vp *keyPool
 	for _, p := range e.pools {
-		if len(p.idle) > 0 && (victim == nil || p.idle[0].lastUsed.Before(victim.lastUsed)) {
+		if len(p.idle) > 0 && p.count >= minCount && (victim == nil || p.idle[0].lastUsed.Before(victim.lastUsed)) {
 			victim, vp = p.idle[0], p
 		}
 	}

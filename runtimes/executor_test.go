@@ -9,12 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
 	"github.com/ferry-faas/ferry"
@@ -775,4 +777,110 @@ func checkContext(t *testing.T, s Spec, res Result) {
 	if fmt.Sprint(got.Event["nested"]) != "map[a:[1 2]]" {
 		t.Errorf("event %v", got.Event)
 	}
+}
+
+// TestLimitsTheEngineEnforces: a CPU quota the engine cannot enforce fails at
+// once with EINVALID (before: 1e-9 CPUs ran without any quota, 0.0001 failed
+// every start as an infrastructure error that was retried), a quota above the
+// engine's CPUs runs with all of them (before: Docker refused every start
+// with "Range of CPUs"), and settings the engine refuses are EINVALID, final.
+func TestLimitsTheEngineEnforces(t *testing.T) {
+	e := newTestExecutor(t, Config{})
+	cases := runtimeCases(t, e)
+	if len(cases) == 0 {
+		t.Skip("no runtime image")
+	}
+	c := cases[0]
+	for _, cpus := range []float64{1e-9, 0.0001, 0.009} {
+		start := time.Now()
+		_, err := e.Execute(context.Background(), c.spec("cpus", map[string]any{"op": "echo"}, ferry.Limits{CPUs: cpus}))
+		eq(t, fmt.Sprintf("code for cpus %g", cpus), ferry.ErrorCode(err), ferry.EINVALID)
+		if msg := ferry.ErrorMessage(err); !strings.HasPrefix(msg, "cpus: must be between 0.01 and 4") {
+			t.Errorf("cpus %g: message %q", cpus, msg)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("cpus %g: refused after %v, want at once", cpus, took)
+		}
+	}
+	eq(t, "containers after refused specs", len(managedContainers(t, e)), 0)
+
+	quota := func(cpus float64) string {
+		res := execute(t, e, c.spec("cpus", map[string]any{"op": "limits"}, ferry.Limits{CPUs: cpus}))
+		wantStatus(t, res, StatusCompleted)
+		return decode[limitsResult](t, res.Result).CPU
+	}
+	eq(t, "quota of 0.01 CPUs (µs per 100 ms)", quota(0.01), "1000")
+	eq(t, "quota of 0.3 CPUs", quota(0.3), "30000")
+	t.Logf("engine CPUs: %g", e.engineCPUs)
+	eq(t, "quota of the maximum CPUs", quota(ferry.MaxLimits.CPUs), strconv.Itoa(int(min(ferry.MaxLimits.CPUs, e.engineCPUs)*100000)))
+
+	// What the engine refuses is EINVALID (final), not an infrastructure error.
+	cfg, host := containerConfig(c.spec("refused", nil, ferry.Limits{}), containerParams{Image: e.cfg.Images[c.rt], RunDir: e.runDir, PoolID: e.poolID})
+	host.NanoCPUs = int64(e.engineCPUs+1) * 1e9
+	created, err := e.docker.ContainerCreate(context.Background(), cfg, host, nil, nil, "")
+	if err == nil {
+		_ = e.docker.ContainerRemove(context.Background(), created.ID, container.RemoveOptions{Force: true})
+		t.Fatal("the engine accepted more CPUs than it has")
+	}
+	derr := dockerError("create container", err)
+	eq(t, "code of the engine's refusal", ferry.ErrorCode(derr), ferry.EINVALID)
+	t.Logf("engine's refusal: %v", derr)
+}
+
+// TestBurstKeepsOthersWarm: a burst of one function with a high
+// max_concurrency neither evicts another function's warm container nor takes
+// more than its share of the pool, and its invocations that waited for a
+// container say so in QueueMS. Before, the burst evicted the other function's
+// container, whose next invocation waited for a slot and started cold.
+func TestBurstKeepsOthersWarm(t *testing.T) {
+	e := newTestExecutor(t, Config{MaxContainers: 4})
+	cases := runtimeCases(t, e)
+	if len(cases) == 0 {
+		t.Skip("no runtime image")
+	}
+	c := cases[0]
+	eq(t, "share of a pool of 4", e.share(), 3)
+	quiet := c.spec("quiet", map[string]any{"op": "echo"}, ferry.Limits{})
+	execute(t, e, quiet)
+	wantStatus(t, execute(t, e, quiet), StatusCompleted)
+
+	lim := ferry.Limits{MaxConcurrency: 10}
+	const burst, sleep = 8, 1.0
+	results := make(chan Result, burst)
+	for i := 0; i < burst; i++ {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			res, err := e.Execute(ctx, c.spec("burst", map[string]any{"op": "sleep", "s": sleep}, lim))
+			if err != nil {
+				t.Errorf("burst: %v", err)
+			}
+			results <- res
+		}()
+	}
+	waitFor(t, "the burst to fill its share", func() bool { return containersOf(e, c.spec("burst", nil, lim)) == e.share() })
+	eq(t, "containers at the cap", e.Stats().Total, 4)
+
+	start := time.Now()
+	res := execute(t, e, quiet)
+	wantStatus(t, res, StatusCompleted)
+	t.Logf("the quiet function during the burst: %v, metrics %+v", time.Since(start), res.Metrics)
+	if res.Metrics.Cold {
+		t.Errorf("the burst evicted the quiet function's warm container")
+	}
+	if res.Metrics.QueueMS > 100 {
+		t.Errorf("the quiet function waited %v ms for a container during the burst, want none", res.Metrics.QueueMS)
+	}
+	eq(t, "burst containers after the quiet call", containersOf(e, c.spec("burst", nil, lim)), e.share())
+
+	waited := 0
+	for i := 0; i < burst; i++ {
+		r := <-results
+		wantStatus(t, r, StatusCompleted)
+		if r.Metrics.QueueMS >= sleep*1000*0.9 {
+			waited++
+		}
+	}
+	// 8 invocations of 1 s on 3 containers: 5 waited for a container.
+	eq(t, "burst invocations whose queue_ms shows the wait", waited, burst-e.share())
 }

@@ -18,6 +18,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
@@ -144,7 +145,7 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 	if spare {
 		// No user code runs in a spare until it is assigned, which applies
 		// the function's own quota: it may start with the larger one.
-		host.NanoCPUs = max(host.NanoCPUs, int64(e.cfg.InitCPUs*1e9))
+		host.NanoCPUs = max(host.NanoCPUs, nanoCPUs(min(e.cfg.InitCPUs, e.engineCPUs)))
 	}
 	created, err := e.docker.ContainerCreate(ctx, cfg, host, nil, nil, name)
 	if err != nil {
@@ -592,11 +593,44 @@ func lastLine(s string) string {
 	return s
 }
 
+// ensureNetwork creates functionNetwork unless it exists, and refuses one of
+// that name that lets containers talk to each other. Several executors may
+// share the engine: whoever creates it first wins, the others find it.
+func (e *Executor) ensureNetwork(ctx context.Context) error {
+	for attempt := 0; attempt < 2; attempt++ {
+		n, err := e.docker.NetworkInspect(ctx, functionNetwork, network.InspectOptions{})
+		if err == nil {
+			if n.Driver != "bridge" || n.Options[iccOption] != "false" {
+				return ferry.Errorf(ferry.EINVALID, "docker network %s exists but is not a bridge with %s=false, so functions could reach each other: remove it (docker network rm %s) and Ferry creates it", functionNetwork, iccOption, functionNetwork)
+			}
+			return nil
+		}
+		if !cerrdefs.IsNotFound(err) {
+			return dockerError("inspect network "+functionNetwork, err)
+		}
+		_, err = e.docker.NetworkCreate(ctx, functionNetwork, network.CreateOptions{
+			Driver:  "bridge",
+			Options: map[string]string{iccOption: "false"},
+			Labels:  map[string]string{labelManaged: "true"},
+		})
+		if err != nil && !cerrdefs.IsConflict(err) {
+			return dockerError("create network "+functionNetwork, err)
+		}
+		// Created, by this executor or another one: check it.
+	}
+	return ferry.Errorf(ferry.EUNAVAILABLE, "docker network %s was created but cannot be found", functionNetwork)
+}
+
 // dockerError turns a Docker client error into a *ferry.Error: an unreachable
-// engine is EUNAVAILABLE (retryable), anything else EINTERNAL.
+// engine is EUNAVAILABLE (retryable); settings the engine refuses (its
+// "invalid parameter" answer, such as Docker's "Range of CPUs" or minimum
+// memory) are EINVALID, since no retry can succeed; anything else EINTERNAL.
 func dockerError(op string, err error) error {
 	if client.IsErrConnectionFailed(err) || cerrdefs.IsUnavailable(err) {
 		return ferry.Errorf(ferry.EUNAVAILABLE, "docker: %s: engine unreachable: %v", op, err)
+	}
+	if cerrdefs.IsInvalidArgument(err) {
+		return ferry.Errorf(ferry.EINVALID, "docker refused to %s: %v", op, err)
 	}
 	return ferry.Errorf(ferry.EINTERNAL, "docker: %s: %v", op, err)
 }

@@ -131,6 +131,26 @@ def handler(event, context):
         for _ in range(event["n"] - 1):
             out = [out]
         return out
+    if op == "listen":
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("0.0.0.0", event["port"]))
+        srv.listen(8)
+
+        def serve():
+            while True:
+                conn, _ = srv.accept()
+                conn.sendall(b"hello from " + socket.gethostname().encode())
+                conn.close()
+
+        threading.Thread(target=serve, daemon=True).start()
+        return "listening"
+    if op == "connect":
+        try:
+            with socket.create_connection((event["host"], event["port"]), timeout=event.get("timeout", 2)) as conn:
+                return {"ok": True, "got": conn.recv(100).decode()}
+        except OSError as e:
+            return {"ok": False, "error": e.__class__.__name__ + ": " + str(e)}
     if op == "echo":
         return event
     raise KeyError("unknown op %r" % op)
