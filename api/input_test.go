@@ -147,7 +147,7 @@ func TestIntegerInputsBounded(t *testing.T) {
 		{"versions cursor", "GET", "/v1/functions/echo/versions?cursor=" + cursor, nil, nil, 400, "invalid cursor"},
 		{"limit", "GET", "/v1/functions?limit=99999999999999999999", nil, nil, 400, "limit: must be an integer between 1 and 200"},
 		{"deploy limit", "POST", "/v1/functions", `{"name": "fn", "runtime": "python", "handler": "app.handler", "code": "` + b64([]byte(pySource)) + `", "timeout_seconds": 4294967297}`, nil, 400,
-			"timeout_seconds: must be between 1 and 900 (0 for the default 30)"},
+			"timeout_seconds: must be between 1 and 900 (0 for the default 30), not 4294967297"},
 		{"multipart integer", "POST", "/v1/functions", multipartOf(t, "app.py", []byte(pySource), "name", "fn", "retries", "99999999999999999999"), nil, 400,
 			`retries: must be an integer, not "99999999999999999999"`},
 		{"multipart NaN", "POST", "/v1/functions", multipartOf(t, "app.py", []byte(pySource), "name", "fn", "runtime", "python", "handler", "app.handler", "cpus", "NaN"), nil, 400,
