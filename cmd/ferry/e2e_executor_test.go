@@ -43,7 +43,7 @@ func TestE2EUnstartableVersionFailsAtOnce(t *testing.T) {
 	t.Logf("failed after %v: %s: %s", took, inv.Error.Type, inv.Error.Message)
 }
 
-const pySleep = `import time
+const pySleepFor = `import time
 def handler(event, context):
     time.sleep(event["s"])
     return "slept"
@@ -55,7 +55,7 @@ def handler(event, context):
 // the executor.
 func TestE2EQueueIncludesTheSlotWait(t *testing.T) {
 	s := startTestServer(t, "e2e_queue")
-	s.deploy(t, "one-at-a-time", "python", "sleep.handler", "sleep.py", pySleep, map[string]any{"max_concurrency": 1})
+	s.deploy(t, "one-at-a-time", "python", "sleep.handler", "sleep.py", pySleepFor, map[string]any{"max_concurrency": 1})
 	type metrics struct {
 		QueueMS    float64 `json:"queue_ms"`
 		InitMS     float64 `json:"init_ms"`
