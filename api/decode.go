@@ -138,6 +138,9 @@ func (s *jsonScan) run(root reflect.Type) error {
 			if err != nil {
 				return err
 			}
+			if end >= len(b) {
+				return nil // unterminated: the decoder will say so
+			}
 			if isKey {
 				f.wantKey, f.keyStart, f.keyEnd = false, i, end+1
 				s.key(f)

@@ -219,6 +219,8 @@ func TestChainErrorsNameTheStep(t *testing.T) {
 		{"branches not an array", "POST", "/v1/chains", chain(`{"parallel": {"function": "echo"}}`), nil, 400, "steps[1].parallel: must be an array, not object"},
 		{"bad policy", "POST", "/v1/chains", chain(`{"map": {"function": "echo", "on_error": "retry"}}`), nil, 400, `steps[1].map.on_error: must be fail or continue (got "retry")`},
 		{"missing function", "POST", "/v1/chains", chain(`{"parallel": [{"function": "nope"}]}`), nil, 400, `steps[1].parallel[0].function: function "nope" not found`},
+		// A key cut after a backslash crashed the check.
+		{"unterminated key", "POST", "/v1/chains", `{"name\`, nil, 400, "body: malformed JSON: unexpected end of input"},
 		{"NUL in a string", "POST", "/v1/chains", `{"name": "c", "steps": [{"function": "echo"}], "description": "a\u0000b"}`, nil, 400, `description: must not contain NUL (\u0000)`},
 	})
 	r := e.do("GET", "/v1/chains", e.admin, nil)
