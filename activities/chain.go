@@ -498,6 +498,21 @@ func (a *Chains) LoadCompleted(ctx context.Context, in LoadCompletedInput) (Comp
 	return CompletedSlice{Start: start, Items: list[start:end]}, nil
 }
 
+// StorePayloadInput stores one value (StorePayload).
+type StorePayloadInput struct {
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value"`
+}
+
+// StorePayload puts a value into the object store and returns its reference:
+// for a step input that must not enter history.
+func (a *Chains) StorePayload(ctx context.Context, in StorePayloadInput) (Payload, error) {
+	if err := a.Objects.Put(ctx, in.Key, in.Value); err != nil {
+		return Payload{}, err
+	}
+	return Payload{Ref: in.Key}, nil
+}
+
 // StoreListInput stores a list of payloads (map results carried across
 // continue-as-new by reference).
 type StoreListInput struct {

@@ -35,8 +35,16 @@ const (
 // input: a map's input is split into stored chunks read one at a time, map
 // elements travel inline up to activities.MapItemInline, a map batch also
 // ends by history size, and finished map elements leave the progress that
-// continue-as-new carries.
+// continue-as-new carries. Version 2 also bounds what steps inside a
+// parallel step put into history like map elements, keeps a regular
+// activity's input inline only up to that bound (larger ones are stored
+// first), and cuts both to smallInline once the run's history is large.
 const versionBoundedHistory = "bounded-history"
+
+// smallInline bounds inline step inputs and outputs once a run's history has
+// passed MaxHistoryBytes (nested maps and parallel steps, which do not
+// continue as new).
+const smallInline = 1 << 10
 
 // Payload is a JSON value in a chain, inline or by reference.
 type Payload = activities.Payload
@@ -110,7 +118,8 @@ type chainRun struct {
 	index     map[string]int // path → index in progress
 	completed []Completed
 	mapItems  int  // elements of the run's map steps so far
-	bounded   bool // versionBoundedHistory
+	bounded   bool // versionBoundedHistory ≥ 1
+	bounded2  bool // versionBoundedHistory ≥ 2
 }
 
 // RunChain runs a chain's steps. Each function step is an ordinary invocation
@@ -129,7 +138,8 @@ func RunChain(ctx workflow.Context, in ChainInput) (ChainOutput, error) {
 		r.progress = append(r.progress, p)
 	}
 	r.completed, r.mapItems = res.Completed, res.MapItems
-	r.bounded = workflow.GetVersion(ctx, versionBoundedHistory, workflow.DefaultVersion, 1) == 1
+	v := workflow.GetVersion(ctx, versionBoundedHistory, workflow.DefaultVersion, 2)
+	r.bounded, r.bounded2 = v >= 1, v >= 2
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (ChainProgress, error) {
 		return ChainProgress{ChainRunID: in.ChainRunID, Steps: r.progress}, nil
 	}); err != nil {
@@ -244,6 +254,9 @@ func (r *chainRun) invoke(ctx workflow.Context, fn string, version, timeout, ret
 	in := activities.StepInput{ChainRunID: r.in.ChainRunID, Path: path, Function: fn, Version: version,
 		Input: input, TimeoutSeconds: timeout, Retries: retries}
 	in.InlineMax, _ = ctx.Value(mapItemInline{}).(int)
+	if r.bounded2 && workflow.GetInfo(ctx).GetCurrentHistorySize() > MaxHistoryBytes {
+		in.InlineMax = smallInline
+	}
 	// budget sizes the activity. A compensation runs with its function's own
 	// timeout (timeout 0), which may be up to the maximum: it gets a
 	// heartbeating activity long enough for that, not the 0 s step's.
@@ -258,6 +271,18 @@ func (r *chainRun) invoke(ctx workflow.Context, fn string, version, timeout, ret
 		f = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 			StartToCloseTimeout: d, RetryPolicy: retry}), chainActs.RunStep, in)
 	} else {
+		// A regular activity's input is in history (a local one's is not).
+		if limit := in.InlineMax; r.bounded2 && limit > 0 && len(in.Input.Inline) > limit {
+			var ref Payload
+			err := workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.StorePayload, activities.StorePayloadInput{
+				Key: activities.PayloadKey(r.in.ChainRunID, path+"/input"), Value: in.Input.Inline}).Get(ctx, &ref)
+			in.Input = ref
+			if err != nil {
+				st.Status, st.Error = ferry.StatusFailed, errorOf(err, "InfrastructureError")
+				r.setStatus(st)
+				return Payload{}, &stepError{path: path, err: st.Error}
+			}
+		}
 		f = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: d, HeartbeatTimeout: 10 * time.Second, WaitForCancellation: true,
 			RetryPolicy: retry}), chainActs.RunStep, in)
@@ -286,6 +311,10 @@ func (r *chainRun) invoke(ctx workflow.Context, fn string, version, timeout, ret
 }
 
 func (r *chainRun) runParallel(ctx workflow.Context, step ferry.Step, path string, input Payload) (Payload, error) {
+	if r.bounded2 {
+		// Branches run at once: their results may land in one workflow task.
+		ctx = workflow.WithValue(ctx, mapItemInline{}, activities.MapItemInline)
+	}
 	outs := make([]Payload, len(step.Parallel))
 	errs := make([]error, len(step.Parallel))
 	wg := workflow.NewWaitGroup(ctx)
@@ -470,7 +499,7 @@ func (r *chainRun) split(ctx workflow.Context, path string, input Payload, count
 }
 
 // mapItemInline is the workflow context key that bounds inline step outputs
-// inside a map (activities.MapItemInline).
+// inside a map or a parallel step (activities.MapItemInline).
 type mapItemInline struct{}
 
 // mapRange runs the map's inner step on items[from:to], at most

@@ -33,10 +33,11 @@ type fakeSteps struct {
 	attempts  map[string]int
 	finished  activities.FinishChainInput
 	finishCnt int
+	inputs    map[string]activities.StepInput // path → last RunStep input
 }
 
 func newFakeSteps() *fakeSteps {
-	return &fakeSteps{calls: map[string]int{}, attempts: map[string]int{}}
+	return &fakeSteps{calls: map[string]int{}, attempts: map[string]int{}, inputs: map[string]activities.StepInput{}}
 }
 
 func (f *fakeSteps) register(env *testsuite.TestWorkflowEnvironment) {
@@ -82,6 +83,7 @@ func pinAll(steps []ferry.Step) []ferry.Step {
 func (f *fakeSteps) run(_ context.Context, in activities.StepInput) (activities.StepOutput, error) {
 	f.mu.Lock()
 	f.calls[in.Path]++
+	f.inputs[in.Path] = in
 	f.attempts[in.Path]++
 	attempt := f.attempts[in.Path]
 	f.running++
@@ -509,5 +511,33 @@ func TestChainMapCompensationsAcrossBatches(t *testing.T) {
 	}
 	if len(f2.finished.Error.Compensations) != n {
 		t.Fatalf("record has %d reports", len(f2.finished.Error.Compensations))
+	}
+}
+
+// TestChainParallelBoundsHistory: inside a parallel step, outputs travel
+// inline up to MapItemInline, and a regular activity's large input is stored
+// first and passed by reference (its input would be in history).
+func TestChainParallelBoundsHistory(t *testing.T) {
+	env, f := chainEnv(t)
+	var stored []string
+	env.OnActivity("StorePayload", mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.StorePayloadInput) (Payload, error) {
+			stored = append(stored, in.Key)
+			return Payload{Ref: in.Key}, nil
+		})
+	env.OnActivity("CombinePayloads", mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.CombineInput) (Payload, error) { return Payload{Ref: in.Key}, nil })
+	big := `"` + strings.Repeat("x", activities.MapItemInline) + `"`
+	slow := ferry.Step{Function: "echo", TimeoutSeconds: 60} // a regular activity
+	_, err := runChain(t, env, big, ferry.Step{Parallel: []ferry.Step{fn("echo"), slow}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.inputs["0.parallel[0]"].InlineMax != activities.MapItemInline || string(f.inputs["0.parallel[0]"].Input.Inline) != big {
+		t.Fatalf("local branch input %+v", f.inputs["0.parallel[0]"].InlineMax)
+	}
+	if in := f.inputs["0.parallel[1]"].Input; in.Ref == "" || len(in.Inline) != 0 || len(stored) != 1 || stored[0] != in.Ref ||
+		!strings.HasSuffix(in.Ref, "/0.parallel[1]/input") {
+		t.Fatalf("regular branch input: %d bytes inline, ref %q; stored %v", len(in.Inline), in.Ref, stored)
 	}
 }
