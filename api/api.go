@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 	"go.temporal.io/sdk/client"
 
 	"github.com/ferry-faas/ferry"
@@ -147,7 +148,14 @@ func New(d Deps) *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.requestID, s.accessLog, checkParams)
+	// A panic in a handler answers 500 (logged with its stack) instead of
+	// dropping the connection.
+	e.Use(s.requestID, s.accessLog, middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.Logger.Error("handler panicked", "err", err, "stack", string(stack), "request_id", requestIDOf(c))
+			return err
+		},
+	}), checkParams)
 	s.routes(e)
 	return e
 }

@@ -391,3 +391,20 @@ func TestDeployCreateRaceIsAConflict(t *testing.T) {
 		t.Error("the refused deploy left its code in S3")
 	}
 }
+
+// panicStore panics on every read of a function.
+type panicStore struct{ api.Store }
+
+func (panicStore) GetVersion(context.Context, string, int) (ferry.Version, error) {
+	panic("boom")
+}
+
+func TestHandlerPanicAnswers500(t *testing.T) {
+	e := newEnv(t, func(d *api.Deps) { d.Store = panicStore{d.Store} })
+	r := e.do("GET", "/v1/functions/x", e.admin, nil)
+	e.want(r, 500, "a handler that panics")
+	if msg := r.errMessage(); !strings.HasPrefix(msg, "internal error (request id ") || strings.Contains(msg, "boom") {
+		t.Errorf("panic answer %q", msg)
+	}
+	e.want(e.do("GET", "/v1/functions", e.admin, nil), 200, "the server after a panic")
+}

@@ -185,7 +185,9 @@ func (db *DB) mapErr(err error, what string) error {
 			return &dbError{fe: ferry.Errorf(ferry.ECONFLICT, "%s already exists", what), cause: err}
 		case "23503": // foreign_key_violation
 			return &dbError{fe: ferry.Errorf(ferry.ENOTFOUND, "%s refers to a missing row", what), cause: err}
-		case "23514", "23502", "22P02", "22P05", "22021", "22001", "22003", "22023":
+		case "22P05", "22021": // untranslatable character, character not in repertoire
+			return &dbError{fe: ferry.Errorf(ferry.EINVALID, "invalid %s: text must be UTF-8 without NUL characters", what), cause: err}
+		case "23514", "23502", "22P02", "22001", "22003", "22023":
 			// check, not null, invalid text/json, bad unicode, bad encoding, too long, out of range
 			return &dbError{fe: ferry.Errorf(ferry.EINVALID, "invalid %s: %s", what, pe.Message), cause: err}
 		}
