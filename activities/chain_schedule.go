@@ -35,8 +35,8 @@ type ScheduleStore interface {
 	KeyByID(ctx context.Context, id uuid.UUID) (ferry.APIKey, error)
 }
 
-// SchedulePauser pauses a schedule (client.ScheduleClient does, through
-// PauseSchedule); nil leaves refused schedules running.
+// SchedulePauser reaches a schedule to pause it (client.ScheduleClient is
+// one); nil leaves refused schedules running.
 type SchedulePauser interface {
 	GetHandle(ctx context.Context, scheduleID string) client.ScheduleHandle
 }
