@@ -97,9 +97,11 @@ func (r *Reconciler) Run(ctx context.Context) {
 			return
 		case <-time.After(wait):
 		}
-		if _, err := r.Sweep(ctx); err != nil && ctx.Err() == nil {
+		sctx, cancel := context.WithTimeout(ctx, every)
+		if _, err := r.Sweep(sctx); err != nil && ctx.Err() == nil {
 			r.logger().Warn("reconciling unfinished records", "err", err)
 		}
+		cancel()
 	}
 }
 
