@@ -219,6 +219,10 @@ type Executor struct {
 	spareAssigned atomic.Int64   // cold starts served by a spare, for tests
 
 	orphanAfter time.Duration // minimum age of another pool's container before it may be reaped
+	// reapPool, when set (tests that shorten orphanAfter), limits the reaper
+	// to that pool's containers, so that it never touches the fresh
+	// containers of other executors sharing the engine.
+	reapPool string
 	// afterKill, when set (tests), is called once a timed-out or cancelled
 	// container was killed, before its removal.
 	afterKill func(id string, deadline, exited time.Time)

@@ -689,7 +689,9 @@ func TestReaper(t *testing.T) {
 
 	// Another executor on the same host, sharing the data folder.
 	other := newTestExecutor(t, Config{DataDir: owner.cfg.DataDir})
-	other.orphanAfter = time.Millisecond
+	// Only the owner's containers: those of tests running at the same time
+	// on the engine (other packages, other checkouts) are not orphans.
+	other.orphanAfter, other.reapPool = time.Millisecond, owner.poolID
 	waitFor(t, "the first runner's exit", func() bool {
 		info, err := other.docker.ContainerInspect(context.Background(), ins[0].id)
 		return err == nil && !info.State.Running
@@ -883,4 +885,47 @@ func TestBurstKeepsOthersWarm(t *testing.T) {
 	}
 	// 8 invocations of 1 s on 3 containers: 5 waited for a container.
 	eq(t, "burst invocations whose queue_ms shows the wait", waited, burst-e.share())
+}
+
+// TestMountinfoShowsDataPaths pins what runtimes/README.md says a function
+// sees of the host's paths in /proc/self/mountinfo: its code folder and run
+// folder (their paths on the source file system), the engine's files of the
+// container (/etc/hosts, /etc/hostname, /etc/resolv.conf under the engine's
+// data root), the init binary, and nothing else.
+func TestMountinfoShowsDataPaths(t *testing.T) {
+	e := newTestExecutor(t, Config{})
+	var c rtCase
+	for _, rc := range runtimeCases(t, e) {
+		if rc.rt == ferry.RuntimePython {
+			c = rc
+		}
+	}
+	if c.rt == "" {
+		t.Skip("no python image")
+	}
+	s := c.spec("mounts", map[string]any{"op": "mounts"}, ferry.Limits{})
+	res := execute(t, e, s)
+	wantStatus(t, res, StatusCompleted)
+	id := containerOfKey(t, e, s)
+	roots := decode[map[string]string](t, res.Result)
+	t.Logf("mount roots: %v", roots)
+	if r := roots["/var/task"]; r == "" || !strings.HasSuffix(c.codeDir, r) {
+		t.Errorf("/var/task shows root %q, want the tail of the code folder %s", r, c.codeDir)
+	}
+	if r := roots["/run/ferry"]; r == "" || !strings.HasPrefix(filepath.Base(r), "ferry-"+e.poolID) || !strings.HasSuffix(filepath.Join(e.runDir, filepath.Base(r)), r) {
+		t.Errorf("/run/ferry shows root %q, want the tail of a run folder under %s", r, e.runDir)
+	}
+	for mp, r := range roots {
+		switch {
+		case mp == "/var/task", mp == "/run/ferry", r == "/":
+		case strings.HasPrefix(mp, "/proc/"), strings.HasPrefix(mp, "/sys/"): // the kernel's own
+		case mp == "/etc/hosts" || mp == "/etc/hostname" || mp == "/etc/resolv.conf":
+			if !strings.HasSuffix(r, "/containers/"+id+mp[strings.LastIndex(mp, "/"):]) {
+				t.Errorf("%s shows root %q, want the engine's file of container %s", mp, r, id)
+			}
+		case mp == "/usr/sbin/docker-init":
+		default:
+			t.Errorf("mount %s shows host path %q, which runtimes/README.md does not mention", mp, r)
+		}
+	}
 }

@@ -99,10 +99,11 @@ func (e *Executor) expireIdle(now time.Time) int {
 func (e *Executor) reap(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	list, err := e.docker.ContainerList(ctx, container.ListOptions{
-		All:     true,
-		Filters: filters.NewArgs(filters.Arg("label", labelManaged+"=true")),
-	})
+	args := filters.NewArgs(filters.Arg("label", labelManaged+"=true"))
+	if e.reapPool != "" {
+		args.Add("label", labelPool+"="+e.reapPool)
+	}
+	list, err := e.docker.ContainerList(ctx, container.ListOptions{All: true, Filters: args})
 	if err != nil {
 		e.log.Warn("reaper: list containers", "err", err)
 		return
