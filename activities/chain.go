@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ferry-faas/ferry"
@@ -230,10 +231,19 @@ func (a *Chains) stepOutput(ctx context.Context, in StepInput, inv ferry.Invocat
 	if in.InlineMax > 0 {
 		limit = in.InlineMax
 	}
-	p, err := a.storeUpTo(ctx, PayloadKey(in.ChainRunID, in.Path+"/output"), inv.Result, limit)
-	out.Output = p
-	return out, err
+	if len(inv.Result) <= limit {
+		out.Output = Payload{Inline: inv.Result}
+		return out, nil
+	}
+	// Stored once: the invocation record holds the result; history carries a
+	// reference to it.
+	out.Output = Payload{Ref: resultRefPrefix + inv.ID.String()}
+	return out, nil
 }
+
+// resultRefPrefix starts a payload reference to an invocation's result in its
+// record (the rest is the invocation id), as opposed to an object key.
+const resultRefPrefix = "invocation-result:"
 
 // store keeps data inline when small and puts it into the object store otherwise.
 func (a *Chains) store(ctx context.Context, key string, data json.RawMessage) (Payload, error) {
@@ -255,6 +265,14 @@ func (a *Chains) storeUpTo(ctx context.Context, key string, data json.RawMessage
 func (a *Chains) load(ctx context.Context, p Payload) (json.RawMessage, error) {
 	if p.Ref == "" {
 		return p.Inline, nil
+	}
+	if id, ok := strings.CutPrefix(p.Ref, resultRefPrefix); ok {
+		invID, err := uuid.Parse(id)
+		if err != nil {
+			return nil, fmt.Errorf("payload reference %q: %w", p.Ref, err)
+		}
+		inv, err := a.Store.GetInvocation(ctx, invID)
+		return inv.Result, err
 	}
 	return a.Objects.Get(ctx, p.Ref)
 }
