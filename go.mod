@@ -3,6 +3,7 @@ module github.com/ferry-faas/ferry
 go 1.26.8
 
 require (
+	github.com/go-json-experiment/json v1.27.2
 	github.com/google/uuid v1.6.0
 	go.temporal.io/api v1.64.3
 	go.temporal.io/sdk v1.51.0

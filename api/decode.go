@@ -2,18 +2,19 @@ package api
 
 import (
 	"bytes"
-	"encoding"
-	"encoding/json"
+	stdjson "encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	"github.com/labstack/echo/v4"
 
 	"github.com/ferry-faas/ferry"
@@ -39,389 +40,177 @@ func decodeJSON(c echo.Context, v any) error {
 	if err != nil {
 		return err
 	}
-	return unmarshalStrict(b, v)
+	return unmarshalStrict("body", b, v)
 }
 
-func unmarshalStrict(b []byte, v any) error {
-	if len(bytes.TrimSpace(b)) == 0 {
-		return ferry.Errorf(ferry.EINVALID, "body: empty; expected a JSON object")
-	}
-	if err := checkJSON("body", b, reflect.TypeOf(v)); err != nil {
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return ferry.Errorf(ferry.EINVALID, "body: unexpected data after the JSON object")
-	}
-	return nil
-}
-
-// checkJSON checks, in one pass and without recursion, what every JSON
-// document the API reads must be before it is decoded or stored: UTF-8
-// (decoders would silently replace bad bytes and lone surrogate escapes,
-// PostgreSQL refuses them), nested at most ferry.MaxJSONDepth deep.
-//
-// With t, the Go type a resource decodes into, it also refuses what
-// encoding/json would let through or report without the path: duplicate keys
-// (the last one would win), unknown fields, values of the wrong JSON type and
-// strings holding NUL (PostgreSQL text cannot). Values decoded as
-// json.RawMessage (a schedule's payload) are the user's data, like events, and
-// only get the first checks.
-//
-// doc names the document in errors ("event", "input", "env"); the fields of
-// "body" are named alone. Paths go down to the value: steps[1].parallel[0].retries.
-// Syntax errors are left to the decoder.
-func checkJSON(doc string, b []byte, t reflect.Type) error {
-	s := jsonScan{doc: doc, b: b}
-	err := s.run(t)
-	if err == nil && s.fieldErr != nil && json.Valid(b) {
-		err = s.fieldErr
-	}
-	return err
-}
-
-// jsonScan is the state of checkJSON.
-type jsonScan struct {
-	doc      string
-	b        []byte
-	stack    []*jsonFrame
-	fieldErr error // the first error of a field; encoding errors win over it
-}
-
-// jsonFrame is an open array or object.
-type jsonFrame struct {
-	t        reflect.Type // struct, map or slice; nil: not checked
-	object   bool
-	wantKey  bool
-	keyStart int          // the current key is b[keyStart:keyEnd], quotes
-	keyEnd   int          // included; keyStart -1: none yet
-	next     reflect.Type // the type of the current key's value
-	index    int          // the current element, in an array
-	seen     map[string]bool
-}
-
-func (s *jsonScan) run(root reflect.Type) error {
-	b := s.b
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		var f *jsonFrame
-		if n := len(s.stack); n > 0 {
-			f = s.stack[n-1]
-		}
-		switch c {
-		case ' ', '\t', '\r', '\n', ':':
-			continue
-		case ',':
-			if f != nil {
-				f.wantKey, f.index = f.object, f.index+1
+// strict are the rules of a resource: unlike encoding/json, unknown fields,
+// duplicate keys (the last one would win) and strings holding NUL (PostgreSQL
+// text cannot) are refused. Names match as in encoding/json: exactly first,
+// then in any case.
+var strict = json.JoinOptions(
+	json.RejectUnknownMembers(true),
+	json.MatchCaseInsensitiveNames(true),
+	jsonv1.MatchCaseSensitiveDelimiter(true),
+	json.WithUnmarshalers(json.JoinUnmarshalers(
+		// A schedule's payload is the user's data, like an event: its
+		// duplicate keys pass, to the function as sent.
+		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, m *stdjson.RawMessage) error {
+			return json.UnmarshalDecode(dec, (*jsontext.Value)(m), jsontext.AllowDuplicateNames(true))
+		}),
+		// Strings must not hold NUL; named string types (runtimes, roles)
+		// are enumerations, checked against their values.
+		json.UnmarshalFromFunc(func(dec *jsontext.Decoder, s *string) error {
+			if dec.PeekKind() != '"' {
+				return errors.ErrUnsupported // null: the default
 			}
-			continue
-		case '}', ']':
-			if f == nil {
-				return nil // malformed: the decoder will say so
-			}
-			if s.stack = s.stack[:len(s.stack)-1]; len(s.stack) == 0 {
-				return nil
-			}
-			continue
-		}
-		if c == '"' {
-			isKey := f != nil && f.object && f.wantKey
-			if isKey {
-				f.keyStart = -1 // errors in a key name the object
-			}
-			end, nul, err := s.str(i)
+			tok, err := dec.ReadToken()
 			if err != nil {
 				return err
 			}
-			if end >= len(b) {
-				return nil // unterminated: the decoder will say so
+			if strings.IndexByte(tok.String(), 0) >= 0 {
+				return errNUL
 			}
-			if isKey {
-				f.wantKey, f.keyStart, f.keyEnd = false, i, end+1
-				s.key(f)
-			} else if t := s.valueType(f, root); t != nil {
-				switch {
-				case t.Kind() != reflect.String:
-					s.wrongType(t, "string")
-				case nul:
-					s.fail("%s: must not contain NUL (\\u0000)", s.path(false))
-				}
-			}
-			if i = end; f == nil {
-				return nil
-			}
-			continue
-		}
-		t := s.valueType(f, root)
-		switch c {
-		case '{', '[':
-			if len(s.stack) >= ferry.MaxJSONDepth {
-				return ferry.Errorf(ferry.EINVALID, "%s: nests deeper than the limit of %d levels of arrays and objects", s.path(true), ferry.MaxJSONDepth)
-			}
-			if t != nil {
-				ok, got := t.Kind() == reflect.Struct || t.Kind() == reflect.Map, "object"
-				if c == '[' {
-					ok, got = t.Kind() == reflect.Slice || t.Kind() == reflect.Array, "array"
-				}
-				if !ok {
-					s.wrongType(t, got)
-					t = nil
-				}
-			}
-			s.stack = append(s.stack, &jsonFrame{t: t, object: c == '{', wantKey: c == '{', keyStart: -1})
-			continue
-		}
-		// A literal or a number.
-		j := i
-		for j < len(b) && !jsonDelimiter[b[j]] {
-			j++
-		}
-		if t != nil {
-			s.checkLiteral(t, string(b[i:j]))
-		} else if c >= utf8.RuneSelf {
-			if r, n := utf8.DecodeRune(b[i:]); r == utf8.RuneError && n == 1 {
-				return s.notUTF8(i)
-			}
-		}
-		if i = j - 1; f == nil {
+			*s = tok.String()
 			return nil
-		}
+		}),
+	)),
+)
+
+var errNUL = errors.New("NUL")
+
+// unmarshalStrict decodes the resource b, a JSON object named doc ("body",
+// "env"), into v with the checks of checkJSON and the rules of strict.
+func unmarshalStrict(doc string, b []byte, v any) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return ferry.Errorf(ferry.EINVALID, "%s: empty; expected a JSON object", doc)
+	}
+	if err := checkJSON(doc, b); err != nil {
+		return err
+	}
+	dec := jsontext.NewDecoder(bytes.NewReader(b))
+	if err := json.UnmarshalDecode(dec, v, strict); err != nil {
+		return jsonError(doc, b, dec, err)
 	}
 	return nil
 }
 
-// jsonDelimiter marks the bytes that end a number or a literal.
-var jsonDelimiter = func() (d [256]bool) {
-	for _, c := range " \t\r\n,:]}\"[{" {
-		d[c] = true
-	}
-	return d
-}()
-
-// str reads the string whose opening quote is at b[i] and returns the index
-// of its closing quote and whether it holds an escaped NUL.
-func (s *jsonScan) str(i int) (end int, nul bool, err error) {
-	b := s.b
-	for i++; i < len(b) && b[i] != '"'; i++ {
-		switch {
-		case b[i] == '\\' && i+5 < len(b) && b[i+1] == 'u':
-			n, ok := surrogates(b[i:])
-			if !ok {
-				return 0, false, ferry.Errorf(ferry.EINVALID, "%s: must be UTF-8 (%s at byte %d is half of a surrogate pair)", s.path(false), b[i:i+6], i)
+// checkJSON checks what every JSON document the API reads must be before it
+// is decoded or stored: one valid JSON value, UTF-8 (decoders would silently
+// replace bad bytes and lone surrogate escapes, PostgreSQL refuses them),
+// nested at most ferry.MaxJSONDepth deep. Duplicate keys pass: events and
+// inputs are the user's data; unmarshalStrict refuses them in resources.
+//
+// doc names the document in errors ("event", "input", "env"); the fields of
+// "body" are named alone. Empty input passes: callers decide what it means.
+func checkJSON(doc string, b []byte) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(b), jsontext.AllowDuplicateNames(true))
+	for {
+		tok, err := dec.ReadToken()
+		if err == io.EOF { // before any value: the root's end breaks out below
+			return nil
+		}
+		if err != nil {
+			return jsonError(doc, b, dec, err)
+		}
+		if k := tok.Kind(); (k == '{' || k == '[') && dec.StackDepth() > ferry.MaxJSONDepth {
+			// Only the first level: the rest is hundreds of [0].
+			path := doc
+			if root, _ := dec.StackIndex(1); root == '{' {
+				for name := range dec.StackPointer().Tokens() {
+					path = joinPath(doc, name)
+					break
+				}
 			}
-			nul = nul || string(b[i:i+6]) == `\u0000`
-			i += n - 1
-		case b[i] == '\\':
-			i++
-		case b[i] >= utf8.RuneSelf:
-			r, n := utf8.DecodeRune(b[i:])
-			if r == utf8.RuneError && n == 1 {
-				return 0, false, s.notUTF8(i)
-			}
-			i += n - 1
+			return ferry.Errorf(ferry.EINVALID, "%s: nests deeper than the limit of %d levels of arrays and objects", path, ferry.MaxJSONDepth)
 		}
-	}
-	return i, nul, nil
-}
-
-// key checks the key just read in f, an object of a checked type.
-func (s *jsonScan) key(f *jsonFrame) {
-	if f.next = nil; f.t == nil {
-		return
-	}
-	var key string
-	if json.Unmarshal(s.b[f.keyStart:f.keyEnd], &key) != nil {
-		f.t = nil // malformed: the decoder will say so
-		return
-	}
-	id, next := key, reflect.Type(nil)
-	if f.t.Kind() == reflect.Struct {
-		sf, ok := fieldOf(f.t, key)
-		if !ok {
-			s.fail("%s: unknown field", s.path(false))
-			return
-		}
-		id, next = sf.Name, sf.Type
-	} else {
-		next = f.t.Elem()
-	}
-	if f.seen == nil {
-		f.seen = map[string]bool{}
-	}
-	if f.seen[id] {
-		s.fail("%s: duplicate key", s.path(false))
-	}
-	f.seen[id], f.next = true, next
-}
-
-// valueType is the type of the value read next in f (nil: the root), or nil
-// when it is not checked.
-func (s *jsonScan) valueType(f *jsonFrame, root reflect.Type) reflect.Type {
-	t := root
-	switch {
-	case f == nil:
-	case f.t == nil:
-		return nil
-	case f.object:
-		t = f.next
-	default:
-		t = f.t.Elem()
-	}
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t == nil || unchecked(t) {
-		return nil
-	}
-	return t
-}
-
-// checkLiteral checks a number, true, false or null against t.
-func (s *jsonScan) checkLiteral(t reflect.Type, lit string) {
-	var err error
-	switch lit {
-	case "null":
-		return
-	case "true", "false":
-		if t.Kind() != reflect.Bool {
-			s.wrongType(t, "boolean")
-		}
-		return
-	}
-	switch t.Kind() {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		_, err = strconv.ParseInt(lit, 10, t.Bits())
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		_, err = strconv.ParseUint(lit, 10, t.Bits())
-	case reflect.Float32, reflect.Float64:
-		_, err = strconv.ParseFloat(lit, t.Bits())
-	default:
-		err = strconv.ErrSyntax
-	}
-	if err != nil {
-		s.wrongType(t, "number "+lit)
-	}
-}
-
-func (s *jsonScan) wrongType(t reflect.Type, got string) {
-	want := jsonTypeName(t.Kind().String())
-	if len(s.stack) == 0 && s.doc == "body" {
-		want = "a JSON object"
-	}
-	s.fail("%s: must be %s, not %s", s.path(false), want, got)
-}
-
-func (s *jsonScan) fail(format string, args ...any) {
-	if s.fieldErr == nil {
-		s.fieldErr = ferry.Errorf(ferry.EINVALID, format, args...)
-	}
-}
-
-func (s *jsonScan) notUTF8(at int) error {
-	return ferry.Errorf(ferry.EINVALID, "%s: must be UTF-8 (invalid byte 0x%02x at byte %d)", s.path(false), s.b[at], at)
-}
-
-// path names the value being read: the document, then every open object's
-// key and array's index; top keeps only the first level.
-func (s *jsonScan) path(top bool) string {
-	var p strings.Builder
-	if s.doc != "body" {
-		p.WriteString(s.doc)
-	}
-	for i, f := range s.stack {
-		if top && i > 0 {
+		if dec.StackDepth() == 0 {
 			break
 		}
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return ferry.Errorf(ferry.EINVALID, "%s: unexpected data after the JSON value", doc)
+	}
+	return nil
+}
+
+// jsonError turns an error of dec, reading b, into a message that names the
+// value by its path: steps[1].parallel[0].retries.
+func jsonError(doc string, b []byte, dec *jsontext.Decoder, err error) error {
+	var se *json.SemanticError
+	var sy *jsontext.SyntacticError
+	switch {
+	case errors.As(err, &se):
+		path := pathOf(doc, dec, se.JSONPointer)
 		switch {
-		case f.object && f.keyStart >= 0:
-			var k string
-			if json.Unmarshal(s.b[f.keyStart:f.keyEnd], &k) != nil {
-				k = string(s.b[f.keyStart+1 : f.keyEnd-1])
+		case errors.Is(se.Err, json.ErrUnknownName):
+			return ferry.Errorf(ferry.EINVALID, "%s: unknown field", path)
+		case errors.Is(se.Err, errNUL):
+			return ferry.Errorf(ferry.EINVALID, "%s: must not contain NUL (\\u0000)", path)
+		case se.GoType == nil || se.Err != nil && !errors.Is(se.Err, strconv.ErrSyntax) && !errors.Is(se.Err, strconv.ErrRange):
+			return ferry.Errorf(ferry.EINVALID, "%s: %v", path, se.Err) // from a type such as uuid.UUID
+		}
+		want := jsonTypeName(se.GoType.Kind().String())
+		if path == doc {
+			want = "a JSON object"
+		}
+		got := map[jsontext.Kind]string{'"': "string", '{': "object", '[': "array", 't': "boolean", 'f': "boolean", 'n': "null"}[se.JSONKind]
+		if se.JSONKind == '0' {
+			num := se.JSONValue
+			if num == nil && se.ByteOffset < int64(len(b)) { // it is not always filled in
+				num, _ = jsontext.NewDecoder(bytes.NewReader(b[se.ByteOffset:])).ReadValue()
 			}
-			if p.Len() > 0 {
-				p.WriteByte('.')
+			got = strings.TrimSpace("number " + string(num))
+		}
+		return ferry.Errorf(ferry.EINVALID, "%s: must be %s, not %s", path, want, got)
+	case errors.As(err, &sy):
+		path, at := pathOf(doc, dec, sy.JSONPointer), sy.ByteOffset
+		switch rest := b[min(int(at), len(b)):]; {
+		case errors.Is(sy.Err, jsontext.ErrDuplicateName):
+			return ferry.Errorf(ferry.EINVALID, "%s: duplicate key", path)
+		case errors.Is(sy.Err, io.ErrUnexpectedEOF):
+			return ferry.Errorf(ferry.EINVALID, "%s: malformed JSON: unexpected end of input", doc)
+		case len(rest) > 0 && !utf8.FullRune(rest) || startsBadRune(rest):
+			return ferry.Errorf(ferry.EINVALID, "%s: must be UTF-8 (invalid byte 0x%02x at byte %d)", path, rest[0], at)
+		case len(rest) >= 6 && rest[0] == '\\' && rest[1] == 'u' && isSurrogate(rest[2:6]):
+			return ferry.Errorf(ferry.EINVALID, "%s: must be UTF-8 (%s at byte %d is half of a surrogate pair)", path, rest[:6], at)
+		}
+		return ferry.Errorf(ferry.EINVALID, "%s: malformed JSON at byte %d: %v", doc, at, sy.Err)
+	}
+	return ferry.Errorf(ferry.EINVALID, "%s: invalid JSON: %v", doc, err)
+}
+
+func startsBadRune(b []byte) bool {
+	r, n := utf8.DecodeRune(b)
+	return r == utf8.RuneError && n == 1
+}
+
+func isSurrogate(hex []byte) bool {
+	n, err := strconv.ParseUint(string(hex), 16, 16)
+	return err == nil && utf16.IsSurrogate(rune(n))
+}
+
+// pathOf turns ptr (/steps/1/bogus), a JSON pointer to where dec stopped,
+// into the path of the API's messages (steps[1].bogus): dec's stack tells
+// array indices from object keys.
+func pathOf(doc string, dec *jsontext.Decoder, ptr jsontext.Pointer) string {
+	path, level := doc, 0
+	for name := range ptr.Tokens() {
+		if level++; level <= dec.StackDepth() {
+			if k, _ := dec.StackIndex(level); k == '[' {
+				path += "[" + name + "]"
+				continue
 			}
-			p.WriteString(k)
-		case !f.object && !top:
-			fmt.Fprintf(&p, "[%d]", f.index)
 		}
+		path = joinPath(path, name)
 	}
-	if p.Len() == 0 {
-		return s.doc
-	}
-	return p.String()
+	return path
 }
 
-// surrogates reads the \uXXXX escape at the start of b; a surrogate must come
-// as a high and a low one. It returns how many bytes to skip.
-func surrogates(b []byte) (int, bool) {
-	hex4 := func(b []byte) rune {
-		if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
-			return -1
-		}
-		n, err := strconv.ParseUint(string(b[2:6]), 16, 16)
-		if err != nil {
-			return -1
-		}
-		return rune(n)
+func joinPath(path, name string) string {
+	if path == "body" {
+		return name
 	}
-	switch r := hex4(b); {
-	case r >= 0xDC00 && r <= 0xDFFF:
-		return 0, false
-	case r >= 0xD800 && r <= 0xDBFF:
-		if lo := hex4(b[6:]); lo < 0xDC00 || lo > 0xDFFF {
-			return 0, false
-		}
-		return 12, true
-	}
-	return 6, true
-}
-
-var (
-	rawMessageType    = reflect.TypeFor[json.RawMessage]()
-	jsonUnmarshaler   = reflect.TypeFor[json.Unmarshaler]()
-	textUnmarshalType = reflect.TypeFor[encoding.TextUnmarshaler]()
-)
-
-// unchecked reports whether values of t are left to their own decoding: raw
-// JSON passed on to functions (the user's data), interfaces, and types such as
-// time.Time and uuid.UUID that decode themselves.
-func unchecked(t reflect.Type) bool {
-	if t == rawMessageType || t.Kind() == reflect.Interface {
-		return true
-	}
-	p := reflect.PointerTo(t)
-	return p.Implements(jsonUnmarshaler) || p.Implements(textUnmarshalType)
-}
-
-// fieldOf finds the struct field a JSON key sets, as encoding/json does: the
-// exact name first, then case-insensitively.
-func fieldOf(t reflect.Type, key string) (reflect.StructField, bool) {
-	var fold *reflect.StructField
-	for _, sf := range reflect.VisibleFields(t) {
-		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
-		if !sf.IsExported() || name == "-" || (sf.Anonymous && name == "" && sf.Type.Kind() == reflect.Struct) {
-			continue // embedded structs: their fields are visible ones
-		}
-		if name == "" {
-			name = sf.Name
-		}
-		if name == key {
-			return sf, true
-		}
-		if fold == nil && strings.EqualFold(name, key) {
-			fold = &sf
-		}
-	}
-	if fold != nil {
-		return *fold, true
-	}
-	return reflect.StructField{}, false
+	return path + "." + name
 }
 
 // checkText refuses a string that is not UTF-8: path and query parameters,
@@ -466,27 +255,6 @@ func checkParams(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
-}
-
-// jsonError turns encoding/json's errors into messages that name the field.
-func jsonError(err error) error {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		return ferry.Errorf(ferry.EINVALID, "body: malformed JSON at byte %d: %v", se.Offset, se)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return ferry.Errorf(ferry.EINVALID, "body: malformed JSON: unexpected end of input")
-	case errors.As(err, &te):
-		if te.Field == "" {
-			return ferry.Errorf(ferry.EINVALID, "body: must be a JSON object, not %s", te.Value)
-		}
-		return ferry.Errorf(ferry.EINVALID, "%s: must be %s, not %s", te.Field, jsonTypeName(te.Type.Kind().String()), te.Value)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
-		return ferry.Errorf(ferry.EINVALID, "%s: unknown field", field)
-	}
-	return ferry.Errorf(ferry.EINVALID, "body: invalid JSON: %v", err)
 }
 
 func jsonTypeName(kind string) string {

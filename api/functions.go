@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"io"
 	"maps"
@@ -11,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"path"
-	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -300,11 +298,8 @@ func (r *deployRequest) setFormField(field, value string, repeated bool) error {
 		}
 		if strings.HasPrefix(strings.TrimSpace(value), "{") {
 			var m map[string]string
-			if err := checkJSON("env", []byte(value), reflect.TypeOf(m)); err != nil {
+			if err := unmarshalStrict("env", []byte(value), &m); err != nil {
 				return err
-			}
-			if jerr := json.Unmarshal([]byte(value), &m); jerr != nil {
-				return ferry.Errorf(ferry.EINVALID, "env: must be a JSON object of strings or KEY=VALUE: %v", jerr)
 			}
 			for _, k := range slices.Sorted(maps.Keys(m)) {
 				if err := r.setEnv(k, m[k]); err != nil {

@@ -259,3 +259,26 @@ func TestRetryRefusesAnEventBeyondTheLimits(t *testing.T) {
 		t.Errorf("%d workflows started", n)
 	}
 }
+
+// Errors in JSON name the document and the field: a malformed event answered
+// "body: the event must be valid JSON", a bad id in a schedule "body: invalid
+// JSON: invalid UUID length: 4".
+func TestJSONErrorsNameWhere(t *testing.T) {
+	f := newFakeTemporal(t)
+	e := newEnv(t, withTemporal(f))
+	deployPy(e, e.admin, "echo")
+	deployChainOf(e, "ch", "echo")
+	e.refuses([]badInput{
+		{"event syntax", "POST", "/v1/functions/echo/invoke", `{"a" 1}`, nil, 400, "event: malformed JSON at byte 5: invalid character '1' after object name (expecting ':')"},
+		{"event cut short", "POST", "/v1/functions/echo/invoke", `[1, 2`, nil, 400, "event: malformed JSON: unexpected end of input"},
+		{"event trailing data", "POST", "/v1/functions/echo/invoke", `{} {}`, nil, 400, "event: unexpected data after the JSON value"},
+		{"chain input trailing data", "POST", "/v1/chains/ch/invoke", `1 2`, nil, 400, "input: unexpected data after the JSON value"},
+		{"schedule id", "POST", "/v1/schedules", `{"name": "s", "every": "1h", "target": {"function": "echo", "function_id": "nope"}}`, nil, 400, "target.function_id: invalid UUID length: 4"},
+		{"env value", "POST", "/v1/functions", `{"name": "fn", "env": {"A": 1}}`, nil, 400, "env.A: must be a string, not number 1"},
+		{"multipart env syntax", "POST", "/v1/functions", multipartOf(t, "app.py", []byte(pySource), "name", "fn", "env", `{"A" "1"}`), nil, 400,
+			`env: malformed JSON at byte 5: invalid character '"' after object name (expecting ':')`},
+	})
+	if n := len(f.runs); n != 0 {
+		t.Errorf("%d workflows started", n)
+	}
+}
