@@ -351,8 +351,13 @@ func (e *Executor) Close(ctx context.Context) error {
 	}
 	e.closed = true
 	all := make([]*instance, 0, len(e.all))
+	var starting []*instance
 	for in := range e.all {
-		all = append(all, in)
+		if in.ready {
+			all = append(all, in)
+		} else {
+			starting = append(starting, in)
+		}
 	}
 	for _, p := range e.pools {
 		p.idle = nil
@@ -365,9 +370,16 @@ func (e *Executor) Close(ctx context.Context) error {
 
 	e.stopReaper()
 	<-e.reaperDone
-	// Spares still starting notice the shutdown and remove themselves (or are
-	// among all, removed below, and then fail).
+	// Containers still starting are killed: their start fails (or, done,
+	// notices the shutdown) and removes them. Spares are waited for below.
 	var wg sync.WaitGroup
+	for _, in := range starting {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.kill(ctx, in)
+		}()
+	}
 	for _, in := range all {
 		wg.Add(1)
 		go func() {

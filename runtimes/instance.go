@@ -43,6 +43,10 @@ type instance struct {
 	initMS  float64
 
 	lastUsed time.Time // guarded by Executor.mu
+	// ready (guarded by Executor.mu) is set when start is done with the
+	// instance's fields: Close removes ready instances and only kills those
+	// still starting, whose start then fails and removes them.
+	ready bool
 
 	// killAt is set when an invocation ended by timeout or cancellation: the
 	// removal kills the container first (see removeInstance).
@@ -252,6 +256,13 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 			_ = c.Close()
 		}
 	}()
+	e.mu.Lock()
+	closed = e.closed
+	in.ready = !closed
+	e.mu.Unlock()
+	if closed {
+		return fail(nil, ferry.Errorf(ferry.EUNAVAILABLE, "executor is shut down"))
+	}
 	what := "container ready"
 	if spare {
 		what = "spare ready"
