@@ -291,6 +291,16 @@ func (s *server) listInvocations(c echo.Context) error {
 		}
 		return err
 	}
+	if scope != "*" {
+		current, err := s.currentIdentity(c, f.Function, ferry.PermRead)
+		if err != nil {
+			return err
+		}
+		if current != nil && *current == uuid.Nil { // no such function: nothing it may see
+			return c.JSON(http.StatusOK, listResponse[ferry.Invocation]("invocations", nil, ""))
+		}
+		f.FunctionID = current
+	}
 	invs, next, err := s.Store.ListInvocations(c.Request().Context(), f, p)
 	if err != nil {
 		return err
@@ -311,7 +321,36 @@ func (s *server) invocationFor(c echo.Context, perm ferry.Permission) (ferry.Inv
 	if err := s.require(c, inv.Function, perm); err != nil {
 		return ferry.Invocation{}, err
 	}
+	current, err := s.currentIdentity(c, inv.Function, perm)
+	if err != nil {
+		return ferry.Invocation{}, err
+	}
+	if current != nil && (*current == uuid.Nil || *current != inv.FunctionID) {
+		return ferry.Invocation{}, forbidden(principalOf(c),
+			"invocation %s belongs to a function %q that was deleted; only keys with %s on every function may use it",
+			inv.ID, inv.Function, perm)
+	}
 	return inv, nil
+}
+
+// currentIdentity returns nil when the caller may do perm on every function,
+// and otherwise the identity of the function called name now (uuid.Nil when
+// there is none). Grants are by name and end with the function, so a key that
+// holds perm only through grants on name holds it on the function of that name
+// now, not on a deleted one's records.
+func (s *server) currentIdentity(c echo.Context, name string, perm ferry.Permission) (*uuid.UUID, error) {
+	if all, err := s.can(c, "*", perm); err != nil || all {
+		return nil, err
+	}
+	id := uuid.Nil
+	f, err := s.Store.GetFunction(c.Request().Context(), name)
+	switch {
+	case err == nil:
+		id = f.ID
+	case ferry.ErrorCode(err) != ferry.ENOTFOUND:
+		return nil, err
+	}
+	return &id, nil
 }
 
 func (s *server) getInvocation(c echo.Context) error {

@@ -397,3 +397,49 @@ func TestInvokeWhenTemporalFails(t *testing.T) {
 	deployPy(e2, e2.admin, "fn")
 	e2.want(e2.do("POST", "/v1/functions/fn/invoke", e2.admin, `{}`), 503, "no Temporal client")
 }
+
+// Grants are by name and end with their function: a key granted on a function
+// created again under a deleted one's name never reads, lists, cancels or
+// retries the deleted one's invocations (their events, results and logs).
+func TestDeletedFunctionsInvocationsStayWithIt(t *testing.T) {
+	f := newFakeTemporal(t)
+	e := newEnv(t, withTemporal(f))
+	deployPy(e, e.admin, "x")
+	r := e.do("POST", "/v1/functions/x/invoke", e.admin, `{"secret": "a-secret"}`)
+	e.want(r, 200, "invoke the first x")
+	old := r.str("id")
+	e.want(e.do("DELETE", "/v1/functions/x", e.admin, nil), 204, "delete x")
+
+	deployPy(e, e.admin, "x")
+	inv, invID := e.newKey(ferry.RoleInvoker, "invoker of the new x")
+	for _, perm := range []string{"read", "execute"} {
+		e.want(e.do("POST", "/v1/functions/x/permissions", e.admin, map[string]any{"key_id": invID, "permission": perm}), 200, "grant "+perm)
+	}
+	r = e.do("POST", "/v1/functions/x/invoke", inv, `{}`)
+	e.want(r, 200, "invoke the new x")
+	fresh := r.str("id")
+
+	e.want(e.do("GET", "/v1/invocations/"+fresh, inv, nil), 200, "the new x's invocation")
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/v1/invocations/" + old},
+		{"GET", "/v1/invocations/" + old + "/logs"},
+		{"POST", "/v1/invocations/" + old + "/retry"},
+	} {
+		r := e.do(c.method, c.path, inv, nil)
+		e.want(r, 403, c.method+" "+c.path+" of the deleted x")
+		if strings.Contains(string(r.raw), "a-secret") || !strings.Contains(r.errMessage(), "was deleted") {
+			t.Errorf("%s %s: %s", c.method, c.path, r.raw)
+		}
+	}
+	r = e.do("GET", "/v1/invocations?function=x", inv, nil)
+	e.want(r, 200, "list x's invocations")
+	if l := r.list("invocations"); len(l) != 1 || l[0].(map[string]any)["id"] != fresh {
+		t.Errorf("the invoker lists %s, want only %s", r.raw, fresh)
+	}
+	// Keys that may read every function still see the history.
+	e.want(e.do("GET", "/v1/invocations/"+old, e.admin, nil), 200, "admin reads the deleted x's invocation")
+	r = e.do("GET", "/v1/invocations?function=x", e.admin, nil)
+	if l := r.list("invocations"); len(l) != 2 {
+		t.Errorf("admin lists %d invocations of x, want 2: %s", len(l), r.raw)
+	}
+}

@@ -14,7 +14,10 @@ import (
 
 // InvocationFilter narrows ListInvocations; zero fields match everything.
 type InvocationFilter struct {
-	Function   string
+	Function string
+	// FunctionID, when set, keeps only invocations of that function identity
+	// (not those of a function deleted before it under the same name).
+	FunctionID *uuid.UUID
 	Status     ferry.InvocationStatus
 	ChainRunID *uuid.UUID
 }
@@ -209,6 +212,9 @@ func (db *DB) ListInvocations(ctx context.Context, f InvocationFilter, p ferry.P
 	var w where
 	if f.Function != "" {
 		w.equal("function", f.Function)
+	}
+	if f.FunctionID != nil {
+		w.equal("function_id", *f.FunctionID)
 	}
 	if f.Status != "" {
 		w.equal("status", string(f.Status))
