@@ -121,7 +121,7 @@ func readInvokeRequest(c echo.Context, what string) (invokeRequest, error) {
 	}
 	idemKey := c.Request().Header.Get(headerIdempotency)
 	if len(idemKey) > maxIdempotencyKey {
-		return invokeRequest{}, ferry.Errorf(ferry.EINVALID, "Idempotency-Key: must be at most %d characters", maxIdempotencyKey)
+		return invokeRequest{}, ferry.Errorf(ferry.EINVALID, "Idempotency-Key: must be at most %d bytes", maxIdempotencyKey)
 	}
 	if err := checkText(headerIdempotency, idemKey); err != nil {
 		return invokeRequest{}, err

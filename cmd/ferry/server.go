@@ -42,9 +42,9 @@ type app struct {
 	executor *runtimes.Executor
 	worker   temporalworker.Worker
 	// reconciler closes records whose workflow ended without writing them;
-	// stopReconcile ends its sweeps (worker role).
+	// stopReconcile ends its sweeps and waits for them (worker role).
 	reconciler    *reconcile.Reconciler
-	stopReconcile context.CancelFunc
+	stopReconcile func()
 	http          *echo.Echo
 	listener      net.Listener
 	// metrics serves /metrics on its own listener, for API and worker processes.
@@ -130,8 +130,9 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "start Temporal worker: %v", err)
 		}
 		rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-		a.stopReconcile = stop
-		go a.reconciler.Run(rctx)
+		done := make(chan struct{})
+		a.stopReconcile = func() { stop(); <-done } // no sweep may outlive the database pool
+		go func() { defer close(done); a.reconciler.Run(rctx) }()
 	}
 	if r.api {
 		if a.AdminKey, err = api.EnsureAdminKey(ctx, a.db, cfg.AdminKey); err != nil {
