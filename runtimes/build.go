@@ -90,7 +90,14 @@ func (e *Executor) BuildGo(ctx context.Context, srcDir, handler, outDir string) 
 	if err != nil {
 		return ferry.Errorf(ferry.EINVALID, "output folder %q: %v", outDir, err)
 	}
-	// The builder runs as uid 1000 and must write the binary.
+	select {
+	case e.builds <- struct{}{}:
+		defer func() { <-e.builds }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// The builder runs as uid 1000 and must write the binary. The folder is
+	// world-writable only while the build runs, never while it waits for a slot.
 	if err := os.MkdirAll(out, 0o777); err != nil {
 		return ferry.Errorf(ferry.EINTERNAL, "create %s: %v", out, err)
 	}
@@ -98,12 +105,6 @@ func (e *Executor) BuildGo(ctx context.Context, srcDir, handler, outDir string) 
 		return ferry.Errorf(ferry.EINTERNAL, "chmod %s: %v", out, err)
 	}
 	defer os.Chmod(out, 0o755) // only the build needed a world-writable folder
-	select {
-	case e.builds <- struct{}{}:
-		defer func() { <-e.builds }()
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 	img := e.cfg.Images[goBuilderRuntime]
 	cfg, host := buildConfig(img, src, out, handler, e.poolID)
 

@@ -2,7 +2,10 @@ package runtimes
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -64,12 +67,26 @@ func TestBuildGoConcurrencyBound(t *testing.T) {
 	}
 	t.Logf("3 builds one at a time: %s", time.Since(began))
 
-	// A build waiting for a slot gives up with its context.
+	// A build waiting for a slot gives up with its context, and its output
+	// folder (world-writable while a build runs) is not even created while
+	// it waits.
 	e.builds <- struct{}{}
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	out := filepath.Join(e.cfg.DataDir, "out-wait")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := e.BuildGo(ctx, src, "Handle", filepath.Join(e.cfg.DataDir, "out-wait")); err != context.DeadlineExceeded {
+	done := make(chan error, 1)
+	go func() { done <- e.BuildGo(ctx, src, "Handle", out) }()
+	time.Sleep(300 * time.Millisecond)
+	if fi, err := os.Stat(out); err == nil {
+		t.Errorf("output folder of a build waiting for a slot exists with mode %v; want it not to exist yet", fi.Mode())
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	if err := <-done; err != context.DeadlineExceeded {
 		t.Errorf("build waiting for a slot past its deadline: %v", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("output folder after a build gave up waiting: %v, want it not to exist", err)
 	}
 	<-e.builds
 }
