@@ -246,47 +246,25 @@ func (db *DB) CreateChainRun(ctx context.Context, r ferry.ChainRun) (ferry.Chain
 	if err != nil {
 		return ferry.ChainRun{}, false, err
 	}
-	what := chainRunName(r.ID)
-	if r.IdempotencyKey != "" {
-		if _, err := db.pool.Exec(ctx, `UPDATE chain_runs SET idempotency_key = NULL
-			WHERE chain = $1 AND idempotency_key = $2 AND created_at < $3`,
-			r.Chain, r.IdempotencyKey, r.CreatedAt.Add(-ferry.IdempotencyKeyLifetime)); err != nil {
-			return ferry.ChainRun{}, false, db.mapErr(err, what)
-		}
-	}
-	for attempt := 0; attempt < 2; attempt++ {
-		created, err := scanChainRun(db.pool.QueryRow(ctx, `
-			INSERT INTO chain_runs (id, chain, version, status, input, steps, idempotency_key, request_hash,
-				workflow_id, created_at, error, finished_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-			ON CONFLICT (chain, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-			RETURNING `+chainRunColumns,
-			r.ID, r.Chain, r.Version, string(r.Status), rawJSON(r.Input), r.Steps, nullString(r.IdempotencyKey),
-			nullString(r.RequestHash), r.WorkflowID, r.CreatedAt, errJSON, r.FinishedAt))
-		if err == nil {
-			return created, true, nil
-		}
-		if err != pgx.ErrNoRows || r.IdempotencyKey == "" {
-			return ferry.ChainRun{}, false, db.mapErr(err, what)
-		}
-		var hash string
-		existing, err := scanChainRunAnd(db.pool.QueryRow(ctx, `SELECT `+chainRunColumns+`, coalesce(request_hash, '')
-			FROM chain_runs WHERE chain = $1 AND idempotency_key = $2`, r.Chain, r.IdempotencyKey), &hash)
-		if err == nil {
-			if hash != "" && r.RequestHash != "" && hash != r.RequestHash {
-				return ferry.ChainRun{}, false, ferry.Errorf(ferry.EUNPROCESSABLE,
-					"Idempotency-Key: %q was used for another request (input or version) to chain %q "+
-						"in the last %s; send a new key for a new request", r.IdempotencyKey, r.Chain,
-					ferry.IdempotencyKeyLifetime)
-			}
-			return existing, false, nil
-		}
-		if err != pgx.ErrNoRows {
-			return ferry.ChainRun{}, false, db.mapErr(err, what)
-		}
-	}
-	return ferry.ChainRun{}, false, ferry.Errorf(ferry.ECONFLICT,
-		"run of chain %q with idempotency key %q is being created concurrently", r.Chain, r.IdempotencyKey)
+	return idempotent[ferry.ChainRun]{
+		table: "chain_runs", scopeColumn: "chain", scope: r.Chain,
+		key: r.IdempotencyKey, hash: r.RequestHash, createdAt: r.CreatedAt,
+		what: chainRunName(r.ID), asked: "input or version", target: chainName(r.Chain),
+		insert: func() (ferry.ChainRun, error) {
+			return scanChainRun(db.pool.QueryRow(ctx, `
+				INSERT INTO chain_runs (id, chain, version, status, input, steps, idempotency_key, request_hash,
+					workflow_id, created_at, error, finished_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+				ON CONFLICT (chain, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+				RETURNING `+chainRunColumns,
+				r.ID, r.Chain, r.Version, string(r.Status), rawJSON(r.Input), r.Steps, nullString(r.IdempotencyKey),
+				nullString(r.RequestHash), r.WorkflowID, r.CreatedAt, errJSON, r.FinishedAt))
+		},
+		existing: func(hash *string) (ferry.ChainRun, error) {
+			return scanChainRunAnd(db.pool.QueryRow(ctx, `SELECT `+chainRunColumns+`, coalesce(request_hash, '')
+				FROM chain_runs WHERE chain = $1 AND idempotency_key = $2`, r.Chain, r.IdempotencyKey), hash)
+		},
+	}.run(ctx, db)
 }
 
 // GetChainRun returns one chain run.

@@ -134,55 +134,30 @@ func (db *DB) CreateInvocation(ctx context.Context, inv ferry.Invocation) (ferry
 	if inv.FunctionID == uuid.Nil {
 		functionID = nil
 	}
-	if inv.IdempotencyKey != "" {
-		if inv.FunctionID == uuid.Nil {
-			return ferry.Invocation{}, false, ferry.Errorf(ferry.EINVALID, "an idempotency key needs the function's id")
-		}
-		// An expired key is released (the old record keeps everything else).
-		if _, err := db.pool.Exec(ctx, `UPDATE invocations SET idempotency_key = NULL
-			WHERE function_id = $1 AND idempotency_key = $2 AND created_at < $3`,
-			inv.FunctionID, inv.IdempotencyKey, inv.CreatedAt.Add(-ferry.IdempotencyKeyLifetime)); err != nil {
-			return ferry.Invocation{}, false, db.mapErr(err, what)
-		}
+	if inv.IdempotencyKey != "" && inv.FunctionID == uuid.Nil {
+		return ferry.Invocation{}, false, ferry.Errorf(ferry.EINVALID, "an idempotency key needs the function's id")
 	}
-	// A concurrent insert with the same key makes ON CONFLICT wait for it and then
-	// skip; the existing row is read afterwards. Two attempts cover the case where
-	// that other insert rolled back in between.
-	for attempt := 0; attempt < 2; attempt++ {
-		created, err := scanInvocation(db.pool.QueryRow(ctx, `
-			INSERT INTO invocations (id, function, function_id, version, status, event, result, error, metrics,
-				idempotency_key, request_hash, retry_of, chain_run_id, workflow_id, run_id, created_at,
-				started_at, finished_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-			ON CONFLICT (function_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-			RETURNING `+invocationColumns,
-			inv.ID, inv.Function, functionID, inv.Version, string(inv.Status), rawJSON(inv.Event), rawJSON(inv.Result),
-			errJSON, metricsJSON, nullString(inv.IdempotencyKey), nullString(inv.RequestHash), inv.RetryOf,
-			inv.ChainRunID, inv.WorkflowID, inv.RunID, inv.CreatedAt, inv.StartedAt, inv.FinishedAt))
-		if err == nil {
-			return created, true, nil
-		}
-		if err != pgx.ErrNoRows || inv.IdempotencyKey == "" {
-			return ferry.Invocation{}, false, db.mapErr(err, what)
-		}
-		var hash string
-		existing, err := scanInvocationAnd(db.pool.QueryRow(ctx, `SELECT `+invocationColumns+`, coalesce(request_hash, '')
-			FROM invocations WHERE function_id = $1 AND idempotency_key = $2`, inv.FunctionID, inv.IdempotencyKey), &hash)
-		if err == nil {
-			if hash != "" && inv.RequestHash != "" && hash != inv.RequestHash {
-				return ferry.Invocation{}, false, ferry.Errorf(ferry.EUNPROCESSABLE,
-					"Idempotency-Key: %q was used for another request (event or version) to function %q "+
-						"in the last %s; send a new key for a new request", inv.IdempotencyKey, inv.Function,
-					ferry.IdempotencyKeyLifetime)
-			}
-			return existing, false, nil
-		}
-		if err != pgx.ErrNoRows {
-			return ferry.Invocation{}, false, db.mapErr(err, what)
-		}
-	}
-	return ferry.Invocation{}, false, ferry.Errorf(ferry.ECONFLICT,
-		"invocation of function %q with idempotency key %q is being created concurrently", inv.Function, inv.IdempotencyKey)
+	return idempotent[ferry.Invocation]{
+		table: "invocations", scopeColumn: "function_id", scope: inv.FunctionID,
+		key: inv.IdempotencyKey, hash: inv.RequestHash, createdAt: inv.CreatedAt,
+		what: what, asked: "event or version", target: functionName(inv.Function),
+		insert: func() (ferry.Invocation, error) {
+			return scanInvocation(db.pool.QueryRow(ctx, `
+				INSERT INTO invocations (id, function, function_id, version, status, event, result, error, metrics,
+					idempotency_key, request_hash, retry_of, chain_run_id, workflow_id, run_id, created_at,
+					started_at, finished_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+				ON CONFLICT (function_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+				RETURNING `+invocationColumns,
+				inv.ID, inv.Function, functionID, inv.Version, string(inv.Status), rawJSON(inv.Event), rawJSON(inv.Result),
+				errJSON, metricsJSON, nullString(inv.IdempotencyKey), nullString(inv.RequestHash), inv.RetryOf,
+				inv.ChainRunID, inv.WorkflowID, inv.RunID, inv.CreatedAt, inv.StartedAt, inv.FinishedAt))
+		},
+		existing: func(hash *string) (ferry.Invocation, error) {
+			return scanInvocationAnd(db.pool.QueryRow(ctx, `SELECT `+invocationColumns+`, coalesce(request_hash, '')
+				FROM invocations WHERE function_id = $1 AND idempotency_key = $2`, inv.FunctionID, inv.IdempotencyKey), hash)
+		},
+	}.run(ctx, db)
 }
 
 // GetInvocation returns one invocation, without its logs.
