@@ -211,3 +211,21 @@ func TestRunnerInitBoundedByTimeout(t *testing.T) {
 		}
 	}
 }
+
+// A function's PATH is its own, as on Lambda: the runtime's command looks
+// nothing up in it (before: PATH=/nowhere failed every start with "exec
+// python3 failed"), and the handler sees the value set.
+func TestRunnerUserPATH(t *testing.T) {
+	e := newTestExecutor(t, Config{})
+	for _, c := range runtimeCases(t, e) {
+		t.Run(string(c.rt), func(t *testing.T) {
+			s := c.spec("path", map[string]any{"op": "getenv", "name": "PATH"}, ferry.Limits{})
+			s.Env = map[string]string{"PATH": "/nowhere"}
+			for i := 0; i < 2; i++ { // cold, then warm
+				res := execute(t, e, s)
+				wantStatus(t, res, StatusCompleted)
+				eq(t, "PATH the handler sees", string(res.Result), `"/nowhere"`)
+			}
+		})
+	}
+}

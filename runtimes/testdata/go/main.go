@@ -183,6 +183,8 @@ func Handle(ctx context.Context, ev Event) (any, error) {
 		return out, nil
 	case "echo":
 		return ev, nil
+	case "getenv":
+		return os.Getenv(ev.Name), nil
 	}
 	return nil, errors.New("unknown op " + ev.Op)
 }

@@ -130,6 +130,8 @@ exports.handler = async (event, context) => {
     }
     case "echo":
       return event;
+    case "getenv":
+      return process.env[event.name] ?? null;
   }
   throw new Error("unknown op " + event.op);
 };

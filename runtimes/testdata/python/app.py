@@ -160,4 +160,6 @@ def handler(event, context):
         return out
     if op == "echo":
         return event
+    if op == "getenv":
+        return os.environ.get(event["name"])
     raise KeyError("unknown op %r" % op)
