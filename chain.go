@@ -171,6 +171,8 @@ func validateStep(s Step, path string, depth int, n *int) error {
 
 // Chain is a named, versioned chain of steps.
 type Chain struct {
+	// ID is the chain's identity: new on every create, never reused (see Function.ID).
+	ID            uuid.UUID `json:"id"`
 	Name          string    `json:"name"`
 	LatestVersion int       `json:"latest_version"`
 	CreatedAt     time.Time `json:"created_at"`
@@ -179,6 +181,7 @@ type Chain struct {
 
 // ChainVersion is one immutable definition of a chain.
 type ChainVersion struct {
+	ChainID     uuid.UUID `json:"chain_id"` // Chain.ID
 	Chain       string    `json:"name"`
 	Version     int       `json:"version"`
 	Steps       []Step    `json:"steps"`
@@ -218,8 +221,11 @@ type CompensationReport struct {
 
 // ChainRun is one run of a chain version.
 type ChainRun struct {
-	ID             uuid.UUID        `json:"id"`
-	Chain          string           `json:"chain"`
+	ID    uuid.UUID `json:"id"`
+	Chain string    `json:"chain"`
+	// ChainID is the identity of the chain run (Chain.ID); nil for runs older
+	// than chain identities.
+	ChainID        uuid.UUID        `json:"chain_id"`
 	Version        int              `json:"version"`
 	Status         InvocationStatus `json:"status"`
 	Input          json.RawMessage  `json:"input,omitempty"`

@@ -127,7 +127,7 @@ func (a *Chains) CreateScheduledRun(ctx context.Context, in ScheduledRunInput) (
 			if cerr != nil {
 				return ScheduledRunRecord{}, notFound(cerr)
 			}
-			run, _, err = store.CreateChainRun(ctx, ferry.ChainRun{ID: id, Chain: cv.Chain, Version: cv.Version,
+			run, _, err = store.CreateChainRun(ctx, ferry.ChainRun{ID: id, Chain: cv.Chain, ChainID: cv.ChainID, Version: cv.Version,
 				Input: in.Payload, WorkflowID: id.String(), IdempotencyKey: "schedule:" + wfID})
 		}
 		if err != nil || run.Status.Final() {

@@ -282,7 +282,7 @@ func (s *server) invokeChain(c echo.Context) error {
 		return ferry.Errorf(ferry.EINTERNAL, "generating a chain run id: %v", err)
 	}
 	asked, _ := versionParam(c) // valid: chainVersionFor read it
-	run, created, err := cs.CreateChainRun(ctx, ferry.ChainRun{ID: id, Chain: v.Chain, Version: v.Version,
+	run, created, err := cs.CreateChainRun(ctx, ferry.ChainRun{ID: id, Chain: v.Chain, ChainID: v.ChainID, Version: v.Version,
 		Status: ferry.StatusPending, Input: req.input, IdempotencyKey: req.idempotencyKey, RequestHash: req.hash(asked),
 		WorkflowID: id.String(), CreatedAt: time.Now()})
 	if err != nil {
@@ -455,10 +455,11 @@ func (s *server) chainRunFor(c echo.Context, perm ferry.Permission) (ChainStore,
 	}
 	v, err := cs.GetChainVersion(ctx, run.Chain, run.Version)
 	switch {
-	case err == nil:
+	case err == nil && v.ChainID == run.ChainID:
 		err = s.requireChain(c, v.Steps, perm)
-	case ferry.ErrorCode(err) == ferry.ENOTFOUND:
-		// The chain was deleted; its runs remain readable by those who read everything.
+	case err == nil || ferry.ErrorCode(err) == ferry.ENOTFOUND:
+		// The chain was deleted (and maybe created again: another chain); its
+		// runs remain readable by those who read everything.
 		err = s.require(c, "*", perm)
 	}
 	return cs, run, err

@@ -103,9 +103,13 @@ func TestListingsShowOnlyWhatTheKeyMayRead(t *testing.T) {
 	e.want(e.do("GET", "/v1/chains/c3/versions", inv, nil), 403, "versions of a chain whose latest version is hidden")
 
 	// Runs of c1: two of each version.
+	c1, err := e.db.GetChain(ctxT(t), "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	runs := map[int][]string{}
 	for _, v := range []int{1, 2, 3, 1, 2, 3} {
-		r, _, err := e.db.CreateChainRun(ctxT(t), ferry.ChainRun{Chain: "c1", Version: v})
+		r, _, err := e.db.CreateChainRun(ctxT(t), ferry.ChainRun{Chain: "c1", ChainID: c1.ID, Version: v})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,4 +128,17 @@ func TestListingsShowOnlyWhatTheKeyMayRead(t *testing.T) {
 	if ids, _ := e.pages("/v1/chains/c1/runs", e.admin, "runs", "id"); len(ids) != 6 {
 		t.Errorf("admin's runs of c1: %v", ids)
 	}
+
+	// c1 deleted and created again, running only granted functions, is another
+	// chain: the deleted one's runs are not shown through its versions.
+	e.want(e.do("DELETE", "/v1/chains/c1", e.admin, nil), 204, "delete c1")
+	for range 3 {
+		chain("c1", fn("b-granted"))
+	}
+	if ids, _ := e.pages("/v1/chains/c1/runs", inv, "runs", "id"); len(ids) != 0 {
+		t.Errorf("invoker's runs of the new c1: %v, want none (all are the deleted c1's)", ids)
+	}
+	r := e.do("GET", "/v1/chain-runs/"+runs[3][0], inv, nil)
+	e.want(r, 403, "invoker reads a run of the deleted c1")
+	e.want(e.do("GET", "/v1/chain-runs/"+runs[3][0], e.admin, nil), 200, "admin reads a run of the deleted c1")
 }

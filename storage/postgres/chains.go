@@ -22,21 +22,21 @@ type definition struct {
 	Description string       `json:"description,omitempty"`
 }
 
-const chainColumns = `name, latest_version, created_at, updated_at`
+const chainColumns = `id, name, latest_version, created_at, updated_at`
 
 func scanChain(row pgx.Row) (ferry.Chain, error) {
 	var c ferry.Chain
-	err := row.Scan(&c.Name, &c.LatestVersion, &c.CreatedAt, &c.UpdatedAt)
+	err := row.Scan(&c.ID, &c.Name, &c.LatestVersion, &c.CreatedAt, &c.UpdatedAt)
 	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
 	return c, err
 }
 
-const chainVersionColumns = `chain, version, definition, created_at`
+const chainVersionColumns = `chain_id, chain, version, definition, created_at`
 
 func scanChainVersion(row pgx.Row) (ferry.ChainVersion, error) {
 	var v ferry.ChainVersion
 	var d definition
-	err := row.Scan(&v.Chain, &v.Version, &d, &v.CreatedAt)
+	err := row.Scan(&v.ChainID, &v.Chain, &v.Version, &d, &v.CreatedAt)
 	v.Steps, v.Description = d.Steps, d.Description
 	v.CreatedAt = v.CreatedAt.UTC()
 	return v, err
@@ -56,13 +56,13 @@ func (db *DB) CreateChainVersion(ctx context.Context, v ferry.ChainVersion) (fer
 		err := tx.QueryRow(ctx, `
 			INSERT INTO chains (name, latest_version) VALUES ($1, 1)
 			ON CONFLICT (name) DO UPDATE SET latest_version = chains.latest_version + 1, updated_at = now()
-			RETURNING latest_version`, v.Chain).Scan(&v.Version)
+			RETURNING id, latest_version`, v.Chain).Scan(&v.ChainID, &v.Version)
 		if err != nil {
 			return err
 		}
 		created, err := scanChainVersion(tx.QueryRow(ctx, `
-			INSERT INTO chain_versions (chain, version, definition) VALUES ($1, $2, $3)
-			RETURNING `+chainVersionColumns, v.Chain, v.Version, definition{Steps: v.Steps, Description: v.Description}))
+			INSERT INTO chain_versions (chain_id, chain, version, definition) VALUES ($1, $2, $3, $4)
+			RETURNING `+chainVersionColumns, v.ChainID, v.Chain, v.Version, definition{Steps: v.Steps, Description: v.Description}))
 		v = created
 		return err
 	})
@@ -184,10 +184,12 @@ func (db *DB) DeleteChain(ctx context.Context, name string) error {
 	}), chainName(name))
 }
 
-const chainRunColumns = `id, chain, version, status, input, output, error, steps,
+const chainRunColumns = `id, chain, coalesce(chain_id, '00000000-0000-0000-0000-000000000000'),
+	version, status, input, output, error, steps,
 	coalesce(idempotency_key, ''), workflow_id, run_id, created_at, started_at, finished_at`
 
-const chainRunListColumns = `id, chain, version, status, NULL::json, NULL::json, error, '[]'::jsonb,
+const chainRunListColumns = `id, chain, coalesce(chain_id, '00000000-0000-0000-0000-000000000000'),
+	version, status, NULL::json, NULL::json, error, '[]'::jsonb,
 	coalesce(idempotency_key, ''), workflow_id, run_id, created_at, started_at, finished_at`
 
 func scanChainRun(row pgx.Row) (ferry.ChainRun, error) { return scanChainRunAnd(row) }
@@ -197,7 +199,7 @@ func scanChainRunAnd(row pgx.Row, extra ...any) (ferry.ChainRun, error) {
 	var r ferry.ChainRun
 	var status string
 	var input, output []byte
-	err := row.Scan(append([]any{&r.ID, &r.Chain, &r.Version, &status, &input, &output, &r.Error, &r.Steps,
+	err := row.Scan(append([]any{&r.ID, &r.Chain, &r.ChainID, &r.Version, &status, &input, &output, &r.Error, &r.Steps,
 		&r.IdempotencyKey, &r.WorkflowID, &r.RunID, &r.CreatedAt, &r.StartedAt, &r.FinishedAt}, extra...)...)
 	r.Status = ferry.InvocationStatus(status)
 	if input != nil {
@@ -252,13 +254,13 @@ func (db *DB) CreateChainRun(ctx context.Context, r ferry.ChainRun) (ferry.Chain
 		what: chainRunName(r.ID), asked: "input or version", target: chainName(r.Chain),
 		insert: func() (ferry.ChainRun, error) {
 			return scanChainRun(db.pool.QueryRow(ctx, `
-				INSERT INTO chain_runs (id, chain, version, status, input, steps, idempotency_key, request_hash,
-					workflow_id, created_at, error, finished_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+				INSERT INTO chain_runs (id, chain, chain_id, version, status, input, steps, idempotency_key,
+					request_hash, workflow_id, created_at, error, finished_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 				ON CONFLICT (chain, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 				RETURNING `+chainRunColumns,
-				r.ID, r.Chain, r.Version, string(r.Status), rawJSON(r.Input), r.Steps, nullString(r.IdempotencyKey),
-				nullString(r.RequestHash), r.WorkflowID, r.CreatedAt, errJSON, r.FinishedAt))
+				r.ID, r.Chain, nullUUID(r.ChainID), r.Version, string(r.Status), rawJSON(r.Input), r.Steps,
+				nullString(r.IdempotencyKey), nullString(r.RequestHash), r.WorkflowID, r.CreatedAt, errJSON, r.FinishedAt))
 		},
 		existing: func(hash *string) (ferry.ChainRun, error) {
 			return scanChainRunAnd(db.pool.QueryRow(ctx, `SELECT `+chainRunColumns+`, coalesce(request_hash, '')
@@ -306,7 +308,9 @@ func (db *DB) ListChainRuns(ctx context.Context, f ChainRunFilter, p ferry.Page)
 		w.equal("status", string(f.Status))
 	}
 	if f.Viewer.KeyID != uuid.Nil {
-		w.conds = append(w.conds, `EXISTS (SELECT 1 FROM chain_versions cv WHERE cv.chain = chain_runs.chain
+		// The version of the run's own chain: not a version of a chain created
+		// later under the name of a deleted one.
+		w.conds = append(w.conds, `EXISTS (SELECT 1 FROM chain_versions cv WHERE cv.chain_id = chain_runs.chain_id
 			AND cv.version = chain_runs.version AND `+w.chainReadable(f.Viewer, "cv.definition")+`)`)
 	}
 	q := w.newestFirst(`SELECT `+chainRunListColumns+` FROM chain_runs`, before, n)

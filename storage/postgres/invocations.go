@@ -85,6 +85,14 @@ func rawJSON(b json.RawMessage) any {
 	return string(b)
 }
 
+// nullUUID maps uuid.Nil to SQL NULL.
+func nullUUID(id uuid.UUID) any {
+	if id == uuid.Nil {
+		return nil
+	}
+	return id
+}
+
 // nullString maps "" to SQL NULL.
 func nullString(s string) any {
 	if s == "" {
@@ -130,10 +138,7 @@ func (db *DB) CreateInvocation(ctx context.Context, inv ferry.Invocation) (ferry
 		return ferry.Invocation{}, false, err
 	}
 	what := invocationName(inv.ID)
-	var functionID any = inv.FunctionID
-	if inv.FunctionID == uuid.Nil {
-		functionID = nil
-	}
+	functionID := nullUUID(inv.FunctionID)
 	if inv.IdempotencyKey != "" && inv.FunctionID == uuid.Nil {
 		return ferry.Invocation{}, false, ferry.Errorf(ferry.EINVALID, "an idempotency key needs the function's id")
 	}
