@@ -30,7 +30,20 @@ func (p Payload) Size() int { return len(p.Inline) + len(p.Ref) }
 
 // PayloadKey is the object key of a chain run's payload named name.
 func PayloadKey(chainRunID uuid.UUID, name string) string {
-	return "payloads/" + chainRunID.String() + "/" + name
+	return PayloadPrefix(chainRunID) + name
+}
+
+// PayloadPrefix starts the object keys of every payload a chain run stores;
+// they are deleted once the run is final (FinishChain, or the reconciler).
+func PayloadPrefix(chainRunID uuid.UUID) string {
+	return "payloads/" + chainRunID.String() + "/"
+}
+
+// RunInputRef is the payload of a chain run's input that is too large for
+// Temporal's history: a reference to the input in the run's record, so that
+// it is stored once.
+func RunInputRef(chainRunID uuid.UUID) Payload {
+	return Payload{Ref: runInputRefPrefix + chainRunID.String()}
 }
 
 // Error types of chain activities.
@@ -44,6 +57,7 @@ const (
 type ChainStore interface {
 	GetVersion(ctx context.Context, name string, version int) (ferry.Version, error)
 	GetInvocation(ctx context.Context, id uuid.UUID) (ferry.Invocation, error)
+	GetChainRun(ctx context.Context, id uuid.UUID) (ferry.ChainRun, error)
 	CreateInvocation(ctx context.Context, inv ferry.Invocation) (ferry.Invocation, bool, error)
 	StartChainRun(ctx context.Context, id uuid.UUID, runID string, at time.Time) error
 	FinishChainRun(ctx context.Context, id uuid.UUID, o postgres.ChainOutcome) (ferry.ChainRun, bool, error)
@@ -53,11 +67,17 @@ type ChainStore interface {
 // so it is an ordinary invocation with its record, logs and metrics.
 type Chains struct {
 	Store       ChainStore
-	Objects     Objects
+	Objects     ChainObjects
 	Invocations *Invocations
 	Logger      *slog.Logger
 	// Schedules pauses a schedule whose firing was refused (nil: not paused).
 	Schedules SchedulePauser
+}
+
+// ChainObjects is the object store as the chain activities use it.
+type ChainObjects interface {
+	Objects
+	DeletePrefix(ctx context.Context, prefix string) error
 }
 
 // BeginInput starts a chain run: the versions of its functions get pinned.
@@ -241,9 +261,13 @@ func (a *Chains) stepOutput(ctx context.Context, in StepInput, inv ferry.Invocat
 	return out, nil
 }
 
-// resultRefPrefix starts a payload reference to an invocation's result in its
-// record (the rest is the invocation id), as opposed to an object key.
-const resultRefPrefix = "invocation-result:"
+// Payload references to a value in a record, as opposed to an object key:
+// an invocation's result (the rest is the invocation id) and a chain run's
+// input (the rest is the chain run id).
+const (
+	resultRefPrefix   = "invocation-result:"
+	runInputRefPrefix = "chain-run-input:"
+)
 
 // store keeps data inline when small and puts it into the object store otherwise.
 func (a *Chains) store(ctx context.Context, key string, data json.RawMessage) (Payload, error) {
@@ -273,6 +297,14 @@ func (a *Chains) load(ctx context.Context, p Payload) (json.RawMessage, error) {
 		}
 		inv, err := a.Store.GetInvocation(ctx, invID)
 		return inv.Result, err
+	}
+	if id, ok := strings.CutPrefix(p.Ref, runInputRefPrefix); ok {
+		runID, err := uuid.Parse(id)
+		if err != nil {
+			return nil, fmt.Errorf("payload reference %q: %w", p.Ref, err)
+		}
+		run, err := a.Store.GetChainRun(ctx, runID)
+		return run.Input, err
 	}
 	return a.Objects.Get(ctx, p.Ref)
 }
@@ -556,13 +588,20 @@ type FinishChainInput struct {
 	Steps      []ferry.StepStatus     `json:"steps"`
 }
 
-// FinishChain records the chain run's outcome; the output is stored in full.
+// FinishChain records the chain run's outcome (the output is stored in full)
+// and then deletes the payloads the run stored: nothing reads them once the
+// record is final. A retry after that delete (a local activity re-run on
+// replay) finds the output gone and the record final: it only deletes.
 func (a *Chains) FinishChain(ctx context.Context, in FinishChainInput) error {
 	var out json.RawMessage
 	if in.Status == ferry.StatusCompleted {
 		var err error
 		if out, err = a.load(ctx, in.Output); err != nil {
-			return err
+			// Read the record only now: the common path need not.
+			if run, gerr := a.Store.GetChainRun(ctx, in.ChainRunID); gerr != nil || !run.Status.Final() {
+				return err
+			}
+			return a.Objects.DeletePrefix(ctx, PayloadPrefix(in.ChainRunID))
 		}
 		if len(out) == 0 {
 			out = json.RawMessage("null")
@@ -570,5 +609,8 @@ func (a *Chains) FinishChain(ctx context.Context, in FinishChainInput) error {
 	}
 	_, _, err := a.Store.FinishChainRun(ctx, in.ChainRunID, postgres.ChainOutcome{Status: in.Status, Output: out,
 		Error: in.Error, Steps: in.Steps, FinishedAt: time.Now()})
-	return err
+	if err != nil {
+		return err
+	}
+	return a.Objects.DeletePrefix(ctx, PayloadPrefix(in.ChainRunID))
 }

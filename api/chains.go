@@ -324,11 +324,8 @@ func (s *server) startChain(ctx context.Context, run ferry.ChainRun, v ferry.Cha
 	in := workflows.ChainInput{ChainRunID: run.ID, Chain: v.Chain, Version: v.Version, Steps: v.Steps,
 		Input: workflows.Payload{Inline: run.Input}}
 	if len(run.Input) > MaxInlineEvent {
-		key := activities.PayloadKey(run.ID, "input")
-		if err := s.Code.Put(ctx, key, run.Input); err != nil {
-			return err
-		}
-		in.Input = workflows.Payload{Ref: key}
+		// Stored once, in the run's record; the workflow loads it from there.
+		in.Input = activities.RunInputRef(run.ID)
 	}
 	_, err := s.Temporal.ExecuteWorkflow(ctx, ChainStartOptions(s.TaskQueue, run), chainWorkflowType, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted

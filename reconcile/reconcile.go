@@ -26,7 +26,9 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/activities"
 	"github.com/ferry-faas/ferry/storage/postgres"
+	"github.com/ferry-faas/ferry/storage/s3"
 )
 
 // Error types of records closed by the reconciler.
@@ -52,6 +54,11 @@ type Store interface {
 	CloseWorkflowRecords(ctx context.Context, id uuid.UUID, status ferry.InvocationStatus, e ferry.FunctionError, at time.Time) (int, error)
 }
 
+// Objects is what the reconciler needs from the object store (*s3.Store).
+type Objects interface {
+	DeletePrefix(ctx context.Context, prefix string) error
+}
+
 // Temporal is what the reconciler needs from the Temporal client (client.Client).
 type Temporal interface {
 	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
@@ -61,6 +68,7 @@ type Temporal interface {
 var (
 	_ Store    = (*postgres.DB)(nil)
 	_ Temporal = (client.Client)(nil)
+	_ Objects  = (*s3.Store)(nil)
 )
 
 // Reconciler sweeps unfinished records. Each sweep looks at no more than
@@ -70,7 +78,11 @@ var (
 type Reconciler struct {
 	Store    Store
 	Temporal Temporal
-	Logger   *slog.Logger
+	// Objects, when set, deletes the payloads a chain run stored
+	// (activities.PayloadPrefix) when its record is closed here: the
+	// workflow ended before FinishChain could delete them.
+	Objects Objects
+	Logger  *slog.Logger
 	// Every is the time between sweeps (DefaultEvery).
 	Every time.Duration
 	// MinAge skips records younger than this (DefaultMinAge): their workflow
@@ -157,6 +169,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, workflowID string) (int, err
 	status, fe, err := r.outcome(ctx, workflowID)
 	if err != nil || status == "" {
 		return 0, err
+	}
+	// Before the close: a failed delete leaves the record unfinished, so a
+	// later sweep tries again. (For an invocation's workflow there is nothing.)
+	if r.Objects != nil {
+		if err := r.Objects.DeletePrefix(ctx, activities.PayloadPrefix(id)); err != nil {
+			return 0, fmt.Errorf("deleting the payloads of workflow %s: %w", workflowID, err)
+		}
 	}
 	n, err := r.Store.CloseWorkflowRecords(ctx, id, status, fe, time.Now())
 	if n > 0 {

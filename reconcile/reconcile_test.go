@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/activities"
 	"github.com/ferry-faas/ferry/internal/testenv"
 	"github.com/ferry-faas/ferry/reconcile"
 	"github.com/ferry-faas/ferry/storage/postgres/pgtest"
@@ -86,7 +88,8 @@ func TestSweepClosesRecordsOfEndedWorkflows(t *testing.T) {
 	}
 
 	// Batch 2 makes the sweeps page through the five records.
-	r := &reconcile.Reconciler{Store: db, Temporal: tc, MinAge: time.Nanosecond, Batch: 2}
+	objs := &deletes{}
+	r := &reconcile.Reconciler{Store: db, Temporal: tc, Objects: objs, MinAge: time.Nanosecond, Batch: 2}
 	closed := 0
 	for i := 0; i < 4; i++ {
 		n, err := r.Sweep(ctx)
@@ -97,6 +100,17 @@ func TestSweepClosesRecordsOfEndedWorkflows(t *testing.T) {
 	}
 	if closed != 4 {
 		t.Errorf("closed %d records, want 4 (chain run, its step, timed out, missing)", closed)
+	}
+
+	// The payloads of each closed workflow are deleted; the running one's stay.
+	want := map[string]bool{activities.PayloadPrefix(chainRun): true, activities.PayloadPrefix(timedOut): true,
+		activities.PayloadPrefix(missing): true}
+	got := map[string]bool{}
+	for _, p := range objs.prefixes {
+		got[p] = true
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("deleted %v, want %v", objs.prefixes, want)
 	}
 
 	run, err := db.GetChainRun(ctx, chainRun)
@@ -128,4 +142,12 @@ func TestSweepClosesRecordsOfEndedWorkflows(t *testing.T) {
 			t.Errorf("invocation %s: %s %+v, want %s %s", id, inv.Status, inv.Error, want.status, want.typ)
 		}
 	}
+}
+
+// deletes records the prefixes a Reconciler deletes.
+type deletes struct{ prefixes []string }
+
+func (d *deletes) DeletePrefix(_ context.Context, prefix string) error {
+	d.prefixes = append(d.prefixes, prefix)
+	return nil
 }

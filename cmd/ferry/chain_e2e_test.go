@@ -7,15 +7,19 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	dockerclient "github.com/docker/docker/client"
 	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/activities"
 	"github.com/ferry-faas/ferry/internal/testenv"
 	"github.com/ferry-faas/ferry/storage/postgres"
+	"github.com/ferry-faas/ferry/workflows"
 	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -64,6 +68,32 @@ func (s *testServer) waitRun(t *testing.T, id string, within time.Duration) chai
 	t.Helper()
 	return waitFinalRecord(t, s, "/v1/chain-runs/"+id, "chain run "+id, within, 200*time.Millisecond,
 		func(run chainRunJSON) string { return run.Status })
+}
+
+// payloadKeys lists the objects stored under a chain run's payload prefix.
+func (s *testServer) payloadKeys(t *testing.T, runID string) []string {
+	t.Helper()
+	keys, err := s.objects.Keys(context.Background(), activities.PayloadPrefix(uuid.MustParse(runID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// chainInput is the input a chain run's workflow was started with.
+func (s *testServer) chainInput(t *testing.T, runID string) workflows.ChainInput {
+	t.Helper()
+	it := s.temporal.GetWorkflowHistory(context.Background(), runID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	ev, err := it.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in workflows.ChainInput
+	data := ev.GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0].GetData()
+	if err := json.Unmarshal(data, &in); err != nil {
+		t.Fatalf("workflow input %.100s: %v", data, err)
+	}
+	return in
 }
 
 func readExample(t *testing.T, name string) string {
@@ -276,9 +306,40 @@ func TestE2EChains(t *testing.T) {
 			t.Fatalf("%s %+v output %.100s", resp.Status, run.Error, run.Output)
 		}
 		// Stored once: in the step's invocation record, not also in the object store.
-		ok, err := s.objects.Exists(context.Background(), "payloads/"+run.ID+"/0/output")
-		if err != nil || ok {
-			t.Fatalf("the 5 MB result is in the object store too: %v, %v", ok, err)
+		if keys := s.payloadKeys(t, run.ID); len(keys) != 0 {
+			t.Fatalf("the run left objects: %v", keys)
+		}
+	})
+
+	t.Run("input over 256 KiB by reference to the run's record", func(t *testing.T) {
+		s.deploy(t, "echo", "python", "echo.handler", "echo.py", pyEcho, nil)
+		s.deployChain(t, map[string]any{"name": "echo-map", "steps": []any{
+			map[string]any{"map": map[string]any{"function": "echo"}, "max_concurrency": 8}}})
+		in := make([]string, 30)
+		for i := range in {
+			in[i] = fmt.Sprintf("%02d", i) + strings.Repeat("x", 10000)
+		}
+		run, resp := s.runChain(t, "echo-map", in, "Prefer", "respond-async")
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("%s %+v", resp.Status, run)
+		}
+		// The workflow's input names the record; the input is not in the object store.
+		if start := s.chainInput(t, run.ID); start.Input.Ref != "chain-run-input:"+run.ID || start.Input.Inline != nil {
+			t.Fatalf("workflow input %+v, want a reference to the run's record", start.Input)
+		}
+		if ok, err := s.objects.Exists(context.Background(), "payloads/"+run.ID+"/input"); err != nil || ok {
+			t.Fatalf("the input is in the object store too: %v %v", ok, err)
+		}
+		s.temporal.GetWorkflow(context.Background(), run.ID, "").Get(context.Background(), nil)
+		got := s.waitRun(t, run.ID, time.Minute)
+		var out []string
+		if err := json.Unmarshal(got.Output, &out); got.Status != "completed" || err != nil || !slices.Equal(out, in) {
+			t.Fatalf("run %s %+v, output %.100s", got.Status, got.Error, got.Output)
+		}
+		// The map's chunks and its 300 KB output were stored (payloads/<run>/0/...)
+		// and deleted once the run was recorded.
+		if keys := s.payloadKeys(t, run.ID); len(keys) != 0 {
+			t.Fatalf("the run left objects: %v", keys)
 		}
 	})
 

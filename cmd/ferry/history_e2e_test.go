@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -98,6 +99,12 @@ func TestE2EMapOfLargestInput(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	// The map's chunks are stored under the run's prefix; its input is not
+	// (the workflow loads it from the run's record).
+	keys := s.payloadKeys(t, run.ID)
+	if len(keys) == 0 || slices.Contains(keys, "payloads/"+run.ID+"/input") {
+		t.Fatalf("objects of the running run: %v", keys)
+	}
 	// An element's output is its input.
 	var cur chainRunJSON
 	s.do(t, http.MethodGet, "/v1/chain-runs/"+run.ID, nil, &cur)
@@ -132,6 +139,10 @@ func TestE2EMapOfLargestInput(t *testing.T) {
 	}
 	if st := d.GetWorkflowExecutionInfo().GetStatus(); st != enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED {
 		t.Fatalf("workflow %s, want canceled", st)
+	}
+	// Deleted once the run was recorded cancelled.
+	if keys := s.payloadKeys(t, run.ID); len(keys) != 0 {
+		t.Fatalf("the cancelled run left %d objects: %.3v", len(keys), keys)
 	}
 }
 
@@ -233,10 +244,18 @@ func TestE2ETerminatedWorkflowsGetFinalRecords(t *testing.T) {
 		if err := s.temporal.TerminateWorkflow(ctx, run.ID, "", reason); err != nil {
 			t.Fatal(err)
 		}
-		r := &reconcile.Reconciler{Store: s.db, Temporal: s.temporal, MinAge: time.Nanosecond}
+		// What a run stores before it is terminated (a map's chunk, say) goes with it.
+		chunk := activities.PayloadKey(uuid.MustParse(run.ID), "0/items/0")
+		if err := s.objects.Put(ctx, chunk, []byte(`[]`)); err != nil {
+			t.Fatal(err)
+		}
+		r := &reconcile.Reconciler{Store: s.db, Temporal: s.temporal, Objects: s.objects, MinAge: time.Nanosecond}
 		n, err := r.Sweep(ctx)
 		if err != nil || n != 2 {
 			t.Fatalf("sweep closed %d records (want the run and its step): %v", n, err)
+		}
+		if keys := s.payloadKeys(t, run.ID); len(keys) != 0 {
+			t.Fatalf("the reconciled run left objects: %v", keys)
 		}
 		var got chainRunJSON
 		s.do(t, http.MethodGet, "/v1/chain-runs/"+run.ID, nil, &got)

@@ -85,7 +85,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 		return nil, ferry.Errorf(ferry.EINVALID, "FERRY_METRICS_LISTEN=%s: %v", cfg.MetricsListen, err)
 	}
 	var completions *activities.Completions
-	a.reconciler = &reconcile.Reconciler{Store: a.db, Temporal: a.temporal, Logger: log}
+	a.reconciler = &reconcile.Reconciler{Store: a.db, Temporal: a.temporal, Objects: a.objects, Logger: log}
 
 	ready := map[string]func(context.Context) error{
 		"postgres": a.db.Ping,
