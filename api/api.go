@@ -42,10 +42,10 @@ type Store interface {
 	Permissions(ctx context.Context, keyID uuid.UUID, function string) ([]ferry.Permission, error)
 }
 
-// CodeStore is the object store for code bundles and large payloads (*s3.Store).
+// CodeStore is the object store of code bundles, and of the chain run payloads
+// that the API deletes (*s3.Store).
 type CodeStore interface {
 	PutCode(ctx context.Context, functionID uuid.UUID, data []byte) (key, checksum string, uploaded bool, err error)
-	Put(ctx context.Context, key string, data []byte) error
 	Delete(ctx context.Context, key string) error
 	DeletePrefix(ctx context.Context, prefix string) error
 }

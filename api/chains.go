@@ -510,6 +510,11 @@ func (s *server) cancelChainRun(c echo.Context) error {
 		return err
 	}
 	if !found {
+		// No workflow will finish the run (its history may be gone): its
+		// payloads go first, so that a failed delete leaves the run to retry.
+		if err := s.Code.DeletePrefix(ctx, activities.PayloadPrefix(run.ID)); err != nil {
+			return err
+		}
 		run, _, err = cs.FinishChainRun(ctx, run.ID, postgres.ChainOutcome{Status: ferry.StatusCancelled,
 			Error: &ferry.ChainError{Type: "Cancelled", Message: "cancelled by request"}})
 		if err != nil {

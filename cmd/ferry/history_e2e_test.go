@@ -222,6 +222,26 @@ func TestE2ETerminatedWorkflowsGetFinalRecords(t *testing.T) {
 		}
 	})
 
+	t.Run("chain run without a workflow: cancel closes it and deletes its payloads", func(t *testing.T) {
+		s.deployChain(t, map[string]any{"name": "orphan", "steps": []any{map[string]any{"function": "sleepy"}}})
+		id := uuid.Must(uuid.NewV7())
+		if _, _, err := s.db.CreateChainRun(ctx, ferry.ChainRun{ID: id, Chain: "orphan", Version: 1, Status: ferry.StatusPending,
+			WorkflowID: id.String(), CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.objects.Put(ctx, activities.PayloadKey(id, "0/output"), []byte(`1`)); err != nil {
+			t.Fatal(err)
+		}
+		var got chainRunJSON
+		resp := s.do(t, http.MethodPost, "/v1/chain-runs/"+id.String()+"/cancel", nil, &got)
+		if resp.StatusCode != http.StatusOK || got.Status != "cancelled" {
+			t.Fatalf("cancel: %s %+v", resp.Status, got)
+		}
+		if keys := s.payloadKeys(t, id.String()); len(keys) != 0 {
+			t.Fatalf("the cancelled run left objects: %v", keys)
+		}
+	})
+
 	t.Run("chain run: the reconciler closes it and its step", func(t *testing.T) {
 		s.deployChain(t, map[string]any{"name": "slow", "steps": []any{map[string]any{"function": "sleepy"}}})
 		run, resp := s.runChain(t, "slow", 1, "Prefer", "respond-async")
