@@ -165,7 +165,6 @@ func (db *DB) ListChainVersions(ctx context.Context, name string, v Viewer, p fe
 	return vs, next, nil
 }
 
-// DeleteChain deletes a chain and its versions. Its runs stay.
 // DeleteChain deletes a chain and its versions. Its runs stay, but their
 // idempotency keys are released: a chain created later under the name is
 // another chain, and a key must not answer with the deleted one's run.
