@@ -188,8 +188,15 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 	startedAt := time.Now()
 	// The runtime's own start (interpreter, runner) gets the worker's limit;
 	// the runner connects before it loads the function, whose load then
-	// gets the function's (initDeadline).
+	// gets the function's (initDeadline). A Go binary runs its packages'
+	// initialisation (the function's load) before its runner can connect:
+	// there the load counts from the container's start.
+	var loadFrom time.Time
 	bootDeadline, bootMsg := e.initDeadline(s, began, time.Time{}, true)
+	if s.Runtime == ferry.RuntimeGo && !spare {
+		loadFrom = startedAt.Add(goStartAllowance)
+		bootDeadline, bootMsg = e.initDeadline(s, began, loadFrom, false)
+	}
 	type accepted struct {
 		c   *net.UnixConn
 		err error
@@ -226,7 +233,10 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 	if spare {
 		want = frameWaiting
 	}
-	initDeadline, initMsg := e.initDeadline(s, began, time.Now(), spare)
+	if loadFrom.IsZero() {
+		loadFrom = time.Now()
+	}
+	initDeadline, initMsg := e.initDeadline(s, began, loadFrom, spare)
 	f, res, err := e.readInit(ctx, in, initDeadline, initMsg, want)
 	if res != nil || err != nil {
 		return fail(res, err)
@@ -275,10 +285,16 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// goStartAllowance is added to a Go function's timeout for loading it: its
+// load counts from the container's start, which includes the process's own
+// start (milliseconds; more on a loaded host).
+const goStartAllowance = 500 * time.Millisecond
+
 // initDeadline bounds a start-up (runtimes/README.md, "Loading"): the
 // engine's part and the runtime's together get the worker's InitTimeout;
 // loading the function (the module's top-level code, from loadFrom on, when
-// the runner has connected or a spare got its init frame) also gets no more
+// the runner has connected or a spare got its init frame; for Go, from the
+// container's start plus goStartAllowance) also gets no more
 // than the function's own timeout. It returns the deadline and what to say
 // when it passes; without a function (spare) only InitTimeout applies.
 func (e *Executor) initDeadline(s Spec, began, loadFrom time.Time, spare bool) (time.Time, string) {

@@ -1,6 +1,7 @@
 package runtimes
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -171,19 +172,21 @@ func TestRunnerWorkLeftRunning(t *testing.T) {
 	}
 }
 
-// Loading a function (its module's top-level code) is bounded by the
+// Loading a function (its module's top-level code; Go: its packages'
+// initialisation, which runs before the runner connects) is bounded by the
 // function's own timeout, with and without a spare.
 func TestRunnerInitBoundedByTimeout(t *testing.T) {
 	code := map[ferry.Runtime]struct{ handler, file, src string }{
 		ferry.RuntimePython: {"app.handler", "app.py", "import time\ntime.sleep(30)\n\ndef handler(e, c):\n    return 1\n"},
 		ferry.RuntimeNode:   {"index.handler", "index.js", "Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 30000);\nexports.handler = async () => 1;\n"},
+		ferry.RuntimeGo:     {"Handle", "main.go", "package main\n\nimport \"time\"\n\nfunc init() { time.Sleep(30 * time.Second) }\n\nfunc Handle() (int, error) { return 1, nil }\n"},
 	}
 	for _, spares := range []int{-1, 1} {
 		e := newTestExecutor(t, Config{Spares: spares})
 		for _, c := range runtimeCases(t, e) {
-			fn, ok := code[c.rt]
-			if !ok {
-				continue // a Go binary's package initialisation runs before it connects, like the others: not built here
+			fn := code[c.rt]
+			if spares > 0 && c.rt == ferry.RuntimeGo {
+				continue // Go has no spares
 			}
 			t.Run(fmt.Sprintf("%s spares=%d", c.rt, spares), func(t *testing.T) {
 				if spares > 0 {
@@ -195,6 +198,13 @@ func TestRunnerInitBoundedByTimeout(t *testing.T) {
 				}
 				if err := os.WriteFile(filepath.Join(dir, fn.file), []byte(fn.src), 0o644); err != nil {
 					t.Fatal(err)
+				}
+				if c.rt == ferry.RuntimeGo {
+					src := dir
+					dir = filepath.Join(t.TempDir(), "out")
+					if err := e.BuildGo(context.Background(), src, fn.handler, dir); err != nil {
+						t.Fatalf("BuildGo: %v", err)
+					}
 				}
 				s := c.spec("slowinit", nil, ferry.Limits{TimeoutSeconds: 3})
 				s.Handler, s.CodeDir = fn.handler, dir
