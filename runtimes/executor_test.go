@@ -108,6 +108,20 @@ func runtimeCases(t *testing.T, e *Executor) []rtCase {
 	return cases
 }
 
+// pythonCase is the Python test function, for tests that need one runtime; a
+// missing image fails the test under FERRY_REQUIRE_SERVICES.
+func pythonCase(t *testing.T, e *Executor) rtCase {
+	t.Helper()
+	cases, missing := availableRuntimes(t, e)
+	for _, c := range cases {
+		if c.rt == ferry.RuntimePython {
+			return c
+		}
+	}
+	testenv.Unavailable(t, "runtime image", missing[ferry.RuntimePython])
+	return rtCase{}
+}
+
 // availableRuntimes prepares the test function of every runtime whose images
 // exist and reports the others.
 func availableRuntimes(tb testing.TB, e *Executor) ([]rtCase, map[ferry.Runtime]error) {
@@ -898,15 +912,7 @@ func TestBurstKeepsOthersWarm(t *testing.T) {
 // data root), the init binary, and nothing else.
 func TestMountinfoShowsDataPaths(t *testing.T) {
 	e := newTestExecutor(t, Config{})
-	var c rtCase
-	for _, rc := range runtimeCases(t, e) {
-		if rc.rt == ferry.RuntimePython {
-			c = rc
-		}
-	}
-	if c.rt == "" {
-		t.Skip("no python image")
-	}
+	c := pythonCase(t, e)
 	s := c.spec("mounts", map[string]any{"op": "mounts"}, ferry.Limits{})
 	res := execute(t, e, s)
 	wantStatus(t, res, StatusCompleted)

@@ -21,15 +21,7 @@ import (
 // bridge, and B reached A.
 func TestNetworkFunctionsIsolated(t *testing.T) {
 	e := newTestExecutor(t, Config{})
-	var c rtCase
-	for _, rc := range runtimeCases(t, e) {
-		if rc.rt == ferry.RuntimePython {
-			c = rc
-		}
-	}
-	if c.rt == "" {
-		t.Skip("no python image")
-	}
+	c := pythonCase(t, e)
 	ctx := context.Background()
 	n, err := e.docker.NetworkInspect(ctx, functionNetwork, network.InspectOptions{})
 	if err != nil {
