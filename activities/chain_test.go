@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/runtimes"
 	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/google/uuid"
+	"go.temporal.io/sdk/testsuite"
 )
 
 // TestSplitListBoundsChunks: chunks hold at most MapChunk elements and
@@ -144,5 +147,216 @@ func TestFinishChainDeletesPayloads(t *testing.T) {
 		Output: Payload{Ref: PayloadKey(other, "gone")}})
 	if ferry.ErrorCode(err) != ferry.ENOTFOUND || store.runs[other].Status != ferry.StatusRunning || objs[PayloadKey(other, "0/output")] == nil {
 		t.Fatalf("missing output: %v, run %s, objects %v", err, store.runs[other].Status, objs)
+	}
+}
+
+// stepFixture is a chain run whose function steps run through the fakes of
+// invoke_test.go.
+type stepFixture struct {
+	*invokeFixture
+	chains *Chains
+	in     StepInput
+	id     uuid.UUID // the step's invocation
+}
+
+func newStepFixture(t *testing.T, execute func(context.Context, runtimes.Spec) (runtimes.Result, error)) *stepFixture {
+	f := newInvokeFixture(t, execute)
+	delete(f.store.invocations, f.in.InvocationID) // steps create their own
+	s := &stepFixture{invokeFixture: f}
+	s.chains = &Chains{Store: f.store, Objects: f.objs, Invocations: f.a, Logger: discard}
+	s.in = StepInput{ChainRunID: uuid.New(), Path: "1", Function: f.ver.Function, Version: f.ver.Version,
+		Input: Payload{Inline: json.RawMessage(`{"step":1}`)}, TimeoutSeconds: 9}
+	s.id = ferry.StepInvocationID(s.in.ChainRunID, s.in.Path)
+	return s
+}
+
+// runStep executes Chains.RunStep in Temporal's test activity environment.
+func (s *stepFixture) runStep(t *testing.T) (StepOutput, error) {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(s.chains)
+	val, err := env.ExecuteActivity(s.chains.RunStep, s.in)
+	if err != nil {
+		return StepOutput{}, err
+	}
+	var out StepOutput
+	if err := val.Get(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out, nil
+}
+
+// creates counts the CreateInvocation writes of the step's invocation.
+func (s *stepFixture) creates() int {
+	n := 0
+	for _, w := range s.store.Writes() {
+		if strings.HasPrefix(w, "create "+s.id.String()) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRunStepIdempotent: a step creates its invocation once (id derived from
+// the chain run and path, event from the input, linked to the run) and runs
+// it; running the step again (a local activity re-run on replay) returns the
+// stored outcome without running the function or creating anything.
+func TestRunStepIdempotent(t *testing.T) {
+	s := newStepFixture(t, returns(runtimes.Result{Status: runtimes.StatusCompleted, Result: json.RawMessage(`{"out":2}`)}))
+	for attempt := 1; attempt <= 2; attempt++ {
+		out, err := s.runStep(t)
+		if err != nil {
+			t.Fatalf("attempt %d: %v", attempt, err)
+		}
+		if out.InvocationID != s.id || out.Status != ferry.StatusCompleted || string(out.Output.Inline) != `{"out":2}` || out.Output.Ref != "" {
+			t.Fatalf("attempt %d: output %+v", attempt, out)
+		}
+		if n := len(s.exec.Runs()); n != 1 || s.creates() != 1 {
+			t.Fatalf("attempt %d: %d runs, %d creates; want 1 and 1", attempt, n, s.creates())
+		}
+	}
+	runs := s.exec.Runs()
+	if string(runs[0].Event) != `{"step":1}` || runs[0].Limits.TimeoutSeconds != 9 {
+		t.Fatalf("ran with event %s, timeout %d", runs[0].Event, runs[0].Limits.TimeoutSeconds)
+	}
+	rec := s.store.invocation(s.id)
+	if rec.ChainRunID == nil || *rec.ChainRunID != s.in.ChainRunID || rec.FunctionID != s.ver.FunctionID || string(rec.Event) != `{"step":1}` {
+		t.Fatalf("record %+v", rec)
+	}
+}
+
+// TestRunStepAlreadyFinal: a step whose invocation is already final returns
+// the stored outcome (a failure too) without running.
+func TestRunStepAlreadyFinal(t *testing.T) {
+	s := newStepFixture(t, returns(runtimes.Result{Status: runtimes.StatusCompleted}))
+	s.store.invocations[s.id] = ferry.Invocation{ID: s.id, Function: s.ver.Function, Version: s.ver.Version,
+		Status: ferry.StatusFailed, Error: &ferry.FunctionError{Type: "KeyError", Message: "x"}}
+	out, err := s.runStep(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Status != ferry.StatusFailed || out.Error == nil || out.Error.Type != "KeyError" || len(s.exec.Runs()) != 0 || len(s.store.Writes()) != 0 {
+		t.Fatalf("output %+v, %d runs, writes %v", out, len(s.exec.Runs()), s.store.Writes())
+	}
+}
+
+// TestRunStepStartedBefore: a step whose invocation exists but is not final
+// (a crash mid-run) runs again under the same record with its stored event.
+func TestRunStepStartedBefore(t *testing.T) {
+	s := newStepFixture(t, returns(runtimes.Result{Status: runtimes.StatusCompleted, Result: json.RawMessage(`3`)}))
+	s.store.invocations[s.id] = ferry.Invocation{ID: s.id, Function: s.ver.Function, FunctionID: s.ver.FunctionID,
+		Version: s.ver.Version, Status: ferry.StatusRunning, Event: json.RawMessage(`"stored"`), CreatedAt: time.Now()}
+	out, err := s.runStep(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := s.exec.Runs()
+	if out.Status != ferry.StatusCompleted || string(out.Output.Inline) != `3` || len(runs) != 1 || string(runs[0].Event) != `"stored"` || s.creates() != 0 {
+		t.Fatalf("output %+v, runs %d, creates %d", out, len(runs), s.creates())
+	}
+}
+
+// TestRunStepLargeOutputByReference: an output above the step's inline bound
+// travels as a reference to the invocation's result, which loads back whole,
+// also when Run left the result out of its own output.
+func TestRunStepLargeOutputByReference(t *testing.T) {
+	for name, size := range map[string]int{"map item": MapItemInline + 10, "over InlineLimit": InlineLimit + 10} {
+		t.Run(name, func(t *testing.T) {
+			big := json.RawMessage(`"` + strings.Repeat("o", size) + `"`)
+			s := newStepFixture(t, returns(runtimes.Result{Status: runtimes.StatusCompleted, Result: big}))
+			s.in.InlineMax = MapItemInline
+			out, err := s.runStep(t)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.Output.Inline != nil || out.Output.Ref != "invocation-result:"+s.id.String() {
+				t.Fatalf("output %d bytes inline, ref %q", len(out.Output.Inline), out.Output.Ref)
+			}
+			got, err := s.chains.load(context.Background(), out.Output)
+			if err != nil || string(got) != string(big) {
+				t.Fatalf("load: %d bytes, %v", len(got), err)
+			}
+		})
+	}
+}
+
+// TestRunStepFunctionNotFound: a step whose function is gone fails the chain
+// without retries, naming the step, and creates no invocation.
+func TestRunStepFunctionNotFound(t *testing.T) {
+	s := newStepFixture(t, returns(runtimes.Result{Status: runtimes.StatusCompleted}))
+	s.store.versions = nil
+	_, err := s.runStep(t)
+	ae := appError(t, err)
+	if ae.Type() != ErrTypeStepNotFound || !ae.NonRetryable() || !strings.Contains(ae.Error(), "step 1:") {
+		t.Fatalf("error %q type %s non-retryable %v", ae.Error(), ae.Type(), ae.NonRetryable())
+	}
+	if s.creates() != 0 || len(s.exec.Runs()) != 0 {
+		t.Fatalf("writes %v", s.store.Writes())
+	}
+}
+
+// TestSplitPayload: the elements of an array, small ones inline and larger
+// ones stored under Key/i; a non-array and too many elements fail without
+// retries.
+func TestSplitPayload(t *testing.T) {
+	objs := memObjects{}
+	a := &Chains{Objects: objs}
+	big := `"` + strings.Repeat("s", InlineLimit) + `"`
+	objs["in"] = []byte(`[1,{"a":null},` + big + `,null]`)
+	items, err := a.SplitPayload(context.Background(), SplitInput{Key: "k", Input: Payload{Ref: "in"}, Max: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 4 || string(items[0].Inline) != `1` || string(items[1].Inline) != `{"a":null}` ||
+		items[2].Ref != "k/2" || string(objs["k/2"]) != big || string(items[3].Inline) != `null` {
+		t.Fatalf("items %+v", items)
+	}
+	for name, c := range map[string]struct {
+		in   SplitInput
+		typ  string
+		text string
+	}{
+		"not an array": {SplitInput{Input: Payload{Inline: json.RawMessage(`{"a":1}`)}}, ErrTypeMapInput, "must be a JSON array"},
+		"null":         {SplitInput{Input: Payload{}}, ErrTypeMapInput, "must be a JSON array"},
+		"too many":     {SplitInput{Input: Payload{Inline: json.RawMessage(`[1,2,3]`)}, Max: 2}, ErrTypeMapTooLarge, "has 3 elements, more than the 2 left"},
+	} {
+		_, err := a.SplitPayload(context.Background(), c.in)
+		ae := appError(t, err)
+		if ae.Type() != c.typ || !ae.NonRetryable() || !strings.Contains(ae.Error(), c.text) {
+			t.Errorf("%s: error %q type %s non-retryable %v", name, ae.Error(), ae.Type(), ae.NonRetryable())
+		}
+	}
+	if _, err := a.SplitPayload(context.Background(), SplitInput{Input: Payload{Ref: "gone"}}); ferry.ErrorCode(err) != ferry.ENOTFOUND {
+		t.Fatalf("missing input: %v", err)
+	}
+}
+
+// TestCombinePayloads: stored lists, then parts, into one array (or an object
+// when Keys names the parts); references load, an empty part is null, and a
+// large result is stored under Key.
+func TestCombinePayloads(t *testing.T) {
+	objs := memObjects{"ref": []byte(`{"r":1}`)}
+	list, _ := json.Marshal([]Payload{{Inline: json.RawMessage(`1`)}, {Ref: "ref"}})
+	objs["list"] = list
+	a := &Chains{Objects: objs}
+	ctx := context.Background()
+	got, err := a.CombinePayloads(ctx, CombineInput{Key: "out", Lists: []string{"list"},
+		Parts: []Payload{{Inline: json.RawMessage(`"p"`)}, {}}})
+	if err != nil || string(got.Inline) != `[1,{"r":1},"p",null]` {
+		t.Fatalf("array: %s, %v", got.Inline, err)
+	}
+	got, err = a.CombinePayloads(ctx, CombineInput{Key: "out", Keys: []string{"a", `q"uote`},
+		Parts: []Payload{{Ref: "ref"}, {Inline: json.RawMessage(`2`)}}})
+	if err != nil || string(got.Inline) != `{"a":{"r":1},"q\"uote":2}` {
+		t.Fatalf("object: %s, %v", got.Inline, err)
+	}
+	big := json.RawMessage(`"` + strings.Repeat("c", InlineLimit) + `"`)
+	got, err = a.CombinePayloads(ctx, CombineInput{Key: "out", Parts: []Payload{{Inline: big}}})
+	if err != nil || got.Ref != "out" || string(objs["out"]) != "["+string(big)+"]" {
+		t.Fatalf("large: ref %q, stored %d bytes, %v", got.Ref, len(objs["out"]), err)
+	}
+	if _, err := a.CombinePayloads(ctx, CombineInput{Parts: []Payload{{Ref: "gone"}}}); ferry.ErrorCode(err) != ferry.ENOTFOUND {
+		t.Fatalf("missing part: %v", err)
 	}
 }
