@@ -16,8 +16,6 @@ import (
 	"github.com/ferry-faas/ferry/activities"
 	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/ferry-faas/ferry/workflows"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/client"
 )
 
 // ChainStore is the part of the store the chain routes use (*postgres.DB). It
@@ -308,18 +306,6 @@ func (s *server) invokeChain(c echo.Context) error {
 	return s.respondRun(c, r, err)
 }
 
-// ChainStartOptions are the options of a RunChain start over the API.
-func ChainStartOptions(taskQueue string, run ferry.ChainRun) client.StartWorkflowOptions {
-	return client.StartWorkflowOptions{
-		ID:                       run.WorkflowID,
-		TaskQueue:                taskQueue,
-		EnableEagerStart:         true,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		Memo:                     map[string]any{"chain": run.Chain, "version": run.Version},
-	}
-}
-
 func (s *server) startChain(ctx context.Context, run ferry.ChainRun, v ferry.ChainVersion) error {
 	in := workflows.ChainInput{ChainRunID: run.ID, Chain: v.Chain, Version: v.Version, Steps: v.Steps,
 		Input: workflows.Payload{Inline: run.Input}}
@@ -327,7 +313,7 @@ func (s *server) startChain(ctx context.Context, run ferry.ChainRun, v ferry.Cha
 		// Stored once, in the run's record; the workflow loads it from there.
 		in.Input = activities.RunInputRef(run.ID)
 	}
-	_, err := s.Temporal.ExecuteWorkflow(ctx, ChainStartOptions(s.TaskQueue, run), chainWorkflowType, in)
+	_, err := s.Temporal.ExecuteWorkflow(ctx, workflows.ChainStartOptions(s.TaskQueue, run), chainWorkflowType, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err == nil || errors.As(err, &started) {
 		return nil

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/activities"
 	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
@@ -59,6 +60,19 @@ type ChainInput struct {
 	Input      Payload      `json:"input"`
 	// Resume is set when a run continues as new.
 	Resume *ChainResume `json:"resume,omitempty"`
+}
+
+// ChainStartOptions are the options of a RunChain start over the API: workflow
+// id = the run's, eager start, and a memo the UI shows.
+func ChainStartOptions(taskQueue string, run ferry.ChainRun) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                       run.WorkflowID,
+		TaskQueue:                taskQueue,
+		EnableEagerStart:         true,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		Memo:                     map[string]any{"chain": run.Chain, "version": run.Version},
+	}
 }
 
 // ChainResume is the state a chain run carries across continue-as-new. Map
@@ -148,7 +162,7 @@ func RunChain(ctx workflow.Context, in ChainInput) (ChainOutput, error) {
 
 	if in.Resume == nil {
 		var begun activities.BeginOutput
-		err := workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.BeginChain,
+		err := workflow.ExecuteLocalActivity(bookkeeping(ctx), chainActs.BeginChain,
 			activities.BeginInput{ChainRunID: in.ChainRunID, Steps: in.Steps}).Get(ctx, &begun)
 		if err != nil {
 			return r.fail(ctx, &stepError{path: "", err: errorOf(err, "ChainStartFailed")})
@@ -264,17 +278,11 @@ func (r *chainRun) invoke(ctx workflow.Context, fn string, version, timeout, ret
 	if compensation && workflow.GetVersion(ctx, "compensation-budget", workflow.DefaultVersion, 1) == 1 {
 		budget = ferry.MaxLimits.TimeoutSeconds
 	}
-	d := time.Duration(max(budget, 1))*time.Second + prepareMargin
-	retry := &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second}
-	var f workflow.Future
-	if budget <= LocalActivityMaxSeconds {
-		f = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout: d, RetryPolicy: retry}), chainActs.RunStep, in)
-	} else {
+	if !isLocal(budget) {
 		// A regular activity's input is in history (a local one's is not).
 		if limit := in.InlineMax; r.bounded2 && limit > 0 && len(in.Input.Inline) > limit {
 			var ref Payload
-			err := workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.StorePayload, activities.StorePayloadInput{
+			err := workflow.ExecuteLocalActivity(bookkeeping(ctx), chainActs.StorePayload, activities.StorePayloadInput{
 				Key: activities.PayloadKey(r.in.ChainRunID, path+"/input"), Value: in.Input.Inline}).Get(ctx, &ref)
 			in.Input = ref
 			if err != nil {
@@ -283,10 +291,9 @@ func (r *chainRun) invoke(ctx workflow.Context, fn string, version, timeout, ret
 				return Payload{}, &stepError{path: path, err: st.Error}
 			}
 		}
-		f = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: d, HeartbeatTimeout: 10 * time.Second, WaitForCancellation: true,
-			RetryPolicy: retry}), chainActs.RunStep, in)
 	}
+	// 0: no schedule-to-close bound; a chain run has no execution timeout to fit in.
+	f := functionActivity(ctx, budget, 0, chainActs.RunStep, in)
 	var out activities.StepOutput
 	if err := f.Get(ctx, &out); err != nil {
 		if ctx.Err() != nil {
@@ -371,7 +378,7 @@ func (r *chainRun) topMap(ctx workflow.Context, step ferry.Step, path string, in
 	}
 	if end < n {
 		var key string
-		err := workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.StorePayloadList, activities.StoreListInput{
+		err := workflow.ExecuteLocalActivity(bookkeeping(ctx), chainActs.StorePayloadList, activities.StoreListInput{
 			Key: activities.PayloadKey(r.in.ChainRunID, fmt.Sprintf("%s/results-%d", path, done)), Items: outs}).Get(ctx, &key)
 		if err != nil {
 			return Payload{}, &stepError{path: path, err: errorOf(err, "InfrastructureError")}
@@ -443,7 +450,7 @@ func (m *mapElems) get(ctx workflow.Context, i int) (Payload, error) {
 			c++
 		}
 		var chunk []Payload
-		err := workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.LoadChunk, m.list.ChunkKey(c)).Get(ctx, &chunk)
+		err := workflow.ExecuteLocalActivity(bookkeeping(ctx), chainActs.LoadChunk, m.list.ChunkKey(c)).Get(ctx, &chunk)
 		if err != nil {
 			return Payload{}, err
 		}
@@ -477,9 +484,9 @@ func (r *chainRun) split(ctx workflow.Context, path string, input Payload, count
 		}
 		var err error
 		if r.bounded {
-			err = workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.SplitList, in).Get(ctx, &items.list)
+			err = workflow.ExecuteLocalActivity(bookkeeping(ctx), chainActs.SplitList, in).Get(ctx, &items.list)
 		} else {
-			err = workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.SplitPayload, in).Get(ctx, &items.inline)
+			err = workflow.ExecuteLocalActivity(bookkeeping(ctx), chainActs.SplitPayload, in).Get(ctx, &items.inline)
 		}
 		if err != nil {
 			return nil, &stepError{path: path, err: errorOf(err, "InfrastructureError")}
@@ -590,7 +597,7 @@ func (r *chainRun) combine(ctx workflow.Context, name string, parts []Payload, l
 		return Payload{Inline: buf}, nil
 	}
 	var out Payload
-	err := workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.CombinePayloads, activities.CombineInput{
+	err := workflow.ExecuteLocalActivity(bookkeeping(ctx), chainActs.CombinePayloads, activities.CombineInput{
 		Key: activities.PayloadKey(r.in.ChainRunID, name), Lists: lists, Parts: parts, Keys: keys}).Get(ctx, &out)
 	if err != nil {
 		return Payload{}, &stepError{path: name, err: errorOf(err, "InfrastructureError")}
@@ -624,7 +631,7 @@ func (r *chainRun) fail(ctx workflow.Context, cause error) (ChainOutput, error) 
 		// slices that each fit in history.
 		for end := c.Count; end > 0; {
 			var sl activities.CompletedSlice
-			err := workflow.ExecuteLocalActivity(shortOpts(dctx), chainActs.LoadCompleted,
+			err := workflow.ExecuteLocalActivity(bookkeeping(dctx), chainActs.LoadCompleted,
 				activities.LoadCompletedInput{Key: c.List, End: end}).Get(dctx, &sl)
 			if err != nil {
 				ce.Compensations = append(ce.Compensations, ferry.CompensationReport{Step: c.Path, Status: ferry.StatusFailed,
@@ -682,7 +689,7 @@ func (r *chainRun) storeCompleted(ctx workflow.Context, path string, done int) e
 		return nil
 	}
 	var key string
-	err := workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.StoreCompleted, activities.StoreCompletedInput{
+	err := workflow.ExecuteLocalActivity(bookkeeping(ctx), chainActs.StoreCompleted, activities.StoreCompletedInput{
 		Key: activities.PayloadKey(r.in.ChainRunID, fmt.Sprintf("%s/completed-%d", path, done)), Items: r.completed[i:]}).Get(ctx, &key)
 	if err != nil {
 		return err
@@ -693,15 +700,7 @@ func (r *chainRun) storeCompleted(ctx workflow.Context, path string, done int) e
 
 func (r *chainRun) finish(ctx workflow.Context, in activities.FinishChainInput) error {
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	return workflow.ExecuteLocalActivity(shortOpts(dctx), chainActs.FinishChain, in).Get(dctx, nil)
-}
-
-// shortOpts are the options of the chain's bookkeeping activities.
-func shortOpts(ctx workflow.Context) workflow.Context {
-	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, MaximumInterval: 30 * time.Second},
-	})
+	return workflow.ExecuteLocalActivity(bookkeeping(dctx), chainActs.FinishChain, in).Get(dctx, nil)
 }
 
 // errorOf describes an activity error as a function error.

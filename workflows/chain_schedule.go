@@ -3,6 +3,7 @@ package workflows
 import (
 	"time"
 
+	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/activities"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
@@ -12,13 +13,17 @@ import (
 // ScheduledRunInput is the action of a Temporal Schedule.
 type ScheduledRunInput = activities.ScheduledRunInput
 
+// versionScheduledTimeout marks firings whose invocation gets the same
+// execution timeout as one started over the API (InvokeExecutionTimeout).
+const versionScheduledTimeout = "scheduled-invoke-timeout"
+
 // ScheduledRun is what a schedule starts on each firing: it records an
 // ordinary invocation or chain run and runs it as a child workflow whose id is
 // the record's id, so it looks exactly like one started over the API. It waits
 // for the child, so the schedule's overlap policy applies to the whole run.
 func ScheduledRun(ctx workflow.Context, in ScheduledRunInput) error {
 	var rec activities.ScheduledRunRecord
-	err := workflow.ExecuteLocalActivity(shortOpts(ctx), chainActs.CreateScheduledRun, in).Get(ctx, &rec)
+	err := workflow.ExecuteLocalActivity(bookkeeping(ctx), chainActs.CreateScheduledRun, in).Get(ctx, &rec)
 	if err != nil {
 		return err
 	}
@@ -32,7 +37,12 @@ func ScheduledRun(ctx workflow.Context, in ScheduledRunInput) error {
 	}
 	var child workflow.ChildWorkflowFuture
 	if rec.Invoke != nil {
-		opts.WorkflowExecutionTimeout = time.Duration(max(rec.Invoke.TimeoutSeconds, 30)*(rec.Invoke.Retries+1))*time.Second + 15*time.Minute
+		limits := ferry.Limits{TimeoutSeconds: rec.Invoke.TimeoutSeconds, Retries: rec.Invoke.Retries}
+		opts.WorkflowExecutionTimeout = InvokeExecutionTimeout(limits)
+		if workflow.GetVersion(ctx, versionScheduledTimeout, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			// Firings recorded before: their own formula, which floored the timeout at 30 s.
+			opts.WorkflowExecutionTimeout = time.Duration(max(rec.Invoke.TimeoutSeconds, 30)*(rec.Invoke.Retries+1))*time.Second + 15*time.Minute
+		}
 		opts.TypedSearchAttributes = temporal.NewSearchAttributes(AttrFunction.ValueSet(rec.Invoke.Function))
 		child = workflow.ExecuteChildWorkflow(workflow.WithChildOptions(ctx, opts), InvokeFunction, *rec.Invoke)
 	} else {

@@ -5,26 +5,12 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/activities"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
-
-// LocalActivityMaxSeconds is the longest function timeout that runs as a local
-// activity. Local activities save two Temporal round trips per invocation (see
-// docs/ARCHITECTURE.md); longer functions run as regular activities that
-// heartbeat, so a cancellation or a dead worker is noticed within seconds.
-const LocalActivityMaxSeconds = 10
-
-// prepareMargin covers what happens before the handler runs: fetching code,
-// building Go, starting a container.
-const prepareMargin = 5 * time.Minute
-
-// finishMargin is left of the execution timeout to record a failure.
-const finishMargin = 5 * time.Minute
 
 // Error types of a workflow that ended because the function did not complete.
 const (
@@ -38,33 +24,10 @@ const (
 // failed invocations apart.
 func InvokeFunction(ctx workflow.Context, in InvokeInput) (InvokeOutput, error) {
 	var a *activities.Invocations
-	timeout := time.Duration(max(in.TimeoutSeconds, 1)) * time.Second
-	retry := &temporal.RetryPolicy{
-		InitialInterval:    200 * time.Millisecond,
-		BackoffCoefficient: 2,
-		MaximumInterval:    30 * time.Second,
-	}
 	// Retries of infrastructure failures end in time for the failure to be
 	// recorded before the workflow's own execution timeout kills it.
 	budget := InvokeExecutionTimeout(ferry.Limits{TimeoutSeconds: in.TimeoutSeconds, Retries: in.Retries}) - finishMargin
-	var run workflow.Future
-	if in.TimeoutSeconds <= LocalActivityMaxSeconds {
-		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout:    timeout + prepareMargin,
-			ScheduleToCloseTimeout: budget,
-			RetryPolicy:            retry,
-		})
-		run = workflow.ExecuteLocalActivity(lctx, a.Run, in)
-	} else {
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout:    timeout + prepareMargin,
-			ScheduleToCloseTimeout: budget,
-			HeartbeatTimeout:       10 * time.Second,
-			WaitForCancellation:    true,
-			RetryPolicy:            retry,
-		})
-		run = workflow.ExecuteActivity(actx, a.Run, in)
-	}
+	run := functionActivity(ctx, in.TimeoutSeconds, budget, a.Run, in)
 
 	var out InvokeOutput
 	err := run.Get(ctx, &out)
@@ -116,10 +79,7 @@ func InvokeFunction(ctx workflow.Context, in InvokeInput) (InvokeOutput, error) 
 func finish(ctx workflow.Context, in activities.FinishInput) (InvokeOutput, error) {
 	var a *activities.Invocations
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	dctx = workflow.WithLocalActivityOptions(dctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
-	})
+	dctx = bookkeeping(dctx)
 	var out InvokeOutput
 	err := workflow.ExecuteLocalActivity(dctx, a.Finish, in).Get(dctx, &out)
 	return out, err

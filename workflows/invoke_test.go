@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/activities"
@@ -13,6 +14,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 )
 
 func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
@@ -144,4 +146,33 @@ func TestInvokeRetriesInfrastructureThenRecordsFailure(t *testing.T) {
 	if finished.Status != ferry.StatusFailed || finished.Error == nil || finished.Error.Type != "InfrastructureError" {
 		t.Fatalf("finish got %+v: the failure must be recorded before the execution timeout", finished)
 	}
+}
+
+// A scheduled invocation gets the execution timeout of the same invocation
+// started over the API (it used to floor the timeout at 30 s: 16m here).
+func TestScheduledInvocationGetsInvokeExecutionTimeout(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(ScheduledRun)
+	env.RegisterWorkflow(InvokeFunction)
+	env.RegisterActivity(&activities.Chains{})
+	id := uuid.New()
+	in := InvokeInput{InvocationID: id, Function: "f", Version: 1, TimeoutSeconds: 5, Retries: 1}
+	env.OnActivity("CreateScheduledRun", mock.Anything, mock.Anything).Return(
+		activities.ScheduledRunRecord{ID: id, Invoke: &in}, nil).Once()
+	var got time.Duration
+	env.OnWorkflow(InvokeFunction, mock.Anything, mock.Anything).Return(
+		func(ctx workflow.Context, _ InvokeInput) (InvokeOutput, error) {
+			got = workflow.GetInfo(ctx).WorkflowExecutionTimeout
+			return record(id, ferry.StatusCompleted), nil
+		}).Once()
+	env.ExecuteWorkflow(ScheduledRun, ScheduledRunInput{})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	want := InvokeExecutionTimeout(ferry.Limits{TimeoutSeconds: 5, Retries: 1})
+	if want != 10*time.Second+executionMargin || got != want {
+		t.Fatalf("scheduled invocation's execution timeout = %v, want %v", got, want)
+	}
+	env.AssertExpectations(t)
 }

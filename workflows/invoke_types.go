@@ -1,8 +1,6 @@
 package workflows
 
 import (
-	"time"
-
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/activities"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -57,11 +55,4 @@ func InvokeInputFor(inv ferry.Invocation, v ferry.Version) InvokeInput {
 		TimeoutSeconds: v.Limits.TimeoutSeconds,
 		Retries:        v.Limits.Retries,
 	}
-}
-
-// InvokeExecutionTimeout bounds a whole invocation: every attempt's timeout plus
-// room for cold starts, Go builds and infrastructure retries.
-func InvokeExecutionTimeout(l ferry.Limits) time.Duration {
-	l = l.WithDefaults()
-	return time.Duration(l.TimeoutSeconds*(l.Retries+1))*time.Second + 15*time.Minute
 }
