@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/ferry-faas/ferry/runtimes"
 	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/google/uuid"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/testsuite"
 )
 
@@ -358,5 +360,192 @@ func TestCombinePayloads(t *testing.T) {
 	}
 	if _, err := a.CombinePayloads(ctx, CombineInput{Parts: []Payload{{Ref: "gone"}}}); ferry.ErrorCode(err) != ferry.ENOTFOUND {
 		t.Fatalf("missing part: %v", err)
+	}
+}
+
+// fakePauser records the schedules paused through it.
+type fakePauser struct {
+	mu     sync.Mutex
+	paused map[string]string // schedule id → note
+}
+
+type fakeScheduleHandle struct {
+	client.ScheduleHandle // other methods are not used
+	id                    string
+	p                     *fakePauser
+}
+
+func (p *fakePauser) GetHandle(_ context.Context, id string) client.ScheduleHandle {
+	return fakeScheduleHandle{id: id, p: p}
+}
+
+func (h fakeScheduleHandle) Pause(_ context.Context, o client.SchedulePauseOptions) error {
+	h.p.mu.Lock()
+	defer h.p.mu.Unlock()
+	h.p.paused[h.id] = o.Note
+	return nil
+}
+
+// scheduleFixture has a function "hello" and a chain "flow", and the key
+// that created the schedules.
+type scheduleFixture struct {
+	store  *fakeStore
+	chains *Chains
+	pauser *fakePauser
+	ver    ferry.Version
+	owner  ferry.APIKey
+}
+
+func newScheduleFixture() *scheduleFixture {
+	ver := ferry.Version{FunctionID: uuid.New(), Function: "hello", Version: 3}
+	s := &scheduleFixture{store: newFakeStore(ver), pauser: &fakePauser{paused: map[string]string{}}, ver: ver,
+		owner: ferry.APIKey{ID: uuid.New(), Prefix: "fk_abc"}}
+	s.store.keys[s.owner.ID] = s.owner
+	s.store.chainVersions = []ferry.ChainVersion{{ChainID: uuid.New(), Chain: "flow", Version: 1,
+		Steps: []ferry.Step{{Function: "hello"}}}}
+	s.chains = &Chains{Store: s.store, Objects: memObjects{}, Logger: discard, Schedules: s.pauser}
+	return s
+}
+
+func (s *scheduleFixture) fire(t *testing.T, in ScheduledRunInput) (ScheduledRunRecord, error) {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(s.chains)
+	val, err := env.ExecuteActivity(s.chains.CreateScheduledRun, in)
+	if err != nil {
+		return ScheduledRunRecord{}, err
+	}
+	var rec ScheduledRunRecord
+	if err := val.Get(&rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec, nil
+}
+
+// TestCreateScheduledRunFunction: a firing records a pending invocation of
+// the version it pins, once: a retried firing finds the same record.
+func TestCreateScheduledRunFunction(t *testing.T) {
+	s := newScheduleFixture()
+	in := ScheduledRunInput{Schedule: "nightly", Kind: TargetFunction, Target: "hello", Payload: json.RawMessage(`{"p":1}`),
+		Owner: s.owner.ID, FunctionID: s.ver.FunctionID}
+	var first ScheduledRunRecord
+	for attempt := 1; attempt <= 2; attempt++ {
+		rec, err := s.fire(t, in)
+		if err != nil {
+			t.Fatalf("attempt %d: %v", attempt, err)
+		}
+		if rec.Final || rec.Invoke == nil || rec.Invoke.InvocationID != rec.ID || rec.Invoke.FunctionID != s.ver.FunctionID ||
+			rec.Invoke.Version != 3 || string(rec.Invoke.Event) != `{"p":1}` {
+			t.Fatalf("attempt %d: record %+v invoke %+v", attempt, rec, rec.Invoke)
+		}
+		if attempt == 1 {
+			first = rec
+		} else if rec.ID != first.ID {
+			t.Fatalf("a retried firing made record %s, first %s", rec.ID, first.ID)
+		}
+	}
+	if w := s.store.Writes(); len(w) != 1 || w[0] != "create "+first.ID.String()+" pending" {
+		t.Fatalf("writes %v", w)
+	}
+}
+
+// TestCreateScheduledRunRefused: a firing whose owner key is gone or
+// revoked, or whose function was deleted (even when another function took
+// its name), records a failed ScheduleRefused invocation or chain run that
+// says why, pauses the schedule, and runs nothing; a retried firing finds the
+// refusal final and records nothing more.
+func TestCreateScheduledRunRefused(t *testing.T) {
+	cases := map[string]struct {
+		kind, target string
+		change       func(s *scheduleFixture, in *ScheduledRunInput)
+		why          string
+	}{
+		"owner deleted": {TargetFunction, "hello", func(s *scheduleFixture, in *ScheduledRunInput) {
+			delete(s.store.keys, s.owner.ID)
+		}, "no longer exists"},
+		"owner revoked": {TargetFunction, "hello", func(s *scheduleFixture, in *ScheduledRunInput) {
+			now := time.Now()
+			k := s.owner
+			k.RevokedAt = &now
+			s.store.keys[k.ID] = k
+		}, "the API key fk_abc"},
+		"function deleted": {TargetFunction, "hello", func(s *scheduleFixture, in *ScheduledRunInput) {
+			s.store.versions = nil
+		}, "was deleted"},
+		"name taken by another function": {TargetFunction, "hello", func(s *scheduleFixture, in *ScheduledRunInput) {
+			s.store.versions[0].FunctionID = uuid.New()
+		}, "is another one"},
+		"chain owner revoked": {TargetChain, "flow", func(s *scheduleFixture, in *ScheduledRunInput) {
+			now := time.Now()
+			k := s.owner
+			k.RevokedAt = &now
+			s.store.keys[k.ID] = k
+		}, "was revoked"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			s := newScheduleFixture()
+			in := ScheduledRunInput{Schedule: "nightly", Kind: c.kind, Target: c.target, Owner: s.owner.ID}
+			if c.kind == TargetFunction {
+				in.FunctionID = s.ver.FunctionID
+			}
+			c.change(s, &in)
+			for attempt := 1; attempt <= 2; attempt++ {
+				rec, err := s.fire(t, in)
+				if err != nil || !rec.Final || rec.Invoke != nil || rec.Steps != nil {
+					t.Fatalf("attempt %d: %+v, %v", attempt, rec, err)
+				}
+				var typ, msg string
+				var status ferry.InvocationStatus
+				if c.kind == TargetFunction {
+					inv := s.store.invocation(rec.ID)
+					status = inv.Status
+					if inv.Error != nil {
+						typ, msg = inv.Error.Type, inv.Error.Message
+					}
+				} else {
+					run := s.store.chainRuns[rec.ID]
+					status = run.Status
+					if run.Error != nil {
+						typ, msg = run.Error.Type, run.Error.Message
+					}
+				}
+				if status != ferry.StatusFailed || typ != ErrTypeScheduleRefused || !strings.Contains(msg, `schedule "nightly" was not run`) ||
+					!strings.Contains(msg, c.why) {
+					t.Fatalf("attempt %d: recorded %s %s %q", attempt, status, typ, msg)
+				}
+				if note := s.pauser.paused[ScheduleIDPrefix+"nightly"]; note != msg || len(s.pauser.paused) != 1 {
+					t.Fatalf("attempt %d: paused %v", attempt, s.pauser.paused)
+				}
+				if w := s.store.Writes(); len(w) != 1 {
+					t.Fatalf("attempt %d: writes %v", attempt, w)
+				}
+			}
+		})
+	}
+}
+
+// TestCreateScheduledRunNotFound: a target missing without a pinned identity
+// (schedules older than identities, or a chain) fails the firing without
+// retries and records nothing; an unknown kind likewise.
+func TestCreateScheduledRunNotFound(t *testing.T) {
+	for name, c := range map[string]struct {
+		in  ScheduledRunInput
+		typ string
+	}{
+		"function": {ScheduledRunInput{Schedule: "s", Kind: TargetFunction, Target: "nope"}, ErrTypeStepNotFound},
+		"chain":    {ScheduledRunInput{Schedule: "s", Kind: TargetChain, Target: "nope"}, ErrTypeStepNotFound},
+		"kind":     {ScheduledRunInput{Schedule: "s", Kind: "cron", Target: "hello"}, "InvalidTarget"},
+	} {
+		s := newScheduleFixture()
+		_, err := s.fire(t, c.in)
+		ae := appError(t, err)
+		if ae.Type() != c.typ || !ae.NonRetryable() {
+			t.Errorf("%s: error %q type %s non-retryable %v", name, ae.Error(), ae.Type(), ae.NonRetryable())
+		}
+		if w := s.store.Writes(); len(w) != 0 || len(s.pauser.paused) != 0 {
+			t.Errorf("%s: writes %v, paused %v", name, w, s.pauser.paused)
+		}
 	}
 }
