@@ -382,4 +382,52 @@ func TestE2EChains(t *testing.T) {
 			t.Fatalf("pause: %s %v", resp.Status, sch)
 		}
 	})
+
+	t.Run("scheduled invocation gets the API's execution timeout", func(t *testing.T) {
+		// Under 30 s: the scheduled formula used to floor it there (16m, not 15m10s).
+		s.deploy(t, "inc5", "python", "inc.handler", "inc.py", pyInc, map[string]any{"timeout_seconds": 5, "retries": 1})
+		want := workflows.InvokeExecutionTimeout(ferry.Limits{TimeoutSeconds: 5, Retries: 1})
+		timeoutOf := func(id string) time.Duration {
+			t.Helper()
+			d, err := s.temporal.DescribeWorkflowExecution(context.Background(), id, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d.GetExecutionConfig().GetWorkflowExecutionTimeout().AsDuration()
+		}
+		inv, resp := s.invoke(t, "inc5", 1)
+		if resp.StatusCode != http.StatusOK || inv.Status != "completed" {
+			t.Fatalf("invoke: %s %+v", resp.Status, inv)
+		}
+		if got := timeoutOf(inv.ID); got != want || want != 15*time.Minute+10*time.Second {
+			t.Fatalf("API invocation's execution timeout %v, want %v", got, want)
+		}
+		var sch map[string]any
+		resp = s.do(t, http.MethodPost, "/v1/schedules", map[string]any{"name": "tick5-" + strings.ToLower(s.cfg.TaskQueue[len(s.cfg.TaskQueue)-8:]),
+			"every": "1s", "target": map[string]any{"function": "inc5"}, "payload": 1, "overlap": "skip"}, &sch)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("%s %v", resp.Status, sch)
+		}
+		name := sch["name"].(string)
+		t.Cleanup(func() { s.do(t, http.MethodDelete, "/v1/schedules/"+name, nil, nil) })
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var got struct {
+				RecentRuns []struct {
+					ID string `json:"id"`
+				} `json:"recent_runs"`
+			}
+			s.do(t, http.MethodGet, "/v1/schedules/"+name, nil, &got)
+			if len(got.RecentRuns) > 0 && got.RecentRuns[0].ID != "" {
+				if d := timeoutOf(got.RecentRuns[0].ID); d != want {
+					t.Fatalf("scheduled invocation's execution timeout %v, want %v (as over the API)", d, want)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no scheduled run in 30 s: %+v", got)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	})
 }
