@@ -13,6 +13,16 @@ export PATH="/usr/local/go/bin:$PATH"
 . scripts/env.sh
 ferry_env test
 
+# Cheap checks first (seconds), before the stack starts: go.mod/go.sum must be
+# tidy, and the server must still build off Linux (the pidfd code is Linux-only).
+if ! diff=$(go mod tidy -diff 2>&1); then
+	printf '%s\n' "$diff" >&2
+	echo "[test] go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result" >&2
+	exit 1
+fi
+echo "[test] GOOS=darwin go build ./cmd/ferry" >&2
+GOOS=darwin go build -o /dev/null ./cmd/ferry
+
 # Two `make test` at once (also from two checkouts) would share the test ports
 # and stop each other's stack: take turns.
 exec 9>"${TMPDIR:-/tmp}/ferry-test-stack-$STACK_PG_PORT.lock"
