@@ -41,12 +41,12 @@ func newFakeSteps() *fakeSteps {
 }
 
 func (f *fakeSteps) register(env *testsuite.TestWorkflowEnvironment) {
-	env.OnActivity("BeginChain", mock.Anything, mock.Anything).Return(
+	env.OnActivity(chainActs.BeginChain, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.BeginInput) (activities.BeginOutput, error) {
 			return activities.BeginOutput{Steps: pinAll(in.Steps)}, nil
 		}).Maybe()
-	env.OnActivity("RunStep", mock.Anything, mock.Anything).Return(f.run).Maybe()
-	env.OnActivity("FinishChain", mock.Anything, mock.Anything).Return(
+	env.OnActivity(chainActs.RunStep, mock.Anything, mock.Anything).Return(f.run).Maybe()
+	env.OnActivity(chainActs.FinishChain, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.FinishChainInput) error {
 			f.mu.Lock()
 			defer f.mu.Unlock()
@@ -54,7 +54,7 @@ func (f *fakeSteps) register(env *testsuite.TestWorkflowEnvironment) {
 			f.finishCnt++
 			return nil
 		}).Maybe()
-	env.OnActivity("StorePayloadList", mock.Anything, mock.Anything).Return(
+	env.OnActivity(chainActs.StorePayloadList, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.StoreListInput) (string, error) { return in.Key, nil }).Maybe()
 }
 
@@ -336,7 +336,7 @@ func TestChainLargeMapContinuesAsNew(t *testing.T) {
 	// The continued run does the rest and combines the stored results.
 	env2, f2 := chainEnv(t)
 	var combined activities.CombineInput
-	env2.OnActivity("CombinePayloads", mock.Anything, mock.Anything).Return(
+	env2.OnActivity(chainActs.CombinePayloads, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.CombineInput) (Payload, error) {
 			combined = in
 			return Payload{Ref: in.Key}, nil
@@ -362,10 +362,10 @@ func TestChainBeginFailureFailsRun(t *testing.T) {
 	env := s.NewTestWorkflowEnvironment()
 	Register(env)
 	env.RegisterActivity(&activities.Chains{})
-	env.OnActivity("BeginChain", mock.Anything, mock.Anything).Return(activities.BeginOutput{},
+	env.OnActivity(chainActs.BeginChain, mock.Anything, mock.Anything).Return(activities.BeginOutput{},
 		temporal.NewNonRetryableApplicationError("step 0: function \"nope\" not found", activities.ErrTypeStepNotFound, nil))
 	var finished activities.FinishChainInput
-	env.OnActivity("FinishChain", mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FinishChainInput) error {
+	env.OnActivity(chainActs.FinishChain, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FinishChainInput) error {
 		finished = in
 		return nil
 	})
@@ -412,7 +412,7 @@ func TestChainMapItemCap(t *testing.T) {
 // elements chunk by chunk (each chunk once), never as one activity result.
 func TestChainMapReadsStoredChunks(t *testing.T) {
 	env, _ := chainEnv(t)
-	env.OnActivity("SplitList", mock.Anything, mock.Anything).Return(
+	env.OnActivity(chainActs.SplitList, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SplitInput) (activities.PayloadList, error) {
 			if in.Input.Ref != "input-key" {
 				return activities.PayloadList{}, fmt.Errorf("split of %+v", in.Input)
@@ -421,7 +421,7 @@ func TestChainMapReadsStoredChunks(t *testing.T) {
 		})
 	var mu sync.Mutex
 	loads := map[string]int{}
-	env.OnActivity("LoadChunk", mock.Anything, mock.Anything).Return(
+	env.OnActivity(chainActs.LoadChunk, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, key string) ([]Payload, error) {
 			mu.Lock()
 			loads[key]++
@@ -457,12 +457,12 @@ func TestChainMapReadsStoredChunks(t *testing.T) {
 func TestChainMapCompensationsAcrossBatches(t *testing.T) {
 	stored := map[string][]Completed{}
 	mockStore := func(env *testsuite.TestWorkflowEnvironment) {
-		env.OnActivity("StoreCompleted", mock.Anything, mock.Anything).Return(
+		env.OnActivity(chainActs.StoreCompleted, mock.Anything, mock.Anything).Return(
 			func(_ context.Context, in activities.StoreCompletedInput) (string, error) {
 				stored[in.Key] = in.Items
 				return in.Key, nil
 			}).Maybe()
-		env.OnActivity("LoadCompleted", mock.Anything, mock.Anything).Return(
+		env.OnActivity(chainActs.LoadCompleted, mock.Anything, mock.Anything).Return(
 			func(_ context.Context, in activities.LoadCompletedInput) (activities.CompletedSlice, error) {
 				start := max(in.End-7, 0) // small slices, as a large list would give
 				return activities.CompletedSlice{Start: start, Items: stored[in.Key][start:in.End]}, nil
@@ -520,12 +520,12 @@ func TestChainMapCompensationsAcrossBatches(t *testing.T) {
 func TestChainParallelBoundsHistory(t *testing.T) {
 	env, f := chainEnv(t)
 	var stored []string
-	env.OnActivity("StorePayload", mock.Anything, mock.Anything).Return(
+	env.OnActivity(chainActs.StorePayload, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.StorePayloadInput) (Payload, error) {
 			stored = append(stored, in.Key)
 			return Payload{Ref: in.Key}, nil
 		})
-	env.OnActivity("CombinePayloads", mock.Anything, mock.Anything).Return(
+	env.OnActivity(chainActs.CombinePayloads, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.CombineInput) (Payload, error) { return Payload{Ref: in.Key}, nil })
 	big := `"` + strings.Repeat("x", activities.MapItemInline) + `"`
 	slow := ferry.Step{Function: "echo", TimeoutSeconds: 60} // a regular activity

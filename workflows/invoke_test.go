@@ -17,6 +17,10 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
+// invocationActs names the invocation activities for mocks, by typed
+// reference as the workflows call them (chainActs does for chains).
+var invocationActs *activities.Invocations
+
 func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
@@ -29,7 +33,7 @@ func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 // what it was asked to record.
 func expectFinish(env *testsuite.TestWorkflowEnvironment, id uuid.UUID) func() activities.FinishInput {
 	var finished activities.FinishInput
-	env.OnActivity("Finish", mock.Anything, mock.Anything).Return(
+	env.OnActivity(invocationActs.Finish, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.FinishInput) (activities.RunOutput, error) {
 			finished = in
 			return record(id, in.Status), nil
@@ -44,7 +48,7 @@ func record(id uuid.UUID, status ferry.InvocationStatus) activities.RunOutput {
 func TestInvokeCompletedUsesLocalActivityForShortFunctions(t *testing.T) {
 	env := newEnv(t)
 	id := uuid.New()
-	env.OnActivity("Run", mock.Anything, mock.Anything).Return(record(id, ferry.StatusCompleted), nil).Once()
+	env.OnActivity(invocationActs.Run, mock.Anything, mock.Anything).Return(record(id, ferry.StatusCompleted), nil).Once()
 	env.ExecuteWorkflow(InvokeFunction, InvokeInput{InvocationID: id, Function: "f", Version: 1, TimeoutSeconds: 5})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -63,7 +67,7 @@ func TestInvokeLongFunctionRunsRegularActivity(t *testing.T) {
 	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
 		regular = !info.IsLocalActivity
 	})
-	env.OnActivity("Run", mock.Anything, mock.Anything).Return(record(id, ferry.StatusCompleted), nil).Once()
+	env.OnActivity(invocationActs.Run, mock.Anything, mock.Anything).Return(record(id, ferry.StatusCompleted), nil).Once()
 	env.ExecuteWorkflow(InvokeFunction, InvokeInput{InvocationID: id, TimeoutSeconds: 60})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -80,7 +84,7 @@ func TestInvokeFunctionFailureFailsWorkflowWithType(t *testing.T) {
 	} {
 		env := newEnv(t)
 		id := uuid.New()
-		env.OnActivity("Run", mock.Anything, mock.Anything).Return(record(id, status), nil).Once()
+		env.OnActivity(invocationActs.Run, mock.Anything, mock.Anything).Return(record(id, status), nil).Once()
 		env.ExecuteWorkflow(InvokeFunction, InvokeInput{InvocationID: id, TimeoutSeconds: 5})
 		var appErr *temporal.ApplicationError
 		if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != typ || !appErr.NonRetryable() {
@@ -92,7 +96,7 @@ func TestInvokeFunctionFailureFailsWorkflowWithType(t *testing.T) {
 func TestInvokeInfrastructureFailureIsRecorded(t *testing.T) {
 	env := newEnv(t)
 	id := uuid.New()
-	env.OnActivity("Run", mock.Anything, mock.Anything).
+	env.OnActivity(invocationActs.Run, mock.Anything, mock.Anything).
 		Return(activities.RunOutput{}, temporal.NewNonRetryableApplicationError("docker down", "Unavailable", nil))
 	recorded := expectFinish(env, id)
 	env.ExecuteWorkflow(InvokeFunction, InvokeInput{InvocationID: id, TimeoutSeconds: 5})
@@ -108,7 +112,7 @@ func TestInvokeInfrastructureFailureIsRecorded(t *testing.T) {
 func TestInvokeCancelRecordsCancelled(t *testing.T) {
 	env := newEnv(t)
 	id := uuid.New()
-	env.OnActivity("Run", mock.Anything, mock.Anything).Return(
+	env.OnActivity(invocationActs.Run, mock.Anything, mock.Anything).Return(
 		func(ctx context.Context, _ activities.RunInput) (activities.RunOutput, error) {
 			<-ctx.Done()
 			return activities.RunOutput{}, ctx.Err()
@@ -129,7 +133,7 @@ func TestInvokeRetriesInfrastructureThenRecordsFailure(t *testing.T) {
 	env := newEnv(t)
 	id := uuid.New()
 	attempts := 0
-	env.OnActivity("Run", mock.Anything, mock.Anything).Return(
+	env.OnActivity(invocationActs.Run, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.RunInput) (activities.RunOutput, error) {
 			attempts++
 			return activities.RunOutput{}, errors.New("S3 unreachable") // retryable
@@ -158,7 +162,7 @@ func TestScheduledInvocationGetsInvokeExecutionTimeout(t *testing.T) {
 	env.RegisterActivity(&activities.Chains{})
 	id := uuid.New()
 	in := InvokeInput{InvocationID: id, Function: "f", Version: 1, TimeoutSeconds: 5, Retries: 1}
-	env.OnActivity("CreateScheduledRun", mock.Anything, mock.Anything).Return(
+	env.OnActivity(chainActs.CreateScheduledRun, mock.Anything, mock.Anything).Return(
 		activities.ScheduledRunRecord{ID: id, Invoke: &in}, nil).Once()
 	var got time.Duration
 	env.OnWorkflow(InvokeFunction, mock.Anything, mock.Anything).Return(
