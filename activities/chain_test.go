@@ -259,6 +259,30 @@ func TestRunStepStartedBefore(t *testing.T) {
 	}
 }
 
+// TestRunStepConcurrentCreate: when a concurrent attempt creates the step's
+// invocation first (CreateInvocation answers ECONFLICT), the step reads that
+// record back and runs it once, with that record's event.
+func TestRunStepConcurrentCreate(t *testing.T) {
+	s := newStepFixture(t, returns(runtimes.Result{Status: runtimes.StatusCompleted, Result: json.RawMessage(`4`)}))
+	s.store.beforeCreate = func(inv ferry.Invocation) {
+		s.store.mu.Lock()
+		defer s.store.mu.Unlock()
+		inv.Event = json.RawMessage(`"theirs"`)
+		s.store.invocations[inv.ID] = inv
+	}
+	out, err := s.runStep(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := s.exec.Runs()
+	if out.Status != ferry.StatusCompleted || string(out.Output.Inline) != `4` || len(runs) != 1 || string(runs[0].Event) != `"theirs"` {
+		t.Fatalf("output %+v, %d runs", out, len(runs))
+	}
+	if rec := s.store.invocation(s.id); rec.Status != ferry.StatusCompleted || s.creates() != 0 {
+		t.Fatalf("record %s, %d creates of our own", rec.Status, s.creates())
+	}
+}
+
 // TestRunStepLargeOutputByReference: an output above the step's inline bound
 // travels as a reference to the invocation's result, which loads back whole,
 // also when Run left the result out of its own output.

@@ -33,6 +33,7 @@ type fakeStore struct {
 	writes        []string
 
 	getVersion      func(ctx context.Context, name string, version int) (ferry.Version, error)
+	beforeCreate    func(inv ferry.Invocation) // runs before CreateInvocation, without the lock
 	startInvocation func(ctx context.Context, id uuid.UUID, runID string, at time.Time) error
 }
 
@@ -95,6 +96,9 @@ func (s *fakeStore) GetInvocation(_ context.Context, id uuid.UUID) (ferry.Invoca
 }
 
 func (s *fakeStore) CreateInvocation(_ context.Context, inv ferry.Invocation) (ferry.Invocation, bool, error) {
+	if s.beforeCreate != nil {
+		s.beforeCreate(inv)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.invocations[inv.ID]; ok {
