@@ -4,7 +4,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: dev stop test tools images build stack-up stack-down status test-stack-up test-stack-down env
+.PHONY: dev stop test lint tools images build stack-up stack-down status test-stack-up test-stack-down env
 
 ## dev: tools, runtime images, dev stack, then `ferry server` in the foreground
 dev: tools images
@@ -14,11 +14,15 @@ dev: tools images
 stop:
 	scripts/stack.sh down dev
 
-## test: go vet + every test with -race against the test stack (ports 1xxxx)
+## test: tidy check, darwin build, lint, go vet + every test with -race against the test stack (ports 1xxxx)
 test: tools images
 	scripts/test.sh
 
-## tools: install the pinned Temporal CLI and versitygw into ./bin, and Debian packages
+## lint: staticcheck over the module, workflowcheck over ./workflows/...
+lint: tools
+	scripts/lint.sh
+
+## tools: install the pinned Temporal CLI, versitygw, staticcheck and workflowcheck into ./bin, and Debian packages
 tools:
 	scripts/tools.sh
 

@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -299,8 +298,6 @@ func (e *env) codeExists(data []byte) bool {
 	}
 	return false
 }
-
-var errFake = errors.New("fake failure")
 
 func apiEnsure(e *env, fromEnv string) (string, error) {
 	return api.EnsureAdminKey(ctxT(e.t), e.db, fromEnv)

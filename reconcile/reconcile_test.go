@@ -77,11 +77,11 @@ func TestSweepClosesRecordsOfEndedWorkflows(t *testing.T) {
 	defer tc.TerminateWorkflow(context.Background(), running.String(), "", "test done")
 
 	for {
-		d, err := tc.DescribeWorkflowExecution(ctx, timedOut.String(), "")
+		d, err := tc.DescribeWorkflow(ctx, timedOut.String(), "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT {
+		if d.RawResponse.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)

@@ -141,7 +141,7 @@ func walkArchive(kind bundleKind, b []byte, fn func(raw string, typ entryType, m
 			var typ entryType
 			var r io.Reader
 			switch h.Typeflag {
-			case tar.TypeReg, tar.TypeRegA:
+			case tar.TypeReg: // the reader reports legacy TypeRegA entries as TypeReg
 				typ, r = entFile, tr
 			case tar.TypeDir:
 				typ = entDir

@@ -13,8 +13,9 @@ export PATH="/usr/local/go/bin:$PATH"
 . scripts/env.sh
 ferry_env test
 
-# Cheap checks first (seconds), before the stack starts: go.mod/go.sum must be
-# tidy, and the server must still build off Linux (the pidfd code is Linux-only).
+# Cheap checks first, before the stack starts: go.mod/go.sum must be tidy, the
+# server must still build off Linux (the pidfd code is Linux-only), and the
+# linters must be clean (under a minute with a warm cache).
 if ! diff=$(go mod tidy -diff 2>&1); then
 	printf '%s\n' "$diff" >&2
 	echo "[test] go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result" >&2
@@ -22,6 +23,7 @@ if ! diff=$(go mod tidy -diff 2>&1); then
 fi
 echo "[test] GOOS=darwin go build ./cmd/ferry" >&2
 GOOS=darwin go build -o /dev/null ./cmd/ferry
+scripts/lint.sh
 
 # Two `make test` at once (also from two checkouts) would share the test ports
 # and stop each other's stack: take turns.

@@ -2,6 +2,7 @@
 # Installs the tools the local stack needs, each only when it is missing:
 #   ./bin/temporal   Temporal CLI (dev server + Web UI), pinned version
 #   ./bin/versitygw  S3 server over a POSIX folder, pinned version
+#   ./bin/staticcheck, ./bin/workflowcheck  linters of `make lint`, pinned versions
 #   Debian packages: PostgreSQL server, debootstrap (runtime images), curl
 # Safe to run again and again; a second run does nothing.
 set -euo pipefail
@@ -17,6 +18,10 @@ export GOBIN=$ROOT/bin
 TEMPORAL_DIR=scripts/temporal-cli
 VERSITYGW_MOD=github.com/versity/versitygw/cmd/versitygw
 VERSITYGW_VERSION=v1.8.0
+STATICCHECK_MOD=honnef.co/go/tools/cmd/staticcheck
+STATICCHECK_VERSION=v0.8.2
+WORKFLOWCHECK_MOD=go.temporal.io/sdk/contrib/tools/workflowcheck
+WORKFLOWCHECK_VERSION=v0.6.0
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
@@ -91,3 +96,5 @@ mkdir -p "$GOBIN"
 apt_packages
 temporal_tool
 go_tool versitygw "$VERSITYGW_MOD" "$VERSITYGW_VERSION"
+go_tool staticcheck "$STATICCHECK_MOD" "$STATICCHECK_VERSION"
+go_tool workflowcheck "$WORKFLOWCHECK_MOD" "$WORKFLOWCHECK_VERSION"

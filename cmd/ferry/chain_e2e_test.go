@@ -389,11 +389,11 @@ func TestE2EChains(t *testing.T) {
 		want := workflows.InvokeExecutionTimeout(ferry.Limits{TimeoutSeconds: 5, Retries: 1})
 		timeoutOf := func(id string) time.Duration {
 			t.Helper()
-			d, err := s.temporal.DescribeWorkflowExecution(context.Background(), id, "")
+			d, err := s.temporal.DescribeWorkflow(context.Background(), id, "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			return d.GetExecutionConfig().GetWorkflowExecutionTimeout().AsDuration()
+			return d.RawResponse.GetExecutionConfig().GetWorkflowExecutionTimeout().AsDuration()
 		}
 		inv, resp := s.invoke(t, "inc5", 1)
 		if resp.StatusCode != http.StatusOK || inv.Status != "completed" {

@@ -48,11 +48,11 @@ func TestE2EMapOf200000Elements(t *testing.T) {
 		run.Error.Type != activities.ErrTypeMapTooLarge || run.Error.Step != "0" {
 		t.Fatalf("%s %s %+v", resp.Status, run.Status, run.Error)
 	}
-	d, err := s.temporal.DescribeWorkflowExecution(context.Background(), run.ID, "")
+	d, err := s.temporal.DescribeWorkflow(context.Background(), run.ID, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := d.GetWorkflowExecutionInfo().GetStatus(); st != enumspb.WORKFLOW_EXECUTION_STATUS_FAILED {
+	if st := d.RawResponse.GetWorkflowExecutionInfo().GetStatus(); st != enumspb.WORKFLOW_EXECUTION_STATUS_FAILED {
 		t.Fatalf("workflow %s, want failed", st)
 	}
 }
@@ -80,11 +80,11 @@ func TestE2EMapOfLargestInput(t *testing.T) {
 	// Wait until elements have completed; the workflow must be running all along.
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		d, err := s.temporal.DescribeWorkflowExecution(ctx, run.ID, "")
+		d, err := s.temporal.DescribeWorkflow(ctx, run.ID, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st := d.GetWorkflowExecutionInfo().GetStatus(); st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		if st := d.RawResponse.GetWorkflowExecutionInfo().GetStatus(); st != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 			t.Fatalf("workflow %s, want running", st)
 		}
 		var invs struct {
@@ -133,11 +133,11 @@ func TestE2EMapOfLargestInput(t *testing.T) {
 	if final.Status != "cancelled" || final.Error == nil || final.Error.Type != "Cancelled" {
 		t.Fatalf("run %s %+v", final.Status, final.Error)
 	}
-	d, err := s.temporal.DescribeWorkflowExecution(ctx, run.ID, "")
+	d, err := s.temporal.DescribeWorkflow(ctx, run.ID, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := d.GetWorkflowExecutionInfo().GetStatus(); st != enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED {
+	if st := d.RawResponse.GetWorkflowExecutionInfo().GetStatus(); st != enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED {
 		t.Fatalf("workflow %s, want canceled", st)
 	}
 	// Deleted once the run was recorded cancelled.

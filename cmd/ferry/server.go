@@ -77,8 +77,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 	if a.temporal, err = dialTemporal(ctx, cfg, log); err != nil {
 		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg := metrics.NewRegistry()
 	m := metrics.New(reg)
 	a.metrics = reg
 	if a.metricsListener, err = net.Listen("tcp", cfg.MetricsListen); err != nil {

@@ -332,14 +332,13 @@ func TestListFunctionsPagination(t *testing.T) {
 	_, _, err = db.ListFunctions(ctx, postgres.Viewer{}, ferry.Page{Cursor: "not a cursor!"})
 	wantCode(t, err, ferry.EINVALID)
 	// A cursor of another listing is rejected too.
-	_, vcursor, err := db.ListVersions(ctx, "fn-0", ferry.Page{Limit: 1})
-	if err != nil {
+	if _, _, err = db.ListVersions(ctx, "fn-0", ferry.Page{Limit: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := deploy(ctx, db, version("fn-0", "code/y")); err != nil {
 		t.Fatal(err)
 	}
-	_, vcursor, err = db.ListVersions(ctx, "fn-0", ferry.Page{Limit: 1})
+	_, vcursor, err := db.ListVersions(ctx, "fn-0", ferry.Page{Limit: 1})
 	if err != nil || vcursor == "" {
 		t.Fatalf("versions cursor %q, %v", vcursor, err)
 	}
