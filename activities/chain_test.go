@@ -13,7 +13,6 @@ import (
 	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/testsuite"
 )
 
 // TestSplitListBoundsChunks: chunks hold at most MapChunk elements and
@@ -175,18 +174,7 @@ func newStepFixture(t *testing.T, execute func(context.Context, runtimes.Spec) (
 // runStep executes Chains.RunStep in Temporal's test activity environment.
 func (s *stepFixture) runStep(t *testing.T) (StepOutput, error) {
 	t.Helper()
-	var suite testsuite.WorkflowTestSuite
-	env := suite.NewTestActivityEnvironment()
-	env.RegisterActivity(s.chains)
-	val, err := env.ExecuteActivity(s.chains.RunStep, s.in)
-	if err != nil {
-		return StepOutput{}, err
-	}
-	var out StepOutput
-	if err := val.Get(&out); err != nil {
-		t.Fatal(err)
-	}
-	return out, nil
+	return executeActivity[StepOutput](t, s.chains, s.chains.RunStep, s.in)
 }
 
 // creates counts the CreateInvocation writes of the step's invocation.
@@ -433,18 +421,7 @@ func newScheduleFixture() *scheduleFixture {
 
 func (s *scheduleFixture) fire(t *testing.T, in ScheduledRunInput) (ScheduledRunRecord, error) {
 	t.Helper()
-	var suite testsuite.WorkflowTestSuite
-	env := suite.NewTestActivityEnvironment()
-	env.RegisterActivity(s.chains)
-	val, err := env.ExecuteActivity(s.chains.CreateScheduledRun, in)
-	if err != nil {
-		return ScheduledRunRecord{}, err
-	}
-	var rec ScheduledRunRecord
-	if err := val.Get(&rec); err != nil {
-		t.Fatal(err)
-	}
-	return rec, nil
+	return executeActivity[ScheduledRunRecord](t, s.chains, s.chains.CreateScheduledRun, in)
 }
 
 // TestCreateScheduledRunFunction: a firing records a pending invocation of

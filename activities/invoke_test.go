@@ -272,14 +272,21 @@ func newInvokeFixture(t *testing.T, execute func(context.Context, runtimes.Spec)
 // (attempt 1, not local).
 func (f *invokeFixture) run(t *testing.T) (RunOutput, error) {
 	t.Helper()
+	return executeActivity[RunOutput](t, f.a, f.a.Run, f.in)
+}
+
+// executeActivity runs fn of the registered activities in Temporal's test
+// activity environment and decodes its result.
+func executeActivity[T any](t *testing.T, activities, fn, in any) (T, error) {
+	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestActivityEnvironment()
-	env.RegisterActivity(f.a)
-	val, err := env.ExecuteActivity(f.a.Run, f.in)
+	env.RegisterActivity(activities)
+	var out T
+	val, err := env.ExecuteActivity(fn, in)
 	if err != nil {
-		return RunOutput{}, err
+		return out, err
 	}
-	var out RunOutput
 	if err := val.Get(&out); err != nil {
 		t.Fatal(err)
 	}

@@ -344,14 +344,7 @@ func TestE2EChains(t *testing.T) {
 	})
 
 	t.Run("schedule fires at least twice", func(t *testing.T) {
-		var sch map[string]any
-		resp := s.do(t, http.MethodPost, "/v1/schedules", map[string]any{"name": "tick-" + strings.ToLower(s.cfg.TaskQueue[len(s.cfg.TaskQueue)-8:]),
-			"every": "1s", "target": map[string]any{"function": "inc"}, "payload": 41, "overlap": "skip"}, &sch)
-		if resp.StatusCode != http.StatusCreated {
-			t.Fatalf("%s %v", resp.Status, sch)
-		}
-		name := sch["name"].(string)
-		t.Cleanup(func() { s.do(t, http.MethodDelete, "/v1/schedules/"+name, nil, nil) })
+		name := s.scheduleEverySecond(t, "tick", "inc", 41)
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			var got struct {
@@ -377,7 +370,8 @@ func TestE2EChains(t *testing.T) {
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
-		resp = s.do(t, http.MethodPost, "/v1/schedules/"+name+"/pause", nil, &sch)
+		var sch map[string]any
+		resp := s.do(t, http.MethodPost, "/v1/schedules/"+name+"/pause", nil, &sch)
 		if resp.StatusCode != http.StatusOK || sch["paused"] != true {
 			t.Fatalf("pause: %s %v", resp.Status, sch)
 		}
@@ -402,14 +396,7 @@ func TestE2EChains(t *testing.T) {
 		if got := timeoutOf(inv.ID); got != want || want != 15*time.Minute+10*time.Second {
 			t.Fatalf("API invocation's execution timeout %v, want %v", got, want)
 		}
-		var sch map[string]any
-		resp = s.do(t, http.MethodPost, "/v1/schedules", map[string]any{"name": "tick5-" + strings.ToLower(s.cfg.TaskQueue[len(s.cfg.TaskQueue)-8:]),
-			"every": "1s", "target": map[string]any{"function": "inc5"}, "payload": 1, "overlap": "skip"}, &sch)
-		if resp.StatusCode != http.StatusCreated {
-			t.Fatalf("%s %v", resp.Status, sch)
-		}
-		name := sch["name"].(string)
-		t.Cleanup(func() { s.do(t, http.MethodDelete, "/v1/schedules/"+name, nil, nil) })
+		name := s.scheduleEverySecond(t, "tick5", "inc5", 1)
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			var got struct {
@@ -430,4 +417,19 @@ func TestE2EChains(t *testing.T) {
 			time.Sleep(500 * time.Millisecond)
 		}
 	})
+}
+
+// scheduleEverySecond creates a schedule that invokes function with payload
+// every second (removed when the test ends) and returns its name.
+func (s *testServer) scheduleEverySecond(t *testing.T, prefix, function string, payload any) string {
+	t.Helper()
+	var sch map[string]any
+	resp := s.do(t, http.MethodPost, "/v1/schedules", map[string]any{"name": prefix + "-" + strings.ToLower(s.cfg.TaskQueue[len(s.cfg.TaskQueue)-8:]),
+		"every": "1s", "target": map[string]any{"function": function}, "payload": payload, "overlap": "skip"}, &sch)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("%s %v", resp.Status, sch)
+	}
+	name := sch["name"].(string)
+	t.Cleanup(func() { s.do(t, http.MethodDelete, "/v1/schedules/"+name, nil, nil) })
+	return name
 }
