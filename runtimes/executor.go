@@ -108,16 +108,25 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultImages are the locally built runtime images (scripts/images.sh).
+// DefaultImages are the locally built runtime images (scripts/images.sh),
+// tagged with FERRY_IMAGE_TAG (default "latest"), which scripts/images.sh
+// reads too: an operator pins the runtime images of one Ferry release with it.
 var DefaultImages = map[ferry.Runtime]string{
-	ferry.RuntimePython: "ferry/python:latest",
-	ferry.RuntimeNode:   "ferry/nodejs:latest",
-	ferry.RuntimeGo:     "ferry/go:latest",
+	ferry.RuntimePython: "ferry/python:" + imageTag,
+	ferry.RuntimeNode:   "ferry/nodejs:" + imageTag,
+	ferry.RuntimeGo:     "ferry/go:" + imageTag,
 	goBuilderRuntime:    GoBuilderImage,
 }
 
 // GoBuilderImage compiles Go bundles (BuildGo).
-const GoBuilderImage = "ferry/go-builder:latest"
+var GoBuilderImage = "ferry/go-builder:" + imageTag
+
+var imageTag = func() string {
+	if t := os.Getenv("FERRY_IMAGE_TAG"); t != "" {
+		return t
+	}
+	return "latest"
+}()
 
 func (c Config) withDefaults() Config {
 	if c.DataDir == "" {

@@ -16,12 +16,14 @@
 #   FERRY_DEBIAN_MIRROR     Debian mirror (default: the machine's apt configuration)
 #   FERRY_DEBIAN_SECURITY   security mirror (default: the machine's, or <mirror>-security)
 #   FERRY_IMAGES            images to build, e.g. "python nodejs" (default: all)
+#   FERRY_IMAGE_TAG         tag of the runtime images (default: latest; Ferry reads it too)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
 SUITE=bookworm
 BASE_IMAGE=ferry/base:$SUITE
+TAG=${FERRY_IMAGE_TAG:-latest}
 CACHE_DIR=.cache/images
 FORCE=0
 
@@ -29,7 +31,7 @@ for arg in "$@"; do
 	case $arg in
 	--force) FORCE=1 ;;
 	-h | --help)
-		sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -236,15 +238,15 @@ wanted() {
 
 ensure_base
 if wanted python; then
-	build_image ferry/python:latest runtimes/python/Dockerfile runtimes/python \
+	build_image ferry/python:$TAG runtimes/python/Dockerfile runtimes/python \
 		runtimes/python/runner.py
 fi
 if wanted nodejs; then
-	build_image ferry/nodejs:latest runtimes/nodejs/Dockerfile runtimes/nodejs \
+	build_image ferry/nodejs:$TAG runtimes/nodejs/Dockerfile runtimes/nodejs \
 		runtimes/nodejs/runner.js
 fi
 if wanted go; then
-	build_image ferry/go:latest runtimes/go/Dockerfile runtimes/go
-	build_image ferry/go-builder:latest runtimes/go/Dockerfile.builder runtimes/go \
+	build_image ferry/go:$TAG runtimes/go/Dockerfile runtimes/go
+	build_image ferry/go-builder:$TAG runtimes/go/Dockerfile.builder runtimes/go \
 		runtimes/go/ferry-build runtimes/go/_runner/*.go
 fi
