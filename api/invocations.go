@@ -280,6 +280,17 @@ func (s *server) listInvocations(c echo.Context) error {
 		}
 		f.ChainRunID = &id
 	}
+	for _, b := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		name, t := b.name, b.t
+		if q := c.QueryParam(name); q != "" {
+			if *t, err = time.Parse(time.RFC3339Nano, q); err != nil {
+				return ferry.Errorf(ferry.EINVALID, "%s: must be a time in RFC 3339 form such as 2026-01-02T15:04:05Z, not %q", name, q)
+			}
+		}
+	}
 	// Without a function filter the caller needs read on every function.
 	scope := f.Function
 	if scope == "" {

@@ -299,6 +299,17 @@ func TestInvokeSyncAsyncIdempotent(t *testing.T) {
 		t.Errorf("list by function: %s", r.raw)
 	}
 	e.want(e.do("GET", "/v1/invocations?status=lost", e.admin, nil), 400, "bad status")
+	e.want(e.do("GET", "/v1/invocations?since=yesterday", e.admin, nil), 400, "bad since")
+	r = e.do("GET", "/v1/invocations?status=failed&since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00Z", e.admin, nil)
+	e.want(r, 200, "list in a time range")
+	if l := r.list("invocations"); len(l) != 0 {
+		t.Errorf("failed list of the year 2000: %s", r.raw)
+	}
+	r = e.do("GET", "/v1/invocations?status=failed&since="+time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), e.admin, nil)
+	e.want(r, 200, "list since an hour ago")
+	if l := r.list("invocations"); len(l) != 1 {
+		t.Errorf("failed list of the last hour: %s", r.raw)
+	}
 
 	// Get and logs.
 	r = e.do("GET", "/v1/invocations/"+id, e.admin, nil)

@@ -20,6 +20,9 @@ type InvocationFilter struct {
 	FunctionID *uuid.UUID
 	Status     ferry.InvocationStatus
 	ChainRunID *uuid.UUID
+	// Since and Until keep invocations created at or after Since and before
+	// Until; zero times do not bound.
+	Since, Until time.Time
 }
 
 // Outcome is the final state of an invocation, recorded by FinishInvocation.
@@ -201,6 +204,12 @@ func (db *DB) ListInvocations(ctx context.Context, f InvocationFilter, p ferry.P
 	}
 	if f.ChainRunID != nil {
 		w.equal("chain_run_id", *f.ChainRunID)
+	}
+	if !f.Since.IsZero() {
+		w.conds = append(w.conds, "created_at >= "+w.arg(f.Since))
+	}
+	if !f.Until.IsZero() {
+		w.conds = append(w.conds, "created_at < "+w.arg(f.Until))
 	}
 	q := w.newestFirst(`SELECT `+listColumns+` FROM invocations`, before, n)
 	rows, err := db.pool.Query(ctx, q, w.args...)

@@ -313,6 +313,10 @@ func TestListInvocations(t *testing.T) {
 			func(i ferry.Invocation) bool { return i.Function == "a" && i.Status == ferry.StatusCompleted }},
 		{"chain run", postgres.InvocationFilter{ChainRunID: &chainRun},
 			func(i ferry.Invocation) bool { return i.ChainRunID != nil }},
+		{"time range", postgres.InvocationFilter{Since: base.Add(time.Second), Until: base.Add(3 * time.Second)},
+			func(i ferry.Invocation) bool {
+				return !i.CreatedAt.Before(base.Add(time.Second)) && i.CreatedAt.Before(base.Add(3*time.Second))
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			expect := want(tc.keep)
