@@ -200,6 +200,9 @@ type Invocation struct {
 	CreatedAt   time.Time  `json:"created_at"`
 	StartedAt   *time.Time `json:"started_at,omitempty"`
 	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	// Attempts counts the starts of the function: 1 normally, more after a
+	// retry the function asked for or a re-execution after its worker died.
+	Attempts int `json:"attempts"`
 }
 
 // IdempotencyKeyLifetime is how long an Idempotency-Key names one invocation or

@@ -70,7 +70,7 @@ const ErrTypeInvalidConfig = "InvalidConfiguration"
 type Store interface {
 	GetVersion(ctx context.Context, name string, version int) (ferry.Version, error)
 	GetInvocation(ctx context.Context, id uuid.UUID) (ferry.Invocation, error)
-	StartInvocation(ctx context.Context, id uuid.UUID, runID string, at time.Time) error
+	StartInvocation(ctx context.Context, id uuid.UUID, runID string, at time.Time) (ferry.InvocationStatus, error)
 	FinishInvocation(ctx context.Context, id uuid.UUID, o postgres.Outcome) (ferry.Invocation, bool, error)
 }
 
@@ -199,21 +199,28 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	if err != nil {
 		return RunOutput{}, err
 	}
-	// Mark the record running while the code is prepared and run, not before:
-	// it is off the hot path. A failure here only loses the "running" state.
-	started := make(chan error, 1)
+	// Mark the record running (one more attempt) while the code is prepared.
+	// The function starts only after that write: a record that cannot be
+	// marked is retried by Temporal without running anything, and a record
+	// already final (a replay re-running a local activity whose result never
+	// reached history, a retry after a lost reply) is returned as it is.
+	type started struct {
+		status ferry.InvocationStatus
+		err    error
+	}
+	startC := make(chan started, 1)
 	go func() {
-		started <- a.Store.StartInvocation(ctx, in.InvocationID, info.WorkflowExecution.RunID, time.Now())
+		st, err := a.Store.StartInvocation(ctx, in.InvocationID, info.WorkflowExecution.RunID, time.Now())
+		startC <- started{st, err}
 	}()
-	awaitStarted := sync.OnceFunc(func() {
-		if err := <-started; err != nil {
-			log.Warn("recording running state", "err", err)
-		}
+	awaitStarted := sync.OnceValues(func() (ferry.InvocationStatus, error) {
+		r := <-startC
+		return r.status, r.err
 	})
-	defer awaitStarted()
+	defer func() { _, _ = awaitStarted() }()
 	event, err := a.event(ctx, in)
 	if err != nil {
-		return RunOutput{}, err
+		return a.notStarted(ctx, in, awaitStarted, err)
 	}
 	codeDir, err := a.Code.Dir(ctx, v)
 	if err != nil {
@@ -221,7 +228,13 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 			return a.finish(ctx, in.InvocationID, postgres.Outcome{Status: ferry.StatusFailed,
 				Error: &ferry.FunctionError{Type: "BuildError", Message: ferry.ErrorMessage(err)}})
 		}
-		return RunOutput{}, err
+		return a.notStarted(ctx, in, awaitStarted, err)
+	}
+	if status, err := awaitStarted(); err != nil || status.Final() {
+		if err == nil {
+			log.Info("invocation already final, not running it again", "status", status)
+		}
+		return a.recorded(ctx, in.InvocationID, err)
 	}
 
 	if !info.IsLocalActivity {
@@ -252,7 +265,6 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 		if ferry.ErrorCode(err) == ferry.EINVALID {
 			// Limits out of bounds or settings the engine refuses: no retry
 			// can succeed, so the invocation fails now, saying why.
-			awaitStarted()
 			return a.finish(ctx, in.InvocationID, postgres.Outcome{Status: ferry.StatusFailed,
 				Error: &ferry.FunctionError{Type: ErrTypeInvalidConfig, Message: ferry.ErrorMessage(err)}})
 		}
@@ -271,9 +283,62 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 		m.TotalMS = ms(time.Since(in.AcceptedAt))
 	}
 	out.Metrics = &m
-	awaitStarted() // so that "running" never lands after the final status
-	return a.finish(ctx, in.InvocationID, out)
+	// The function ran: its outcome is recorded by retrying the write, never
+	// by running it again.
+	return a.finishRetrying(ctx, log, in.InvocationID, out)
 }
+
+// notStarted answers an error that came before the function started: the
+// stored record when it is already final, else err for Temporal to retry.
+func (a *Invocations) notStarted(ctx context.Context, in RunInput, awaitStarted func() (ferry.InvocationStatus, error), err error) (RunOutput, error) {
+	if status, serr := awaitStarted(); serr == nil && status.Final() {
+		return a.recorded(ctx, in.InvocationID, nil)
+	}
+	return RunOutput{}, err
+}
+
+// recorded returns the stored final record of id, or err when it is set.
+func (a *Invocations) recorded(ctx context.Context, id uuid.UUID, err error) (RunOutput, error) {
+	if err != nil {
+		return RunOutput{}, err
+	}
+	inv, err := a.Store.GetInvocation(ctx, id)
+	if err != nil {
+		return RunOutput{}, err
+	}
+	return historyOutput(inv), nil
+}
+
+// finishRetrying records o, retrying a failed write with back-off (at most
+// finishRetryMax apart) until it lands or ctx ends. A regular activity keeps
+// heartbeating meanwhile; only a dead worker or an outage that outlasts the
+// activity's timeout leaves the outcome unrecorded, and then Temporal runs
+// the activity again.
+func (a *Invocations) finishRetrying(ctx context.Context, log *slog.Logger, id uuid.UUID, o postgres.Outcome) (RunOutput, error) {
+	wait := finishRetryMin
+	for try := 1; ; try++ {
+		out, err := a.finish(ctx, id, o)
+		if err == nil || ctx.Err() != nil || ferry.ErrorCode(err) == ferry.ENOTFOUND || ferry.ErrorCode(err) == ferry.EINVALID {
+			if err == nil && try > 1 {
+				log.Info("recorded the outcome after retries", "tries", try)
+			}
+			return out, err
+		}
+		log.Warn("recording the outcome failed, retrying the write", "try", try, "err", err)
+		select {
+		case <-ctx.Done():
+			return RunOutput{}, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, finishRetryMax)
+	}
+}
+
+// Back-off of finishRetrying.
+const (
+	finishRetryMin = 100 * time.Millisecond
+	finishRetryMax = 2 * time.Second
+)
 
 // event returns the invocation's event: from the input, or from the record
 // when it was too large for Temporal's history (the object store for inputs
@@ -303,6 +368,12 @@ func (a *Invocations) finish(ctx context.Context, id uuid.UUID, o postgres.Outco
 	if updated && a.Observer != nil {
 		a.Observer.ObserveInvocation(inv)
 	}
+	return historyOutput(inv), nil
+}
+
+// historyOutput is a final record as Temporal's history carries it: without
+// the event, the result only when small, the error bounded.
+func historyOutput(inv ferry.Invocation) RunOutput {
 	inv.Event = nil
 	out := RunOutput{Invocation: inv}
 	if e := historyError(inv.Error); e != inv.Error {
@@ -311,7 +382,7 @@ func (a *Invocations) finish(ctx context.Context, id uuid.UUID, o postgres.Outco
 	if len(inv.Result) > InlineLimit {
 		out.Invocation.Result, out.ResultOmitted = nil, true
 	}
-	return out, nil
+	return out
 }
 
 // outcome turns the executor's result into what is recorded.

@@ -35,6 +35,8 @@ type fakeStore struct {
 	getVersion      func(ctx context.Context, name string, version int) (ferry.Version, error)
 	beforeCreate    func(inv ferry.Invocation) // runs before CreateInvocation, without the lock
 	startInvocation func(ctx context.Context, id uuid.UUID, runID string, at time.Time) error
+	// finishFails, when set, fails a FinishInvocation call before it writes.
+	finishFails func() error
 }
 
 var (
@@ -109,23 +111,36 @@ func (s *fakeStore) CreateInvocation(_ context.Context, inv ferry.Invocation) (f
 	return inv, true, nil
 }
 
-func (s *fakeStore) StartInvocation(ctx context.Context, id uuid.UUID, runID string, at time.Time) error {
+func (s *fakeStore) StartInvocation(ctx context.Context, id uuid.UUID, runID string, at time.Time) (ferry.InvocationStatus, error) {
 	if s.startInvocation != nil {
 		if err := s.startInvocation(ctx, id, runID, at); err != nil {
-			return err
+			return "", err
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.write("start %s", id)
-	if inv, ok := s.invocations[id]; ok && inv.Status == ferry.StatusPending {
-		inv.Status, inv.RunID, inv.StartedAt = ferry.StatusRunning, runID, &at
-		s.invocations[id] = inv
+	inv, ok := s.invocations[id]
+	if !ok {
+		return "", ferry.Errorf(ferry.ENOTFOUND, "invocation %s not found", id)
 	}
-	return nil
+	if inv.Status.Final() {
+		return inv.Status, nil
+	}
+	if inv.Status == ferry.StatusPending {
+		inv.Status, inv.RunID, inv.StartedAt = ferry.StatusRunning, runID, &at
+	}
+	inv.Attempts++
+	s.invocations[id] = inv
+	return inv.Status, nil
 }
 
 func (s *fakeStore) FinishInvocation(_ context.Context, id uuid.UUID, o postgres.Outcome) (ferry.Invocation, bool, error) {
+	if s.finishFails != nil {
+		if err := s.finishFails(); err != nil {
+			return ferry.Invocation{}, false, err
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.write("finish %s %s", id, o.Status)
@@ -594,5 +609,85 @@ func TestFinishKeepsFirstOutcome(t *testing.T) {
 	}
 	if s := f.store.invocation(f.in.InvocationID).Status; s != ferry.StatusCompleted {
 		t.Fatalf("record %s", s)
+	}
+}
+
+// TestRunNotStartedWithoutRunningWrite: while the "running" write fails
+// (PostgreSQL down) the function does not start; Temporal retries the
+// activity, and nothing is recorded.
+func TestRunNotStartedWithoutRunningWrite(t *testing.T) {
+	f := newInvokeFixture(t, returns(runtimes.Result{Status: runtimes.StatusCompleted, Result: json.RawMessage(`1`)}))
+	f.store.startInvocation = func(context.Context, uuid.UUID, string, time.Time) error {
+		return ferry.Errorf(ferry.EUNAVAILABLE, "connection refused")
+	}
+	_, err := f.run(t)
+	if ae := appError(t, err); ae.NonRetryable() || !strings.Contains(ae.Error(), "connection refused") {
+		t.Fatalf("error %v", err)
+	}
+	if n := len(f.exec.Runs()); n != 0 || f.finishes() != 0 {
+		t.Fatalf("%d runs, %d final writes while the running write failed; want 0 and 0", n, f.finishes())
+	}
+}
+
+// TestRunFinalRecordNotRunAgain: an invocation whose record is already final
+// (a replay re-running a local activity after its outcome was recorded) is
+// answered from the record without running the function or writing.
+func TestRunFinalRecordNotRunAgain(t *testing.T) {
+	f := newInvokeFixture(t, returns(runtimes.Result{Status: runtimes.StatusCompleted, Result: json.RawMessage(`2`)}))
+	inv := f.store.invocations[f.in.InvocationID]
+	inv.Status, inv.Result, inv.Attempts = ferry.StatusCompleted, json.RawMessage(`1`), 1
+	f.store.invocations[f.in.InvocationID] = inv
+	out, err := f.run(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Invocation.Status != ferry.StatusCompleted || string(out.Invocation.Result) != `1` {
+		t.Fatalf("output %+v", out.Invocation)
+	}
+	if n := len(f.exec.Runs()); n != 0 || f.finishes() != 0 || f.store.invocation(f.in.InvocationID).Attempts != 1 {
+		t.Fatalf("%d runs, %d final writes, %d attempts; want 0, 0, 1", n, f.finishes(), f.store.invocation(f.in.InvocationID).Attempts)
+	}
+}
+
+// TestRunFinishWriteRetried: a final write that fails (PostgreSQL restarting)
+// is retried on its own; the function ran once and its outcome is recorded.
+func TestRunFinishWriteRetried(t *testing.T) {
+	f := newInvokeFixture(t, returns(runtimes.Result{Status: runtimes.StatusCompleted, Result: json.RawMessage(`3`)}))
+	fails := 3
+	f.store.finishFails = func() error {
+		if fails > 0 {
+			fails--
+			return ferry.Errorf(ferry.EUNAVAILABLE, "connection refused")
+		}
+		return nil
+	}
+	out, err := f.run(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := f.store.invocation(f.in.InvocationID)
+	if out.Invocation.Status != ferry.StatusCompleted || rec.Status != ferry.StatusCompleted || string(rec.Result) != `3` {
+		t.Fatalf("output %+v, record %+v", out.Invocation, rec)
+	}
+	if n := len(f.exec.Runs()); n != 1 || rec.Attempts != 1 {
+		t.Fatalf("%d runs, %d attempts; want 1 and 1", n, rec.Attempts)
+	}
+}
+
+// TestRunAttemptsCounted: every start of the function counts in the record,
+// a retry the function asked for included.
+func TestRunAttemptsCounted(t *testing.T) {
+	f := newInvokeFixture(t, returns(runtimes.Result{Status: runtimes.StatusFailed,
+		Error: &ferry.FunctionError{Type: "ValueError", Message: "bad n"}}))
+	f.in.Retries = 1
+	if _, err := f.run(t); err == nil {
+		t.Fatal("want a retryable error on attempt 1 of 2")
+	}
+	f.in.Retries = 0 // the test environment always runs attempt 1: this is the last
+	if _, err := f.run(t); err != nil {
+		t.Fatal(err)
+	}
+	if rec := f.store.invocation(f.in.InvocationID); rec.Attempts != 2 || rec.Status != ferry.StatusFailed {
+		t.Fatalf("record %s with %d attempts, want failed with 2", rec.Status, rec.Attempts)
 	}
 }

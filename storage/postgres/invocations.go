@@ -39,13 +39,13 @@ type Outcome struct {
 const invocationColumns = `id, function, coalesce(function_id, '00000000-0000-0000-0000-000000000000'),
 	version, status, event, result, error, metrics,
 	coalesce(idempotency_key, ''), retry_of, chain_run_id, workflow_id, run_id,
-	created_at, started_at, finished_at`
+	created_at, started_at, finished_at, attempts`
 
 // listColumns leaves out the payloads, which can be large.
 const listColumns = `id, function, coalesce(function_id, '00000000-0000-0000-0000-000000000000'),
 	version, status, NULL::json, NULL::json, error, metrics,
 	coalesce(idempotency_key, ''), retry_of, chain_run_id, workflow_id, run_id,
-	created_at, started_at, finished_at`
+	created_at, started_at, finished_at, attempts`
 
 func scanInvocation(row pgx.Row) (ferry.Invocation, error) { return scanInvocationAnd(row) }
 
@@ -56,7 +56,7 @@ func scanInvocationAnd(row pgx.Row, extra ...any) (ferry.Invocation, error) {
 	var event, result []byte
 	err := row.Scan(append([]any{&inv.ID, &inv.Function, &inv.FunctionID, &inv.Version, &status, &event, &result,
 		&inv.Error, &inv.Metrics, &inv.IdempotencyKey, &inv.RetryOf, &inv.ChainRunID, &inv.WorkflowID, &inv.RunID,
-		&inv.CreatedAt, &inv.StartedAt, &inv.FinishedAt}, extra...)...)
+		&inv.CreatedAt, &inv.StartedAt, &inv.FinishedAt, &inv.Attempts}, extra...)...)
 	inv.Status = ferry.InvocationStatus(status)
 	if event != nil {
 		inv.Event = json.RawMessage(event)
@@ -225,29 +225,31 @@ func (db *DB) ListInvocations(ctx context.Context, f InvocationFilter, p ferry.P
 	return invs, next, nil
 }
 
-// StartInvocation moves a pending invocation to running and records when and in
-// which workflow run. It does nothing when the invocation is already running or
-// final, so activity retries may call it again.
-func (db *DB) StartInvocation(ctx context.Context, id uuid.UUID, runID string, at time.Time) error {
+// StartInvocation records that the function of an invocation that is not final
+// is being started: the first call moves it from pending to running (recording
+// when and in which workflow run), every call counts one more attempt. It
+// returns the record's status afterwards: running, or the final status of a
+// record that is already final, which it leaves unchanged (the caller must not
+// run the function then).
+func (db *DB) StartInvocation(ctx context.Context, id uuid.UUID, runID string, at time.Time) (ferry.InvocationStatus, error) {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	tag, err := db.pool.Exec(ctx, `UPDATE invocations SET status = 'running', run_id = $2, started_at = $3
-		WHERE id = $1 AND status = 'pending'`, id, runID, at)
+	tag, err := db.pool.Exec(ctx, `UPDATE invocations SET status = 'running', attempts = attempts + 1,
+			run_id = CASE WHEN status = 'pending' THEN $2 ELSE run_id END,
+			started_at = coalesce(started_at, $3)
+		WHERE id = $1 AND status IN ('pending', 'running')`, id, runID, at)
 	if err != nil {
-		return db.mapErr(err, invocationName(id))
+		return "", db.mapErr(err, invocationName(id))
 	}
 	if tag.RowsAffected() == 1 {
-		return nil
+		return ferry.StatusRunning, nil
 	}
-	var exists bool
-	if err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM invocations WHERE id = $1)`, id).Scan(&exists); err != nil {
-		return db.mapErr(err, invocationName(id))
+	var status string
+	if err := db.pool.QueryRow(ctx, `SELECT status FROM invocations WHERE id = $1`, id).Scan(&status); err != nil {
+		return "", db.mapErr(err, invocationName(id))
 	}
-	if !exists {
-		return notFound("%s not found", invocationName(id))
-	}
-	return nil
+	return ferry.InvocationStatus(status), nil
 }
 
 // FinishInvocation records the outcome of an invocation that is not final yet.

@@ -40,15 +40,18 @@ func TestInvocationLifecycle(t *testing.T) {
 	}
 
 	started := time.Now().UTC().Truncate(time.Microsecond)
-	if err := db.StartInvocation(ctx, inv.ID, "run-1", started); err != nil {
-		t.Fatal(err)
+	if got.Attempts != 0 {
+		t.Fatalf("attempts before start: %d", got.Attempts)
 	}
-	// A retried start changes nothing.
-	if err := db.StartInvocation(ctx, inv.ID, "run-2", started.Add(time.Second)); err != nil {
-		t.Fatal(err)
+	if st, err := db.StartInvocation(ctx, inv.ID, "run-1", started); err != nil || st != ferry.StatusRunning {
+		t.Fatal(st, err)
+	}
+	// A second start (a retry, a re-execution) only counts an attempt.
+	if st, err := db.StartInvocation(ctx, inv.ID, "run-2", started.Add(time.Second)); err != nil || st != ferry.StatusRunning {
+		t.Fatal(st, err)
 	}
 	got, _ = db.GetInvocation(ctx, inv.ID)
-	if got.Status != ferry.StatusRunning || got.RunID != "run-1" || !got.StartedAt.Equal(started) {
+	if got.Status != ferry.StatusRunning || got.RunID != "run-1" || !got.StartedAt.Equal(started) || got.Attempts != 2 {
 		t.Fatalf("after start: %+v", got)
 	}
 
@@ -87,10 +90,12 @@ func TestInvocationLifecycle(t *testing.T) {
 	if again.Status != ferry.StatusCompleted || again.Error != nil || string(again.Result) != `[1,"two"]` {
 		t.Fatalf("second finish changed the record: %+v", again)
 	}
-	if err := db.StartInvocation(ctx, inv.ID, "run-3", time.Now()); err != nil {
-		t.Fatal(err)
+	// A start after the final write says so and changes nothing: the caller
+	// must not run the function again.
+	if st, err := db.StartInvocation(ctx, inv.ID, "run-3", time.Now()); err != nil || st != ferry.StatusCompleted {
+		t.Fatal(st, err)
 	}
-	if got, _ := db.GetInvocation(ctx, inv.ID); got.Status != ferry.StatusCompleted || got.RunID != "run-1" {
+	if got, _ := db.GetInvocation(ctx, inv.ID); got.Status != ferry.StatusCompleted || got.RunID != "run-1" || got.Attempts != 2 {
 		t.Fatalf("start after finish changed the record: %+v", got)
 	}
 
@@ -100,7 +105,8 @@ func TestInvocationLifecycle(t *testing.T) {
 	if got, want := ferry.ErrorMessage(err), "invocation "+missing.String()+" not found"; got != want {
 		t.Errorf("message %q, want %q", got, want)
 	}
-	wantCode(t, db.StartInvocation(ctx, missing, "r", time.Now()), ferry.ENOTFOUND)
+	_, err = db.StartInvocation(ctx, missing, "r", time.Now())
+	wantCode(t, err, ferry.ENOTFOUND)
 	_, _, err = db.FinishInvocation(ctx, missing, postgres.Outcome{Status: ferry.StatusFailed})
 	wantCode(t, err, ferry.ENOTFOUND)
 	_, err = db.InvocationLogs(ctx, missing)
@@ -359,7 +365,7 @@ func TestInvocationRecordLatency(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := db.StartInvocation(ctx, inv.ID, "run", time.Now()); err != nil {
+		if _, err := db.StartInvocation(ctx, inv.ID, "run", time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := db.FinishInvocation(ctx, inv.ID, postgres.Outcome{Status: ferry.StatusCompleted, Result: json.RawMessage(`{}`)}); err != nil {
