@@ -709,13 +709,25 @@ func TestReaper(t *testing.T) {
 	other := newTestExecutor(t, Config{DataDir: owner.cfg.DataDir})
 	// Only the owner's containers: those of tests running at the same time
 	// on the engine (other packages, other checkouts) are not orphans.
-	other.orphanAfter, other.reapPool = time.Millisecond, owner.poolID
+	other.reapPool = owner.poolID
 	waitFor(t, "the first runner's exit", func() bool {
 		info, err := other.docker.ContainerInspect(context.Background(), ins[0].id)
 		return err == nil && !info.State.Running
 	})
+	// A running container of a dead owner goes at once, whatever its age (its
+	// invocation may soon run on another worker); a stopped one only after
+	// orphanAfter.
 	other.reap(context.Background())
 	left, err := other.listPool(context.Background(), owner.poolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 2 || slices.Contains(left, ins[1].id) {
+		t.Fatalf("after the first reap, the owner's containers are %v, want all but %s", left, ins[1].id)
+	}
+	other.orphanAfter = time.Millisecond
+	other.reap(context.Background())
+	left, err = other.listPool(context.Background(), owner.poolID)
 	if err != nil {
 		t.Fatal(err)
 	}

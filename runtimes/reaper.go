@@ -24,21 +24,28 @@ import (
 //     orphanAfter (start-up timeout + 1 min) ago. A live executor removes the containers it stops at once
 //     and starts the ones it creates within milliseconds, so a stopped one that
 //     old was left behind by a crash; or
-//   - it is running, older than orphanAfter, and its owner's protocol socket
-//     (the bind-mounted run folder, visible on this host) refuses connections:
-//     every executor keeps that listener open for the container's lifetime, and
-//     the kernel closes it (leaving the file) when the executor's process dies. A socket that
-//     cannot be checked (another mount namespace) is left alone; its runner
-//     exits when its connection drops, and then the first rule applies.
+//   - it is running and its owner's protocol socket (the bind-mounted run
+//     folder, visible on this host) refuses connections, whatever its age:
+//     every executor listens there from before the container's creation to its
+//     removal, and the kernel closes the listener (leaving the file) when the
+//     executor's process dies. Such a container may be running the function of
+//     an invocation that Temporal is about to hand to another worker (after
+//     10 s: docs/RELIABILITY.md), so it is stopped at once: by the restarted
+//     worker's first reap, or by any other worker on the host within
+//     reapInterval. A socket that cannot be checked (another mount namespace)
+//     is left alone; its runner exits when its connection drops (between
+//     invocations), and then the first rule applies.
 //
 // Containers of this executor's own pool that it does not know (creation
 // answered with an error after the engine had created it) are removed after
 // the same grace. Run folders without a container are removed after the grace.
 
-// reapInterval is how often the reaper runs, derived from the idle timeout.
+// reapInterval is how often the reaper runs, derived from the idle timeout;
+// at most 5 s, well within the 10 s after which Temporal hands the invocation
+// of a dead worker to another.
 func (e *Executor) reapInterval() time.Duration {
 	d := e.cfg.IdleTimeout / 4
-	return min(max(d, time.Second), 30*time.Second)
+	return min(max(d, time.Second), 5*time.Second)
 }
 
 // listPool returns the ids of the containers labelled with a pool id.
@@ -126,7 +133,7 @@ func (e *Executor) reap(ctx context.Context) {
 			name = strings.TrimPrefix(c.Names[0], "/")
 		}
 		names[name] = true
-		if known[c.ID] || now.Sub(time.Unix(c.Created, 0)) < e.orphanAfter {
+		if known[c.ID] {
 			continue
 		}
 		own := c.Labels[labelPool] == e.poolID
@@ -136,7 +143,10 @@ func (e *Executor) reap(ctx context.Context) {
 				runSrc = m.Source
 			}
 		}
-		orphan := own || c.State != "running" || ownerGone(runSrc)
+		orphan := now.Sub(time.Unix(c.Created, 0)) >= e.orphanAfter
+		if !own && c.State == "running" {
+			orphan = ownerGone(runSrc)
+		}
 		if !orphan {
 			continue
 		}
