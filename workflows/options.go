@@ -36,11 +36,14 @@ const heartbeatTimeout = 10 * time.Second
 
 // infraRetry retries infrastructure failures (a dead worker, an unreachable
 // store). Function failures are not retried by it: activities decide those and
-// return non-retryable errors.
+// return non-retryable errors. The cap bounds how long an invocation trails an
+// outage once it is over (it was 30 s: sync invokes were held up to 30 s after
+// S3 came back); a retry runs nothing the record does not allow (a final
+// record is never run again), so a short cap costs only a few cheap attempts.
 var infraRetry = &temporal.RetryPolicy{
 	InitialInterval:    200 * time.Millisecond,
 	BackoffCoefficient: 2,
-	MaximumInterval:    30 * time.Second,
+	MaximumInterval:    5 * time.Second,
 }
 
 // InvokeExecutionTimeout bounds a whole invocation: every attempt's timeout plus
