@@ -109,9 +109,6 @@ const (
 	DefaultMaxCodeBytes = 50 << 20
 	DefaultKeyCacheTTL  = 10 * time.Second
 	DefaultCancelWait   = 10 * time.Second
-	// MaxInlineEvent is the largest event sent through Temporal's history; larger
-	// ones go to the object store.
-	MaxInlineEvent = 256 << 10
 )
 
 // server holds the dependencies for the handlers.

@@ -2,14 +2,12 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/converter"
 
 	"github.com/ferry-faas/ferry"
@@ -39,8 +37,6 @@ var _ ChainStore = (*postgres.DB)(nil)
 type querier interface {
 	QueryWorkflow(ctx context.Context, workflowID, runID, queryType string, args ...any) (converter.EncodedValue, error)
 }
-
-const chainWorkflowType = "RunChain"
 
 func (s *server) chainStore() (ChainStore, error) {
 	cs, ok := s.Store.(ChainStore)
@@ -271,8 +267,9 @@ func (s *server) invokeChain(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.Temporal == nil {
-		return ferry.Errorf(ferry.EUNAVAILABLE, "chain runs are unavailable: no Temporal client")
+	runs := s.chainRuns(cs)
+	if err := runs.available(); err != nil {
+		return err
 	}
 	ctx := c.Request().Context()
 	id, err := uuid.NewV7()
@@ -291,70 +288,14 @@ func (s *server) invokeChain(c echo.Context) error {
 			return err
 		}
 	}
-	if created || !run.Status.Final() {
-		if err := s.startChain(ctx, run, v); err != nil {
-			if created && req.idempotencyKey == "" {
-				s.abandonChain(cs, run, err)
-			}
-			return err
-		}
+	if err := runs.launch(ctx, run, workflows.ChainStart(s.TaskQueue, run, v), created, req.idempotencyKey != ""); err != nil {
+		return err
 	}
 	if req.async {
-		return s.acceptedRun(c, run)
+		return runs.accepted(c, run)
 	}
-	r, err := s.waitChain(ctx, cs, run)
-	return s.respondRun(c, r, err)
-}
-
-func (s *server) startChain(ctx context.Context, run ferry.ChainRun, v ferry.ChainVersion) error {
-	in := workflows.ChainInput{ChainRunID: run.ID, Chain: v.Chain, Version: v.Version, Steps: v.Steps,
-		Input: workflows.Payload{Inline: run.Input}}
-	if len(run.Input) > MaxInlineEvent {
-		// Stored once, in the run's record; the workflow loads it from there.
-		in.Input = activities.RunInputRef(run.ID)
-	}
-	_, err := s.Temporal.ExecuteWorkflow(ctx, workflows.ChainStartOptions(s.TaskQueue, run), chainWorkflowType, in)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if err == nil || errors.As(err, &started) {
-		return nil
-	}
-	if ctx.Err() != nil {
-		return ferry.Errorf(ferry.EUNAVAILABLE, "request cancelled while starting the chain run")
-	}
-	s.Logger.Error("starting chain workflow", "chain_run", run.ID, "chain", run.Chain, "err", err)
-	return ferry.Errorf(ferry.EUNAVAILABLE, "could not start the chain run: Temporal is unavailable")
-}
-
-func (s *server) abandonChain(cs ChainStore, run ferry.ChainRun, cause error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, _, err := cs.FinishChainRun(ctx, run.ID, postgres.ChainOutcome{Status: ferry.StatusFailed,
-		Error: &ferry.ChainError{Type: "StartError", Message: ferry.ErrorMessage(cause)}})
-	if err != nil {
-		s.Logger.Warn("recording a chain run that could not start", "chain_run", run.ID, "err", err)
-	}
-}
-
-// waitChain waits for the run's workflow, then reads the final record.
-func (s *server) waitChain(ctx context.Context, cs ChainStore, run ferry.ChainRun) (ferry.ChainRun, error) {
-	if run.Status.Final() {
-		return run, nil
-	}
-	err := s.Temporal.GetWorkflow(ctx, run.WorkflowID, "").Get(ctx, nil)
-	if ctx.Err() != nil {
-		return ferry.ChainRun{}, ferry.Errorf(ferry.EUNAVAILABLE, "request cancelled while waiting for chain run %s", run.ID)
-	}
-	rec, gerr := cs.GetChainRun(ctx, run.ID)
-	if gerr == nil && !rec.Status.Final() && err != nil && s.closeIfEnded(ctx, run.WorkflowID) {
-		rec, gerr = cs.GetChainRun(ctx, run.ID)
-	}
-	if gerr != nil {
-		return ferry.ChainRun{}, gerr
-	}
-	if !rec.Status.Final() && err != nil {
-		s.Logger.Warn("waiting for chain run", "chain_run", run.ID, "err", err)
-	}
-	return rec, nil
+	rec, err := runs.wait(ctx, run, nil, endOnly[ferry.ChainRun])
+	return runs.respond(c, rec, err)
 }
 
 // stepView is a step's status with a link to its invocation.
@@ -375,27 +316,6 @@ func viewOf(r ferry.ChainRun) runView {
 		v.Steps[i] = stepView{StepStatus: st, Invocation: "/v1/invocations/" + st.InvocationID.String()}
 	}
 	return v
-}
-
-func (s *server) respondRun(c echo.Context, r ferry.ChainRun, err error) error {
-	if err != nil {
-		return err
-	}
-	if !r.Status.Final() {
-		return s.acceptedRun(c, r)
-	}
-	if r.Status != ferry.StatusCompleted {
-		c.Response().Header().Set(headerFunctionError, "true")
-	}
-	c.Response().Header().Set("Ferry-Chain-Run-Id", r.ID.String())
-	return c.JSON(http.StatusOK, viewOf(r))
-}
-
-func (s *server) acceptedRun(c echo.Context, r ferry.ChainRun) error {
-	h := c.Response().Header()
-	h.Set(echo.HeaderLocation, "/v1/chain-runs/"+r.ID.String())
-	h.Set("Ferry-Chain-Run-Id", r.ID.String())
-	return c.JSON(http.StatusAccepted, viewOf(r))
 }
 
 func (s *server) listChainRuns(c echo.Context) error {
@@ -487,35 +407,15 @@ func (s *server) cancelChainRun(c echo.Context) error {
 	if run.Status.Final() {
 		return ferry.Errorf(ferry.ECONFLICT, "chain run %s is already %s", run.ID, run.Status)
 	}
-	if s.Temporal == nil {
-		return ferry.Errorf(ferry.EUNAVAILABLE, "chain runs are unavailable: no Temporal client")
-	}
-	ctx := c.Request().Context()
-	found, err := s.cancelWorkflow(ctx, run.WorkflowID, "chain run", "chain_run", run.ID)
-	if err != nil {
-		return err
-	}
-	if !found {
+	runs := s.chainRuns(cs)
+	return runs.cancel(c, run, func(ctx context.Context) (ferry.ChainRun, error) {
 		// No workflow will finish the run (its history may be gone): its
 		// payloads go first, so that a failed delete leaves the run to retry.
 		if err := s.Code.DeletePrefix(ctx, activities.PayloadPrefix(run.ID)); err != nil {
-			return err
+			return ferry.ChainRun{}, err
 		}
-		run, _, err = cs.FinishChainRun(ctx, run.ID, postgres.ChainOutcome{Status: ferry.StatusCancelled,
-			Error: &ferry.ChainError{Type: "Cancelled", Message: "cancelled by request"}})
-		if err != nil {
-			return err
-		}
-		return c.JSON(http.StatusOK, viewOf(run))
-	}
-	rec, err := cs.GetChainRun(ctx, run.ID)
-	if err != nil {
-		return err
-	}
-	if !rec.Status.Final() {
-		return s.acceptedRun(c, rec)
-	}
-	return c.JSON(http.StatusOK, viewOf(rec))
+		return runs.cancelled(ctx, run.ID)
+	})
 }
 
 // chainRoutes adds the chain routes (listed in routes.go).

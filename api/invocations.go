@@ -14,19 +14,20 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/ferry-faas/ferry/workflows"
 )
 
-// Response headers of a sync invoke.
+// Response headers of an invoke.
 const (
 	headerInvocationID  = "Ferry-Invocation-Id"
 	headerFunctionError = "Ferry-Function-Error"
 	headerIdempotency   = "Idempotency-Key"
+	headerChainRunID    = "Ferry-Chain-Run-Id"
 	maxIdempotencyKey   = 255
-	workflowType        = "InvokeFunction"
 )
 
 func (s *server) invoke(c echo.Context) error {
@@ -42,8 +43,9 @@ func (s *server) invoke(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.Temporal == nil {
-		return ferry.Errorf(ferry.EUNAVAILABLE, "invocations are unavailable: no Temporal client")
+	runs := s.invocationRuns()
+	if err := runs.available(); err != nil {
+		return err
 	}
 	ctx := c.Request().Context()
 	v, err := s.Store.GetVersion(ctx, name, version)
@@ -75,21 +77,31 @@ func (s *server) invoke(c echo.Context) error {
 		done, stop = s.Completions.Subscribe(inv.ID)
 		defer stop()
 	}
-	if created || !inv.Status.Final() {
-		// For an existing invocation this re-attaches to its workflow (the start
-		// is idempotent by workflow id), or starts it if the first request died
-		// between recording and starting.
-		if err := s.start(ctx, inv, v); err != nil {
-			if created && req.idempotencyKey == "" {
-				s.abandon(inv, err)
-			}
-			return err
-		}
+	if err := runs.launch(ctx, inv, workflows.InvokeStart(s.TaskQueue, inv, v), created, req.idempotencyKey != ""); err != nil {
+		return err
 	}
 	if req.async {
-		return s.accepted(c, inv)
+		return runs.accepted(c, inv)
 	}
-	return s.respondSync(c, s.wait(ctx, inv, done))
+	rec, err := runs.wait(ctx, inv, done, invokeResult(inv.ID))
+	// Whichever source told the end (the worker in this process, Temporal's
+	// result, which leaves the event out of history, or the store), the answer
+	// is the record as stored, with the event it was accepted with.
+	rec.Event = inv.Event
+	return runs.respond(c, rec, err)
+}
+
+// invokeResult reads InvokeFunction's result: the final record, unless it
+// ended in error (the function failed, timed out or was cancelled) or history
+// carries only part of it (a truncated error, an omitted result).
+func invokeResult(id uuid.UUID) result[ferry.Invocation] {
+	return func(ctx context.Context, wf client.WorkflowRun) (ferry.Invocation, bool, error) {
+		var out workflows.InvokeOutput
+		err := wf.Get(ctx, &out)
+		ok := err == nil && out.Invocation.ID == id && out.Invocation.Status.Final() && !out.ErrorTruncated &&
+			(out.Invocation.Status != ferry.StatusCompleted || len(out.Invocation.Result) > 0)
+		return out.Invocation, ok, err
+	}
 }
 
 // invokeRequest is what an invoke of a function or of a chain reads besides
@@ -157,109 +169,6 @@ func wantsAsync(c echo.Context) (bool, error) {
 		return b, nil
 	}
 	return false, nil
-}
-
-// start starts (or re-attaches to) the invocation's workflow. Events too large
-// for Temporal's history stay in the invocation's record only.
-func (s *server) start(ctx context.Context, inv ferry.Invocation, v ferry.Version) error {
-	in := workflows.InvokeInputFor(inv, v)
-	if len(inv.Event) > MaxInlineEvent {
-		in.Event, in.EventInRecord = nil, true
-	}
-	_, err := s.Temporal.ExecuteWorkflow(ctx, workflows.InvokeStartOptions(s.TaskQueue, inv, v), workflowType, in)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if err == nil || errors.As(err, &started) {
-		return nil // already started (and maybe finished): the record tells
-	}
-	if ctx.Err() != nil {
-		return ferry.Errorf(ferry.EUNAVAILABLE, "request cancelled while starting the invocation")
-	}
-	s.Logger.Error("starting invocation workflow", "invocation", inv.ID, "function", inv.Function, "err", err)
-	return ferry.Errorf(ferry.EUNAVAILABLE, "could not start the invocation: Temporal is unavailable")
-}
-
-// abandon marks a recorded invocation whose workflow could not be started as
-// failed, so it does not look pending forever (it may be retried).
-func (s *server) abandon(inv ferry.Invocation, cause error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_, _, err := s.Store.FinishInvocation(ctx, inv.ID, postgres.Outcome{Status: ferry.StatusFailed,
-		Error: &ferry.FunctionError{Type: "StartError", Message: ferry.ErrorMessage(cause)}})
-	if err != nil {
-		s.Logger.Warn("recording an invocation that could not start", "invocation", inv.ID, "err", err)
-	}
-}
-
-// wait waits for the invocation's workflow and returns its final record, or
-// the current record when waiting failed.
-//
-// done, when not nil, delivers the record as soon as a worker in this process
-// has written it, which is sooner than Temporal reports the workflow's end.
-func (s *server) wait(ctx context.Context, inv ferry.Invocation, done <-chan ferry.Invocation) waitResult {
-	if inv.Status.Final() {
-		return waitResult{inv: inv}
-	}
-	var out workflows.InvokeOutput
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	got := make(chan error, 1)
-	go func() { got <- s.Temporal.GetWorkflow(wctx, inv.WorkflowID, "").Get(wctx, &out) }()
-	var err error
-	select {
-	case rec := <-done:
-		return waitResult{inv: rec}
-	case err = <-got:
-	}
-	if err == nil && out.Invocation.ID == inv.ID && out.Invocation.Status.Final() && !out.ErrorTruncated &&
-		(out.Invocation.Status != ferry.StatusCompleted || len(out.Invocation.Result) > 0) {
-		return waitResult{inv: out.Invocation}
-	}
-	if ctx.Err() != nil {
-		return waitResult{err: ferry.Errorf(ferry.EUNAVAILABLE, "request cancelled while waiting for invocation %s", inv.ID)}
-	}
-	// Failed, timed out or cancelled functions end the workflow in error; the
-	// worker has recorded the outcome before.
-	rec, gerr := s.Store.GetInvocation(ctx, inv.ID)
-	if gerr == nil && !rec.Status.Final() && err != nil && s.closeIfEnded(ctx, inv.WorkflowID) {
-		rec, gerr = s.Store.GetInvocation(ctx, inv.ID)
-	}
-	if gerr != nil {
-		return waitResult{err: gerr}
-	}
-	if !rec.Status.Final() && err != nil {
-		// Temporal could not tell us the outcome: answer 202 with the record.
-		s.Logger.Warn("waiting for invocation", "invocation", inv.ID, "err", err)
-	}
-	return waitResult{inv: rec}
-}
-
-type waitResult struct {
-	inv ferry.Invocation
-	err error
-}
-
-// respondSync answers a sync invoke: 200 with the final record (the status may
-// be failed or timeout), or 202 when the invocation is not final yet.
-func (s *server) respondSync(c echo.Context, r waitResult) error {
-	if r.err != nil {
-		return r.err
-	}
-	if !r.inv.Status.Final() {
-		return s.accepted(c, r.inv)
-	}
-	h := c.Response().Header()
-	h.Set(headerInvocationID, r.inv.ID.String())
-	if r.inv.Status != ferry.StatusCompleted {
-		h.Set(headerFunctionError, "true")
-	}
-	return c.JSON(http.StatusOK, r.inv)
-}
-
-func (s *server) accepted(c echo.Context, inv ferry.Invocation) error {
-	h := c.Response().Header()
-	h.Set(echo.HeaderLocation, "/v1/invocations/"+inv.ID.String())
-	h.Set(headerInvocationID, inv.ID.String())
-	return c.JSON(http.StatusAccepted, inv)
 }
 
 // --- invocation records ---
@@ -404,30 +313,10 @@ func (s *server) cancelInvocation(c echo.Context) error {
 		return ferry.Errorf(ferry.ECONFLICT, "invocation %s is a step of chain run %s: cancel the chain run instead (POST /v1/chain-runs/%s/cancel)",
 			inv.ID, inv.ChainRunID, inv.ChainRunID)
 	}
-	if s.Temporal == nil {
-		return ferry.Errorf(ferry.EUNAVAILABLE, "invocations are unavailable: no Temporal client")
-	}
-	ctx := c.Request().Context()
-	found, err := s.cancelWorkflow(ctx, inv.WorkflowID, "invocation", "invocation", inv.ID)
-	if err != nil {
-		return err
-	}
-	if !found {
-		inv, _, err = s.Store.FinishInvocation(ctx, inv.ID, postgres.Outcome{Status: ferry.StatusCancelled,
-			Error: &ferry.FunctionError{Type: "Cancelled", Message: "cancelled by request"}})
-		if err != nil {
-			return err
-		}
-		return c.JSON(http.StatusOK, inv)
-	}
-	rec, err := s.Store.GetInvocation(ctx, inv.ID)
-	if err != nil {
-		return err
-	}
-	if !rec.Status.Final() {
-		return s.accepted(c, rec)
-	}
-	return c.JSON(http.StatusOK, rec)
+	runs := s.invocationRuns()
+	return runs.cancel(c, inv, func(ctx context.Context) (ferry.Invocation, error) {
+		return runs.cancelled(ctx, inv.ID)
+	})
 }
 
 // cancelWorkflow asks Temporal to cancel the workflow of an invocation or a
@@ -485,8 +374,9 @@ func (s *server) retryInvocation(c echo.Context) error {
 	if err := checkJSON("event", old.Event); err != nil {
 		return ferry.Errorf(ferry.EUNPROCESSABLE, "invocation %s cannot be retried: %s", old.ID, ferry.ErrorMessage(err))
 	}
-	if s.Temporal == nil {
-		return ferry.Errorf(ferry.EUNAVAILABLE, "invocations are unavailable: no Temporal client")
+	runs := s.invocationRuns()
+	if err := runs.available(); err != nil {
+		return err
 	}
 	ctx := c.Request().Context()
 	v, err := s.Store.GetVersion(ctx, old.Function, old.Version)
@@ -507,9 +397,8 @@ func (s *server) retryInvocation(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.start(ctx, inv, v); err != nil {
-		s.abandon(inv, err)
+	if err := runs.launch(ctx, inv, workflows.InvokeStart(s.TaskQueue, inv, v), true, false); err != nil {
 		return err
 	}
-	return s.accepted(c, inv)
+	return runs.accepted(c, inv)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/activities"
 	"github.com/ferry-faas/ferry/api"
 	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/ferry-faas/ferry/storage/s3"
@@ -30,6 +32,12 @@ type fakeTemporal struct {
 	queue    string
 	startErr error
 
+	// observer, when set, is told about every final record, as the worker
+	// tells activities.Completions.
+	observer activities.Observer
+	// result says how Get reports a workflow's end (resultAsWorkflow by default).
+	result fakeResult
+
 	mu     sync.Mutex
 	runs   map[string]*fakeRun
 	starts map[string]int
@@ -38,6 +46,19 @@ type fakeTemporal struct {
 
 var _ api.Temporal = (*fakeTemporal)(nil)
 
+// fakeResult is how a fake workflow run reports its end.
+type fakeResult int
+
+const (
+	// resultAsWorkflow: InvokeFunction's result (the record without its event)
+	// when the function completed, an error otherwise.
+	resultAsWorkflow fakeResult = iota
+	// resultLost: an error whatever the outcome (Temporal's answer was lost).
+	resultLost
+	// resultNever: Get returns only when its context ends.
+	resultNever
+)
+
 type fakeRun struct {
 	id       string
 	done     chan struct{}
@@ -45,6 +66,7 @@ type fakeRun struct {
 	once     sync.Once
 	inv      ferry.Invocation
 	notFound bool
+	result   fakeResult
 }
 
 func (r *fakeRun) GetID() string                  { return r.id }
@@ -58,16 +80,25 @@ func (r *fakeRun) GetWithOptions(ctx context.Context, v any, _ client.WorkflowRu
 	if r.notFound {
 		return serviceerror.NewNotFound("workflow not found")
 	}
+	if r.result == resultNever {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-r.done:
 	}
+	if r.result == resultLost {
+		return errors.New("connection lost")
+	}
 	if r.inv.Status != ferry.StatusCompleted {
 		return errors.New("workflow failed: " + string(r.inv.Status))
 	}
 	if out, ok := v.(*workflows.InvokeOutput); ok {
+		// As the Run activity returns it: history never carries the event.
 		out.Invocation = r.inv
+		out.Invocation.Event = nil
 	}
 	return nil
 }
@@ -88,7 +119,8 @@ func (f *fakeTemporal) ExecuteWorkflow(ctx context.Context, o client.StartWorkfl
 	if f.startErr != nil {
 		return nil, f.startErr
 	}
-	if wf != "InvokeFunction" || len(args) != 1 || o.TaskQueue != f.queue || !o.EnableEagerStart {
+	if reflect.ValueOf(wf).Pointer() != reflect.ValueOf(workflows.InvokeFunction).Pointer() ||
+		len(args) != 1 || o.TaskQueue != f.queue || !o.EnableEagerStart {
 		f.t.Errorf("ExecuteWorkflow(%+v, %v, %v)", o, wf, args)
 	}
 	in := args[0].(workflows.InvokeInput)
@@ -97,7 +129,7 @@ func (f *fakeTemporal) ExecuteWorkflow(ctx context.Context, o client.StartWorkfl
 	if r, ok := f.runs[o.ID]; ok {
 		return r, nil // WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
 	}
-	r := &fakeRun{id: o.ID, done: make(chan struct{}), cancel: make(chan struct{})}
+	r := &fakeRun{id: o.ID, done: make(chan struct{}), cancel: make(chan struct{}), result: f.result}
 	f.runs[o.ID] = r
 	f.starts[o.ID]++
 	f.inputs[o.ID] = in
@@ -141,11 +173,14 @@ func (f *fakeTemporal) work(r *fakeRun, in workflows.InvokeInput) {
 			o.Result = res
 		}
 	}
-	inv, _, err := f.db.FinishInvocation(ctx, in.InvocationID, o)
+	inv, updated, err := f.db.FinishInvocation(ctx, in.InvocationID, o)
 	if err != nil {
 		f.t.Errorf("FinishInvocation: %v", err)
 	}
 	r.inv = inv
+	if updated && f.observer != nil {
+		f.observer.ObserveInvocation(inv)
+	}
 }
 
 func (f *fakeTemporal) GetWorkflow(_ context.Context, id, _ string) client.WorkflowRun {
@@ -328,6 +363,67 @@ func TestInvokeSyncAsyncIdempotent(t *testing.T) {
 	}
 	e.want(e.do("GET", "/v1/invocations/"+uuid.NewString(), e.admin, nil), 404, "unknown invocation")
 	e.want(e.do("GET", "/v1/invocations/123", e.admin, nil), 400, "bad invocation id")
+}
+
+// A sync invoke's answer is the record as stored, whichever source tells the
+// end first: the worker in this process (Completions, `ferry server`),
+// Temporal's result (which leaves the event out of history; `ferry api` with
+// separate workers) or the store (a workflow that ended in error, or Temporal's
+// answer lost).
+func TestSyncAnswerSameFromEverySource(t *testing.T) {
+	sources := []struct {
+		name        string
+		result      fakeResult
+		completions bool
+	}{
+		{"worker in this process", resultNever, true},
+		{"Temporal's result", resultAsWorkflow, false},
+		{"the store", resultLost, false},
+	}
+	// The fields that name one invocation, its function or its times (each
+	// source runs on its own server and database); everything else must match.
+	perInvocation := []string{"id", "workflow_id", "run_id", "function_id", "created_at", "started_at", "finished_at"}
+	for _, event := range []string{`{"name": "ferry"}`, `{"op": "fail"}`} {
+		var first map[string]any
+		var firstFrom string
+		for _, src := range sources {
+			f := newFakeTemporal(t)
+			f.result = src.result
+			e := newEnv(t, withTemporal(f), func(d *api.Deps) {
+				if src.completions {
+					c := &activities.Completions{}
+					f.observer, d.Completions = c, c
+				}
+			})
+			deployPy(e, e.admin, "echo")
+			r := e.do("POST", "/v1/functions/echo/invoke", e.admin, event)
+			e.want(r, 200, "sync invoke answered by "+src.name)
+			got := r.body
+			for _, k := range perInvocation {
+				delete(got, k)
+			}
+			got["Ferry-Function-Error"] = r.header.Get("Ferry-Function-Error")
+			if ev, _ := json.Marshal(got["event"]); string(ev) != compactJSON(t, event) {
+				t.Errorf("event %s: answer by %s has event %s", event, src.name, ev)
+			}
+			if first == nil {
+				first, firstFrom = got, src.name
+				continue
+			}
+			if !reflect.DeepEqual(got, first) {
+				t.Errorf("event %s: answer by %s\n%v\ndiffers from the answer by %s\n%v", event, src.name, got, firstFrom, first)
+			}
+		}
+	}
+}
+
+func compactJSON(t *testing.T, s string) string {
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 func TestCancelAndRetry(t *testing.T) {

@@ -18,16 +18,16 @@ import (
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/activities"
+	"github.com/ferry-faas/ferry/workflows"
 )
 
 // Schedules live in Temporal (Schedules API), not in PostgreSQL: Temporal owns
 // when they fire; the API's definition travels in the schedule's memo.
 const (
-	schedulePrefix   = activities.ScheduleIDPrefix
-	scheduleMemoKey  = "ferry"
-	scheduledRunType = "ScheduledRun"
-	maxSchedulePay   = 256 << 10
-	minEvery         = time.Second
+	schedulePrefix  = activities.ScheduleIDPrefix
+	scheduleMemoKey = "ferry"
+	maxSchedulePay  = 256 << 10
+	minEvery        = time.Second
 )
 
 // scheduler is the Temporal client's schedule part (client.Client has it).
@@ -217,7 +217,7 @@ func (s *server) createSchedule(c echo.Context) error {
 		Memo:    map[string]any{scheduleMemoKey: stored},
 		Action: &client.ScheduleWorkflowAction{
 			ID:        schedulePrefix + sch.Name,
-			Workflow:  scheduledRunType,
+			Workflow:  workflows.ScheduledRun,
 			TaskQueue: s.TaskQueue,
 			Args: []any{activities.ScheduledRunInput{Schedule: sch.Name, Kind: kind, Target: target,
 				Version: sch.Target.Version, Payload: sch.Payload, Owner: owner, FunctionID: functionID}},

@@ -62,16 +62,27 @@ type ChainInput struct {
 	Resume *ChainResume `json:"resume,omitempty"`
 }
 
-// ChainStartOptions are the options of a RunChain start over the API: workflow
-// id = the run's, eager start, and a memo the UI shows.
-func ChainStartOptions(taskQueue string, run ferry.ChainRun) client.StartWorkflowOptions {
-	return client.StartWorkflowOptions{
-		ID:                       run.WorkflowID,
-		TaskQueue:                taskQueue,
-		EnableEagerStart:         true,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		Memo:                     map[string]any{"chain": run.Chain, "version": run.Version},
+// ChainStart starts the workflow of a recorded chain run of version v over the
+// API: workflow id = the run's, eager start, and a memo the UI shows. An input
+// too large for Temporal's history stays in the run's record only; the
+// workflow loads it from there.
+func ChainStart(taskQueue string, run ferry.ChainRun, v ferry.ChainVersion) Start {
+	in := ChainInput{ChainRunID: run.ID, Chain: v.Chain, Version: v.Version, Steps: v.Steps,
+		Input: Payload{Inline: run.Input}}
+	if len(run.Input) > activities.InlineLimit {
+		in.Input = activities.RunInputRef(run.ID)
+	}
+	return Start{
+		Options: client.StartWorkflowOptions{
+			ID:                       run.WorkflowID,
+			TaskQueue:                taskQueue,
+			EnableEagerStart:         true,
+			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+			Memo:                     map[string]any{"chain": run.Chain, "version": run.Version},
+		},
+		Workflow: RunChain,
+		Input:    in,
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/activities"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
@@ -17,6 +19,45 @@ const (
 	ErrTypeFunctionFailed  = "FunctionFailed"
 	ErrTypeFunctionTimeout = "FunctionTimeout"
 )
+
+// InvokeStart starts the workflow of a recorded invocation of version v, over
+// the API or as a retry: workflow id = invocation id, eager start (the worker in
+// the same process takes the first task without a round trip), and the search
+// attributes the UI filters on. An event too large for Temporal's history stays
+// in the invocation's record only.
+func InvokeStart(taskQueue string, inv ferry.Invocation, v ferry.Version) Start {
+	in := InvokeInput{
+		InvocationID:   inv.ID,
+		Function:       v.Function,
+		FunctionID:     v.FunctionID,
+		Version:        v.Version,
+		Event:          inv.Event,
+		AcceptedAt:     inv.CreatedAt,
+		TimeoutSeconds: v.Limits.TimeoutSeconds,
+		Retries:        v.Limits.Retries,
+	}
+	if len(inv.Event) > activities.InlineLimit {
+		in.Event, in.EventInRecord = nil, true
+	}
+	return Start{
+		Options: client.StartWorkflowOptions{
+			ID:                       inv.ID.String(),
+			TaskQueue:                taskQueue,
+			EnableEagerStart:         true,
+			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+			WorkflowExecutionTimeout: InvokeExecutionTimeout(v.Limits),
+			TypedSearchAttributes: temporal.NewSearchAttributes(
+				AttrFunction.ValueSet(v.Function),
+				AttrRuntime.ValueSet(string(v.Runtime)),
+				AttrStatus.ValueSet(string(ferry.StatusPending)),
+			),
+			Memo: map[string]any{"function": v.Function, "function_id": v.FunctionID.String(), "version": v.Version},
+		},
+		Workflow: InvokeFunction,
+		Input:    in,
+	}
+}
 
 // InvokeFunction runs one invocation. The activity records the outcome in
 // PostgreSQL; the workflow mirrors the status into the FerryStatus search

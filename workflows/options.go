@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/ferry-faas/ferry"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
@@ -12,6 +13,15 @@ import (
 // local and a regular activity, and the time budgets. Replay does not compare
 // activity options, but it does compare the kind of activity: a change to
 // functionActivity's choice goes behind workflow.GetVersion.
+
+// Start is one start of a workflow by a client: its options, the workflow
+// function itself (a typed reference, never its name) and its input. The
+// builders (InvokeStart, ChainStart) sit beside their workflows.
+type Start struct {
+	Options  client.StartWorkflowOptions
+	Workflow any
+	Input    any
+}
 
 // LocalActivityMaxSeconds is the longest function timeout that runs as a local
 // activity. Local activities save two Temporal round trips per invocation (see
