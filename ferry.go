@@ -138,6 +138,7 @@ type InvocationStatus string
 const (
 	StatusPending   InvocationStatus = "pending"
 	StatusRunning   InvocationStatus = "running"
+	StatusWaiting   InvocationStatus = "waiting" // durable: suspended in a wait or callback, no container held
 	StatusCompleted InvocationStatus = "completed"
 	StatusFailed    InvocationStatus = "failed"
 	StatusTimeout   InvocationStatus = "timeout"
@@ -146,13 +147,13 @@ const (
 
 // Final reports whether s is a terminal status.
 func (s InvocationStatus) Final() bool {
-	return s != StatusPending && s != StatusRunning && s != ""
+	return s != StatusPending && s != StatusRunning && s != StatusWaiting && s != ""
 }
 
 // Valid reports whether s is a known status.
 func (s InvocationStatus) Valid() bool {
 	switch s {
-	case StatusPending, StatusRunning, StatusCompleted, StatusFailed, StatusTimeout, StatusCancelled:
+	case StatusPending, StatusRunning, StatusWaiting, StatusCompleted, StatusFailed, StatusTimeout, StatusCancelled:
 		return true
 	}
 	return false

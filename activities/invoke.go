@@ -120,6 +120,9 @@ type RunInput struct {
 type RunOutput struct {
 	Invocation    ferry.Invocation `json:"invocation"`
 	ResultOmitted bool             `json:"result_omitted,omitempty"`
+	// Suspension is set when a durable handler stopped at a wait or a
+	// callback: the record is waiting and the workflow resumes it later.
+	Suspension *Suspension `json:"suspension,omitempty"`
 	// ErrorTruncated says Error is cut to MaxErrorText; the record has it whole.
 	ErrorTruncated bool `json:"error_truncated,omitempty"`
 }
@@ -140,6 +143,8 @@ type Invocations struct {
 	Code     *CodeCache
 	Observer Observer // optional
 	Logger   *slog.Logger
+	// CallbackBaseURL is the API's public base URL, for callback URLs.
+	CallbackBaseURL string
 
 	versions     sync.Map // versionKey → ferry.Version; versions are immutable
 	versionCount atomic.Int64
@@ -218,6 +223,21 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 		return r.status, r.err
 	})
 	defer func() { _, _ = awaitStarted() }()
+	// The operations of a durable handler's earlier runs, read while the
+	// code is prepared (an invocation that never checkpoints reads none).
+	var durable *durableRun
+	loaded := make(chan error, 1)
+	var ops []runtimes.Operation
+	if ds, ok := a.Store.(DurableStore); ok {
+		durable = &durableRun{a: a, store: ds, id: in.InvocationID, function: v.FunctionID}
+		go func() {
+			var err error
+			ops, err = durable.load(ctx)
+			loaded <- err
+		}()
+	} else {
+		loaded <- nil
+	}
 	event, err := a.event(ctx, in)
 	if err != nil {
 		return a.notStarted(ctx, in, awaitStarted, err)
@@ -246,8 +266,10 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 		// A chain step may override the version's timeout.
 		limits.TimeoutSeconds = in.TimeoutSeconds
 	}
-	began := time.Now()
-	res, err := a.Executor.Execute(ctx, runtimes.Spec{
+	if err := <-loaded; err != nil {
+		return RunOutput{}, err
+	}
+	spec := runtimes.Spec{
 		InvocationID: in.InvocationID.String(),
 		FunctionID:   v.FunctionID.String(),
 		Function:     v.Function,
@@ -259,7 +281,13 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 		Limits:       limits,
 		Env:          v.Env,
 		Event:        event,
-	})
+		Operations:   ops,
+	}
+	if durable != nil {
+		spec.Checkpoint = durable.checkpoint
+	}
+	began := time.Now()
+	res, err := a.Executor.Execute(ctx, spec)
 	if err != nil {
 		log.Warn("execute failed", "err", err)
 		if ferry.ErrorCode(err) == ferry.EINVALID {
@@ -269,6 +297,9 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 				Error: &ferry.FunctionError{Type: ErrTypeInvalidConfig, Message: ferry.ErrorMessage(err)}})
 		}
 		return RunOutput{}, err
+	}
+	if res.Suspended != "" && durable != nil {
+		return a.suspend(ctx, durable, in.InvocationID, res)
 	}
 	out := outcome(res, limits)
 	if out.Status != ferry.StatusCompleted && int(info.Attempt) <= in.Retries {
@@ -339,6 +370,22 @@ const (
 	finishRetryMin = 100 * time.Millisecond
 	finishRetryMax = 2 * time.Second
 )
+
+// suspend records that a durable handler stopped at a wait or a callback.
+func (a *Invocations) suspend(ctx context.Context, d *durableRun, id uuid.UUID, res runtimes.Result) (RunOutput, error) {
+	s, err := d.suspension(res.Suspended)
+	if err != nil {
+		return a.finish(ctx, id, postgres.Outcome{Status: ferry.StatusFailed, Logs: res.Logs,
+			Error: &ferry.FunctionError{Type: runtimes.ErrTypeProtocol, Message: err.Error()}})
+	}
+	logs := res.Logs + fmt.Sprintf("[ferry: suspended at %s %q until %s]\n", s.Kind, s.Operation, s.Until.UTC().Format(time.RFC3339Nano))
+	inv, err := d.store.SuspendInvocation(ctx, id, logs)
+	if err != nil {
+		return RunOutput{}, err
+	}
+	inv.Event, inv.Result = nil, nil
+	return RunOutput{Invocation: inv, Suspension: s}, nil
+}
 
 // event returns the invocation's event: from the input, or from the record
 // when it was too large for Temporal's history (the object store for inputs

@@ -51,6 +51,11 @@ type Spec struct {
 	Limits  ferry.Limits
 	Env     map[string]string
 	Event   json.RawMessage
+	// Operations are the checkpoints of earlier runs of a durable invocation,
+	// replayed to the handler; Checkpoint records a new one and answers the
+	// runner (nil: durable operations fail with Runtime.DurableUnavailable).
+	Operations []Operation
+	Checkpoint func(context.Context, Checkpoint) CheckpointAck
 }
 
 // Status is the outcome of one execution.
@@ -82,6 +87,9 @@ type Result struct {
 	Error   *ferry.FunctionError
 	Logs    string
 	Metrics ferry.Metrics
+	// Suspended names the wait or callback a durable handler stopped at
+	// (Status is completed then, with no result).
+	Suspended string
 }
 
 // Config configures an Executor. Zero fields take the documented defaults.

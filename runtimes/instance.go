@@ -363,10 +363,19 @@ func (e *Executor) invoke(ctx context.Context, in *instance, s Spec) (res Result
 	_ = in.conn.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = in.conn.SetDeadline(time.Now()) })
 
-	err = writeFrame(in.conn, invokeFrame{Type: frameInvoke, ID: s.InvocationID, Event: s.Event, DeadlineMS: deadline.UnixMilli()})
+	err = writeFrame(in.conn, invokeFrame{Type: frameInvoke, ID: s.InvocationID, Event: s.Event,
+		DeadlineMS: deadline.UnixMilli(), Operations: s.Operations})
 	var f frame
 	if err == nil {
 		f, err = readFrame(in.r, e.maxFrame())
+	}
+	// A durable handler's checkpoints come before its result: each is
+	// recorded and answered while the handler waits for the answer.
+	for err == nil && f.Type == frameCheckpoint {
+		err = writeFrame(in.conn, e.checkpoint(ctx, s, f))
+		if err == nil {
+			f, err = readFrame(in.r, e.maxFrame())
+		}
 	}
 	elapsed := msSince(began)
 	if !stop() {
@@ -436,6 +445,9 @@ func (e *Executor) invoke(ctx context.Context, in *instance, s Spec) (res Result
 		res.Status = StatusFailed
 		res.Error = &ferry.FunctionError{Type: ErrTypeResultTooLarge,
 			Message: fmt.Sprintf("the result of %d bytes exceeds the limit of %d bytes", len(f.Result), e.cfg.ResultLimit)}
+	case f.Suspended != "":
+		res.Status = StatusCompleted
+		res.Suspended = f.Suspended
 	default:
 		res.Status = StatusCompleted
 		res.Result = f.Result
@@ -444,6 +456,19 @@ func (e *Executor) invoke(ctx context.Context, in *instance, s Spec) (res Result
 		}
 	}
 	return res, true, nil
+}
+
+// checkpoint records one durable operation through the Spec's hook.
+func (e *Executor) checkpoint(ctx context.Context, s Spec, f frame) CheckpointAck {
+	c := f.Checkpoint
+	c.Result, c.Error, c.DurationMS = f.Result, f.Error, f.DurationMS
+	if s.Checkpoint == nil {
+		return CheckpointAck{Type: frameCheckpointAck, Error: &ferry.FunctionError{Type: "Runtime.DurableUnavailable",
+			Message: "durable operations are not available to this invocation"}}
+	}
+	ack := s.Checkpoint(ctx, c)
+	ack.Type = frameCheckpointAck
+	return ack
 }
 
 // diagnose explains why a runner went away: out of memory, or an exit.

@@ -30,6 +30,56 @@ type frame struct {
 	LogsTruncated bool                 `json:"logs_truncated,omitempty"`
 	MemoryPeak    int64                `json:"memory_peak,omitempty"`
 	CPUMS         float64              `json:"cpu_ms,omitempty"`
+	// Suspended names the wait or callback a durable handler stopped at
+	// (result frames only); the host resumes the invocation later.
+	Suspended string `json:"suspended,omitempty"`
+
+	// checkpoint (also Result, Error, DurationMS)
+	Checkpoint
+}
+
+// Checkpoint is a durable operation the runner asks the host to record, in a
+// "checkpoint" frame that the host answers with a "checkpoint_ack" frame
+// before the handler goes on (runtimes/README.md, "Durable functions").
+type Checkpoint struct {
+	Name   string `json:"name,omitempty"`
+	Kind   string `json:"kind,omitempty"`   // step, wait, callback, invoke
+	Status string `json:"status,omitempty"` // succeeded, failed; started for wait and callback
+	// Attempts of a step (its own retries).
+	Attempts int `json:"attempts,omitempty"`
+	// WaitSeconds of a wait; TimeoutSeconds of a callback.
+	WaitSeconds    float64 `json:"wait_seconds,omitempty"`
+	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"`
+	// Function and Event of an invoke.
+	Function string          `json:"function,omitempty"`
+	Event    json.RawMessage `json:"event,omitempty"`
+	// Filled from the frame by the executor: the step's result or error and run time.
+	Result     json.RawMessage      `json:"-"`
+	Error      *ferry.FunctionError `json:"-"`
+	DurationMS float64              `json:"-"`
+}
+
+// CheckpointAck answers a checkpoint: OK, or the error the operation raises
+// in the handler. A callback's ack carries its id (the token) and URL.
+type CheckpointAck struct {
+	Type        string               `json:"type"` // always "checkpoint_ack"
+	OK          bool                 `json:"ok"`
+	Error       *ferry.FunctionError `json:"error,omitempty"`
+	CallbackID  string               `json:"callback_id,omitempty"`
+	CallbackURL string               `json:"callback_url,omitempty"`
+	// Result replaces the step's own when an earlier attempt recorded the
+	// same operation first (the stored one wins).
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// Operation is a recorded operation as the invoke frame replays it to the
+// runner: completed ones return Result (or raise Error) without running again.
+type Operation struct {
+	Name   string               `json:"name"`
+	Kind   string               `json:"kind"`
+	Status string               `json:"status"`
+	Result json.RawMessage      `json:"result,omitempty"`
+	Error  *ferry.FunctionError `json:"error,omitempty"`
 }
 
 // invokeFrame is the only frame the host sends.
@@ -38,6 +88,8 @@ type invokeFrame struct {
 	ID         string          `json:"id"`
 	Event      json.RawMessage `json:"event"`
 	DeadlineMS int64           `json:"deadline_ms"` // unix epoch ms
+	// Operations the invocation recorded in earlier runs (durable functions).
+	Operations []Operation `json:"operations,omitempty"`
 }
 
 // initFrame assigns a spare to a function (runtimes/README.md, "Spares"):
@@ -58,6 +110,9 @@ const (
 	frameInitError = "init_error"
 	frameInvoke    = "invoke"
 	frameResult    = "result"
+	// Durable functions: runner → host checkpoint, host → runner its ack.
+	frameCheckpoint    = "checkpoint"
+	frameCheckpointAck = "checkpoint_ack"
 )
 
 // errFrameTooLarge is returned by readFrame when a frame exceeds the limit; the

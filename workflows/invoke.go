@@ -5,6 +5,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/activities"
@@ -67,11 +68,24 @@ func InvokeFunction(ctx workflow.Context, in InvokeInput) (InvokeOutput, error) 
 	var a *activities.Invocations
 	// Retries of infrastructure failures end in time for the failure to be
 	// recorded before the workflow's own execution timeout kills it.
-	budget := InvokeExecutionTimeout(ferry.Limits{TimeoutSeconds: in.TimeoutSeconds, Retries: in.Retries}) - finishMargin
-	run := functionActivity(ctx, in.TimeoutSeconds, budget, a.Run, in)
-
+	budget := runBudget(ferry.Limits{TimeoutSeconds: in.TimeoutSeconds, Retries: in.Retries}) - finishMargin
 	var out InvokeOutput
-	err := run.Get(ctx, &out)
+	err := functionActivity(ctx, in.TimeoutSeconds, budget, a.Run, in).Get(ctx, &out)
+	// A durable handler that stopped at a wait or a callback: sleep on a
+	// durable timer (or until the callback's signal), then run it again; it
+	// replays its recorded operations. Only new histories get here.
+	for err == nil && out.Suspension != nil && !out.Invocation.Status.Final() && ctx.Err() == nil {
+		if workflow.GetVersion(ctx, versionDurable, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			break // unreachable: no older history has a suspension
+		}
+		setStatus(ctx, ferry.StatusWaiting)
+		awaitResume(ctx, out.Suspension)
+		if ctx.Err() != nil {
+			break
+		}
+		out = InvokeOutput{}
+		err = functionActivity(ctx, in.TimeoutSeconds, budget, a.Run, in).Get(ctx, &out)
+	}
 	switch {
 	case err != nil && temporal.IsCanceledError(err) || ctx.Err() != nil:
 		out, err = finish(ctx, activities.FinishInput{InvocationID: in.InvocationID, Status: ferry.StatusCancelled,
@@ -113,6 +127,30 @@ func InvokeFunction(ctx workflow.Context, in InvokeInput) (InvokeOutput, error) 
 		msg = fmt.Sprintf("%s: %s", e.Type, e.Message)
 	}
 	return out, temporal.NewNonRetryableApplicationError(msg, typ, nil)
+}
+
+// versionDurable marks histories that may suspend (durable functions).
+const versionDurable = "durable-suspend"
+
+// awaitResume blocks until a suspension ends: its time (a wait's end or a
+// callback's timeout) or, for a callback, a callback signal. Any callback
+// signal resumes the handler, which finds in the records whether its callback
+// was completed and else suspends again; a signal that came while the handler
+// ran is still buffered, so a POST before the wait resumes it at once.
+func awaitResume(ctx workflow.Context, s *activities.Suspension) {
+	tctx, cancelTimer := workflow.WithCancel(ctx)
+	defer cancelTimer()
+	sel := workflow.NewSelector(ctx)
+	timer := workflow.NewTimer(tctx, max(s.Until.Sub(workflow.Now(ctx)), time.Millisecond))
+	sel.AddFuture(timer, func(workflow.Future) {})
+	if s.Kind == ferry.OperationCallback {
+		ch := workflow.GetSignalChannel(ctx, activities.SignalCallback)
+		sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) {
+			var name string
+			c.Receive(ctx, &name)
+		})
+	}
+	sel.Select(ctx)
 }
 
 // finish records a status decided by the workflow. It runs on a disconnected

@@ -175,7 +175,7 @@ func TestScheduledInvocationGetsInvokeExecutionTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := InvokeExecutionTimeout(ferry.Limits{TimeoutSeconds: 5, Retries: 1})
-	if want != 10*time.Second+executionMargin || got != want {
+	if want != 10*time.Second+executionMargin+ferry.MaxWait || got != want {
 		t.Fatalf("scheduled invocation's execution timeout = %v, want %v", got, want)
 	}
 	env.AssertExpectations(t)

@@ -56,10 +56,17 @@ var infraRetry = &temporal.RetryPolicy{
 	MaximumInterval:    5 * time.Second,
 }
 
-// InvokeExecutionTimeout bounds a whole invocation: every attempt's timeout plus
-// executionMargin. Every start of InvokeFunction uses it, over the API or from a
-// schedule.
+// InvokeExecutionTimeout bounds a whole invocation: the budget of one run of
+// its handler (runBudget) plus ferry.MaxWait, the longest a durable handler
+// may spend suspended. Every start of InvokeFunction uses it, over the API or
+// from a schedule. Each run's activity is bounded by runBudget on its own, so
+// an invocation that never waits still ends (and records why) within it.
 func InvokeExecutionTimeout(l ferry.Limits) time.Duration {
+	return runBudget(l) + ferry.MaxWait
+}
+
+// runBudget bounds one run of a handler: every attempt's timeout plus executionMargin.
+func runBudget(l ferry.Limits) time.Duration {
 	l = l.WithDefaults()
 	return time.Duration(l.TimeoutSeconds*(l.Retries+1))*time.Second + executionMargin
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ferry-faas/ferry"
@@ -33,6 +34,9 @@ type Config struct {
 	MaxCodeMB         int
 	MaxBodyMB         int
 	CodeCacheMB       int
+	// PublicURL is the API's address as callers reach it (callback URLs of
+	// durable functions); default http://<FERRY_LISTEN>.
+	PublicURL string
 }
 
 // LoadConfig reads the FERRY_* variables; an invalid value is an error that
@@ -60,6 +64,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		MaxBodyMB:         r.integer("FERRY_MAX_BODY_MB", 6),
 		CodeCacheMB:       r.integer("FERRY_CODE_CACHE_MB", activities.DefaultCodeCacheBytes>>20),
 	}
+	c.PublicURL = strings.TrimSuffix(r.str("FERRY_PUBLIC_URL", "http://"+c.Listen), "/")
 	return c, r.err
 }
 

@@ -100,7 +100,7 @@ func waitFinalRecord[T any](t *testing.T, s *testServer, path, what string, with
 		var rec T
 		s.do(t, http.MethodGet, path, nil, &rec)
 		switch status(rec) {
-		case "pending", "running", "":
+		case "pending", "running", "waiting", "":
 		default:
 			return rec
 		}

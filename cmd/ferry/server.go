@@ -119,8 +119,9 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 				MaxBytes: int64(cfg.CodeCacheMB) << 20, Logger: log,
 				// A folder stays while a warm container or a running invocation may mount it.
 				KeepFor: cfg.IdleTimeout + time.Duration(ferry.MaxLimits.TimeoutSeconds)*time.Second + 5*time.Minute},
-			Observer: activities.Observers{m, completions},
-			Logger:   log,
+			Observer:        activities.Observers{m, completions},
+			Logger:          log,
+			CallbackBaseURL: cfg.PublicURL,
 		}
 		chains := &activities.Chains{Store: a.db, Objects: a.objects, Invocations: invocations, Logger: log,
 			Schedules: a.temporal.ScheduleClient()}

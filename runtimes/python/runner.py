@@ -271,13 +271,209 @@ def end_processes(before):
             pass  # not our child: the container's init reaps it
 
 
+# --- durable functions ------------------------------------------------------
+# (runtimes/README.md, "Durable functions"): a step's result is checkpointed by
+# the host before the handler goes on; a later run of the handler (after a
+# crash, a retry or a wait) gets the recorded operations in its invoke frame
+# and returns their results without running them again.
+
+_channel = {"sock": None, "rfile": None, "lock": threading.Lock()}
+
+
+class StepError(FerryError):
+    """A recorded step's failure, raised again when the handler replays it."""
+
+
+class _Suspend(BaseException):
+    """Unwinds a handler that stopped at a wait or a callback (not an Exception,
+    so that `except Exception` in the handler does not catch it)."""
+
+
+def _checkpoint(frame, result_json=None):
+    body = json.dumps(frame)
+    if result_json is not None:
+        body = body[:-1] + ',"result":' + result_json + "}"
+    with _channel["lock"]:
+        send_frame(_channel["sock"], body)
+        reply = read_frame(_channel["rfile"])
+    if reply is None:
+        os._exit(0)  # the host went away
+    ack = json.loads(reply)
+    if not ack.get("ok"):
+        err = ack.get("error") or {}
+        raise FerryError(err.get("type") or "Durable.CheckpointFailed", err.get("message") or "checkpoint refused")
+    return ack
+
+
+def _seconds(duration):
+    """A number of seconds, or AWS's Duration-like {"days", "hours", "minutes", "seconds"}."""
+    if isinstance(duration, dict):
+        return (duration.get("days", 0) * 86400 + duration.get("hours", 0) * 3600
+                + duration.get("minutes", 0) * 60 + duration.get("seconds", 0))
+    for attr in ("total_seconds", "to_seconds"):
+        if hasattr(duration, attr):
+            return getattr(duration, attr)()
+    return duration
+
+
+class Callback:
+    """A callback created by create_callback: POST JSON to `url` to complete it.
+    `callback_id` and `url` are known only in the run that created it (the
+    token is never stored); use them inside a step, as wait_for_callback does."""
+
+    def __init__(self, durable, name, callback_id, url):
+        self._durable, self.name, self.callback_id, self.url = durable, name, callback_id, url
+
+    def result(self):
+        """The JSON body POSTed to the callback; suspends the handler until then."""
+        d = self._durable
+        d.check_running()
+        op = d.ops.get(self.name)
+        if op is not None and op.get("status") == "succeeded":
+            return op.get("result")
+        if op is not None and op.get("status") in ("failed", "timed_out"):
+            err = op.get("error") or {}
+            raise StepError(err.get("type") or "Callback.Timeout", err.get("message") or "callback failed")
+        d.suspend(self.name)
+
+
+class Durable:
+    """The durable operations of one run of a handler (exposed on its context)."""
+
+    def __init__(self, ops):
+        self.ops = {op["name"]: op for op in ops or ()}
+        self.used = set()
+        self.counters = {}
+        self.suspended = None
+        self.lock = threading.Lock()
+
+    def check_running(self):
+        if self.suspended is not None:
+            raise _Suspend()
+
+    def suspend(self, name):
+        self.suspended = name
+        raise _Suspend()
+
+    def begin(self, name, kind):
+        """Claims an operation name for this run: names are unique per invocation."""
+        self.check_running()
+        if name is None:
+            with self.lock:
+                n = self.counters[kind] = self.counters.get(kind, 0) + 1
+            name = "%s#%d" % (kind, n)
+        if not isinstance(name, str) or not name:
+            raise FerryError("Durable.InvalidName", "an operation name is a non-empty string")
+        with self.lock:
+            if name in self.used:
+                raise FerryError("Durable.DuplicateName",
+                                 "operation name %r is used twice in this invocation: names must be unique" % name)
+            self.used.add(name)
+        op = self.ops.get(name)
+        if op is not None and op.get("kind") != kind:
+            raise FerryError("Durable.NonDeterministic", "operation %r was recorded as a %s, not a %s: the handler "
+                             "must reach its operations in the same order on every run" % (name, op.get("kind"), kind))
+        return name, op
+
+
+class DurableContextMixin:
+    """step, wait, create_callback and wait_for_callback, named as in AWS's
+    durable execution SDK (context.step, context.wait, ...)."""
+
+    def step(self, name, fn=None, *, attempts=1, backoff_seconds=1.0, backoff_rate=2.0):
+        """Runs fn() once per invocation and returns its JSON result, recorded
+        before this returns; later runs return the recorded result. fn may take
+        one argument (a StepContext with .attempt). step(fn, name=...) works too."""
+        if callable(name) and not callable(fn):
+            name, fn = fn, name
+        d = self._durable
+        name, op = d.begin(name, "step")
+        if op is not None:
+            if op.get("status") == "succeeded":
+                return op.get("result")
+            err = op.get("error") or {}
+            raise StepError(err.get("type") or "Error", err.get("message") or "step failed")
+        takes_ctx = positional_arity(fn) >= 1
+        start = time.perf_counter()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                value = fn(StepContext(attempt)) if takes_ctx else fn()
+                break
+            except Exception as exc:  # noqa: B902 — a step's failure, retried or recorded
+                if attempt >= max(1, int(attempts)):
+                    d.check_running()
+                    _checkpoint({"type": "checkpoint", "kind": "step", "name": name, "status": "failed",
+                                 "attempts": attempt, "error": error_info(exc),
+                                 "duration_ms": round((time.perf_counter() - start) * 1000, 3)})
+                    raise
+                time.sleep(backoff_seconds * backoff_rate ** (attempt - 1))
+        try:
+            text = json.dumps(value, allow_nan=False, default=json_default)
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            raise FerryError("Step.MarshalError", "the result of step %r is not JSON: %s" % (name, exc)) from None
+        d.check_running()
+        ack = _checkpoint({"type": "checkpoint", "kind": "step", "name": name, "status": "succeeded",
+                           "attempts": attempt, "duration_ms": round((time.perf_counter() - start) * 1000, 3)}, text)
+        if "result" in ack:
+            return ack["result"]  # an earlier attempt recorded this step first
+        return json.loads(text)
+
+    def wait(self, duration=None, name=None, *, seconds=None):
+        """A durable sleep: the handler stops here and runs again once the time
+        has passed (no container is held meanwhile); earlier steps replay."""
+        if seconds is not None:
+            duration = seconds
+        if isinstance(duration, str) and name is None or isinstance(name, (int, float, dict)):
+            duration, name = name, duration  # wait("name", 5)
+        d = self._durable
+        name, op = d.begin(name, "wait")
+        if op is not None:
+            if op.get("status") == "succeeded":
+                return None
+            d.suspend(name)
+        _checkpoint({"type": "checkpoint", "kind": "wait", "name": name, "status": "started",
+                     "wait_seconds": _seconds(duration)})
+        d.suspend(name)
+
+    def create_callback(self, name=None, timeout=None):
+        """A callback: its URL (with an unguessable single-use token) completes
+        it with a JSON body; .result() waits for it."""
+        d = self._durable
+        name, op = d.begin(name, "callback")
+        if op is not None:
+            return Callback(d, name, None, None)
+        ack = _checkpoint({"type": "checkpoint", "kind": "callback", "name": name, "status": "started",
+                           "timeout_seconds": _seconds(timeout) if timeout is not None else 0})
+        return Callback(d, name, ack.get("callback_id"), ack.get("callback_url"))
+
+    def wait_for_callback(self, name=None, submitter=None, timeout=None):
+        """create_callback, then submitter(callback_id) (or submitter(callback_id,
+        callback_url)) as the step "<name>.submit", then the POSTed JSON."""
+        if callable(name):
+            name, submitter = submitter, name
+        cb = self.create_callback(name, timeout)
+        if submitter is not None:
+            two = positional_arity(submitter) >= 2
+            self.step(cb.name + ".submit",
+                      lambda: submitter(cb.callback_id, cb.url) if two else submitter(cb.callback_id))
+        return cb.result()
+
+
+class StepContext:
+    def __init__(self, attempt):
+        self.attempt = attempt
+
+
 # --- handler ----------------------------------------------------------------
 
 
-class LambdaContext:
+class LambdaContext(DurableContextMixin):
     """The context object, with AWS Lambda's attribute names."""
 
-    def __init__(self, request_id, deadline_ms):
+    def __init__(self, request_id, deadline_ms, operations=None):
+        self._durable = Durable(operations)
         self.aws_request_id = request_id
         self.function_name = os.environ.get("FERRY_FUNCTION_NAME", "")
         self.function_version = os.environ.get("FERRY_FUNCTION_VERSION", "")
@@ -479,7 +675,7 @@ def read_frame(rfile):
     return body
 
 
-def result_frame(ok, result_json, error, duration_ms, logs, truncated, cpu_ms):
+def result_frame(ok, result_json, error, duration_ms, logs, truncated, cpu_ms, suspended=None):
     head = {
         "type": "result",
         "ok": ok,
@@ -489,6 +685,9 @@ def result_frame(ok, result_json, error, duration_ms, logs, truncated, cpu_ms):
         "memory_peak": memory_peak(),
         "cpu_ms": round(cpu_ms, 3),
     }
+    if suspended is not None:
+        head["suspended"] = suspended
+        return json.dumps(head)
     if not ok:
         head["error"] = error
         return json.dumps(head)
@@ -507,7 +706,7 @@ def refuse_event(logs):
 
 
 def invoke(fn, arity, msg, logs):
-    context = LambdaContext(msg.get("id", ""), msg.get("deadline_ms") or 0)
+    context = LambdaContext(msg.get("id", ""), msg.get("deadline_ms") or 0, msg.get("operations"))
     inv = Invocation(context.aws_request_id)
     threading.main_thread()._ferry_owner = inv
     _patch_thread_pool()
@@ -529,14 +728,18 @@ def invoke(fn, arity, msg, logs):
                 and json_too_deep(result_json.encode())):
             raise FerryError("Runtime.MarshalError", "Unable to marshal the result: it is nested "
                              "deeper than the limit of %d levels" % MAX_JSON_DEPTH)
+    except _Suspend:
+        pass
     except BaseException as exc:  # noqa: B902 — sys.exit() in a handler is its error too
         ok, error = False, error_info(exc)
     duration_ms = (time.perf_counter() - start) * 1000
     end_processes(processes)
     text, truncated = logs.end()
     inv.ended = True
+    # A handler that stopped at a wait or a callback is suspended, whatever it
+    # did after (even if it caught the unwinding).
     return result_frame(ok, result_json, error, duration_ms, text,
-                        truncated, (cpu_time() - cpu0) * 1000)
+                        truncated, (cpu_time() - cpu0) * 1000, context._durable.suspended)
 
 
 def main():
@@ -615,6 +818,7 @@ def main():
 
 
 def serve(sock, rfile, fn, arity, logs):
+    _channel["sock"], _channel["rfile"] = sock, rfile
     while True:
         body = read_frame(rfile)
         if body is None:

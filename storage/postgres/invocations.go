@@ -238,7 +238,7 @@ func (db *DB) StartInvocation(ctx context.Context, id uuid.UUID, runID string, a
 	tag, err := db.pool.Exec(ctx, `UPDATE invocations SET status = 'running', attempts = attempts + 1,
 			run_id = CASE WHEN status = 'pending' THEN $2 ELSE run_id END,
 			started_at = coalesce(started_at, $3)
-		WHERE id = $1 AND status IN ('pending', 'running')`, id, runID, at)
+		WHERE id = $1 AND status IN ('pending', 'running', 'waiting')`, id, runID, at)
 	if err != nil {
 		return "", db.mapErr(err, invocationName(id))
 	}
@@ -253,6 +253,7 @@ func (db *DB) StartInvocation(ctx context.Context, id uuid.UUID, runID string, a
 }
 
 // FinishInvocation records the outcome of an invocation that is not final yet.
+// Its logs are appended to those of the runs that suspended it (durable waits).
 // Once final, a record never changes: a second call (an activity retry, or a
 // cancel racing a completion) returns the stored record and updated=false.
 func (db *DB) FinishInvocation(ctx context.Context, id uuid.UUID, o Outcome) (ferry.Invocation, bool, error) {
@@ -272,8 +273,8 @@ func (db *DB) FinishInvocation(ctx context.Context, id uuid.UUID, o Outcome) (fe
 	}
 	what := invocationName(id)
 	inv, err := scanInvocation(db.pool.QueryRow(ctx, `
-		UPDATE invocations SET status = $2, result = $3, error = $4, metrics = $5, logs = $6, finished_at = $7
-		WHERE id = $1 AND status IN ('pending', 'running')
+		UPDATE invocations SET status = $2, result = $3, error = $4, metrics = $5, logs = logs || $6, finished_at = $7
+		WHERE id = $1 AND status IN ('pending', 'running', 'waiting')
 		RETURNING `+invocationColumns,
 		id, string(o.Status), rawJSON(o.Result), errJSON, metricsJSON, cleanText(o.Logs), o.FinishedAt))
 	if err == nil {

@@ -25,10 +25,10 @@ func (db *DB) UnfinishedRecords(ctx context.Context, createdBefore, afterAt time
 	rows, err := db.pool.Query(ctx, `
 		SELECT id, workflow_id, created_at FROM (
 			SELECT id, workflow_id, created_at FROM invocations
-			WHERE status IN ('pending', 'running') AND created_at < $1 AND (created_at, id) > ($2, $3)
+			WHERE status IN ('pending', 'running', 'waiting') AND created_at < $1 AND (created_at, id) > ($2, $3)
 			UNION ALL
 			SELECT id, workflow_id, created_at FROM chain_runs
-			WHERE status IN ('pending', 'running') AND created_at < $1 AND (created_at, id) > ($2, $3)
+			WHERE status IN ('pending', 'running', 'waiting') AND created_at < $1 AND (created_at, id) > ($2, $3)
 		) r ORDER BY created_at, id LIMIT $4`, createdBefore, afterAt, afterID, n)
 	if err != nil {
 		return nil, db.mapErr(err, "unfinished records")
@@ -62,13 +62,13 @@ func (db *DB) CloseWorkflowRecords(ctx context.Context, id uuid.UUID, status fer
 	err = db.tx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE chain_runs SET status = $2, error = $3, finished_at = $4,
 				started_at = coalesce(started_at, $4)
-			WHERE id = $1 AND status IN ('pending', 'running')`, id, string(status), errJSON, at)
+			WHERE id = $1 AND status IN ('pending', 'running', 'waiting')`, id, string(status), errJSON, at)
 		if err != nil {
 			return err
 		}
 		n += int(tag.RowsAffected())
 		tag, err = tx.Exec(ctx, `UPDATE invocations SET status = $2, error = $3, finished_at = $4
-			WHERE (id = $1 OR chain_run_id = $1) AND status IN ('pending', 'running')`, id, string(status), errJSON, at)
+			WHERE (id = $1 OR chain_run_id = $1) AND status IN ('pending', 'running', 'waiting')`, id, string(status), errJSON, at)
 		n += int(tag.RowsAffected())
 		return err
 	})
