@@ -15,6 +15,9 @@ type Step struct {
 	Function string `json:"function,omitempty"`
 	// Version pins the function's version; 0 means the latest at chain start.
 	Version int `json:"version,omitempty"`
+	// Alias names the function's alias instead (not with Version): it picks
+	// the version when the run starts, by the alias's weights.
+	Alias string `json:"alias,omitempty"`
 	// Parallel runs branches concurrently on the same input; the output is the
 	// array of their outputs, in order.
 	Parallel []Step `json:"parallel,omitempty"`
@@ -126,6 +129,8 @@ func validateStep(s Step, path string, depth int, n *int) error {
 		switch {
 		case s.Version != 0:
 			return Errorf(EINVALID, "%s.version: only function steps have a version", path)
+		case s.Alias != "":
+			return Errorf(EINVALID, "%s.alias: only function steps have an alias", path)
 		case s.Compensate != "":
 			return Errorf(EINVALID, "%s.compensate: only function steps can be compensated", path)
 		case s.Retries != 0 || s.TimeoutSeconds != 0:
@@ -142,6 +147,14 @@ func validateStep(s Step, path string, depth int, n *int) error {
 		}
 		if s.Version < 0 || s.Version > MaxVersion {
 			return Errorf(EINVALID, "%s.version: must be between 1 and %d (0 or none for the latest)", path, MaxVersion)
+		}
+		if s.Alias != "" {
+			if s.Version != 0 {
+				return Errorf(EINVALID, "%s: set version or alias, not both", path)
+			}
+			if err := ValidateAliasName(path+".alias", s.Alias); err != nil {
+				return err
+			}
 		}
 		if s.Compensate != "" && !chainFunctionName.MatchString(s.Compensate) {
 			return Errorf(EINVALID, "%s.compensate: not a valid function name (%q)", path, s.Compensate)

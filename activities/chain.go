@@ -56,6 +56,7 @@ const (
 // ChainStore is what the chain activities need from PostgreSQL.
 type ChainStore interface {
 	GetVersion(ctx context.Context, name string, version int) (ferry.Version, error)
+	ResolveAlias(ctx context.Context, function, name string, u float64) (ferry.Version, ferry.Alias, error)
 	GetInvocation(ctx context.Context, id uuid.UUID) (ferry.Invocation, error)
 	GetChainRun(ctx context.Context, id uuid.UUID) (ferry.ChainRun, error)
 	CreateInvocation(ctx context.Context, inv ferry.Invocation) (ferry.Invocation, bool, error)
@@ -96,7 +97,7 @@ type BeginOutput struct {
 func (a *Chains) BeginChain(ctx context.Context, in BeginInput) (BeginOutput, error) {
 	steps := make([]ferry.Step, len(in.Steps))
 	for i, s := range in.Steps {
-		p, err := a.pin(ctx, s, strconv.Itoa(i))
+		p, err := a.pin(ctx, in.ChainRunID, s, strconv.Itoa(i))
 		if err != nil {
 			return BeginOutput{}, err
 		}
@@ -109,12 +110,12 @@ func (a *Chains) BeginChain(ctx context.Context, in BeginInput) (BeginOutput, er
 	return BeginOutput{Steps: steps}, nil
 }
 
-func (a *Chains) pin(ctx context.Context, s ferry.Step, path string) (ferry.Step, error) {
+func (a *Chains) pin(ctx context.Context, run uuid.UUID, s ferry.Step, path string) (ferry.Step, error) {
 	switch s.Kind() {
 	case ferry.StepParallel:
 		branches := make([]ferry.Step, len(s.Parallel))
 		for i, b := range s.Parallel {
-			p, err := a.pin(ctx, b, fmt.Sprintf("%s.parallel[%d]", path, i))
+			p, err := a.pin(ctx, run, b, fmt.Sprintf("%s.parallel[%d]", path, i))
 			if err != nil {
 				return s, err
 			}
@@ -123,7 +124,7 @@ func (a *Chains) pin(ctx context.Context, s ferry.Step, path string) (ferry.Step
 		s.Parallel = branches
 		return s, nil
 	case ferry.StepMap:
-		inner, err := a.pin(ctx, *s.Map, path+".map")
+		inner, err := a.pin(ctx, run, *s.Map, path+".map")
 		if err != nil {
 			return s, err
 		}
@@ -133,7 +134,15 @@ func (a *Chains) pin(ctx context.Context, s ferry.Step, path string) (ferry.Step
 		}
 		return s, nil
 	}
-	v, err := a.version(ctx, s.Function, s.Version, path)
+	var v ferry.Version
+	var err error
+	if s.Alias != "" {
+		// Drawn from the run and the step: a retried BeginChain picks the same.
+		v, _, err = a.Store.ResolveAlias(ctx, s.Function, s.Alias, ferry.AliasDraw(run.String()+"\x00"+path))
+		err = stepNotFound(err, path)
+	} else {
+		v, err = a.version(ctx, s.Function, s.Version, path)
+	}
 	if err != nil {
 		return s, err
 	}
@@ -157,11 +166,17 @@ func (a *Chains) pin(ctx context.Context, s ferry.Step, path string) (ferry.Step
 
 func (a *Chains) version(ctx context.Context, name string, version int, path string) (ferry.Version, error) {
 	v, err := a.Store.GetVersion(ctx, name, version)
+	return v, stepNotFound(err, path)
+}
+
+// stepNotFound fails the chain without retries when a step's function,
+// version or alias is missing.
+func stepNotFound(err error, path string) error {
 	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-		return v, temporal.NewNonRetryableApplicationError(
+		return temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("step %s: %s", path, ferry.ErrorMessage(err)), ErrTypeStepNotFound, nil)
 	}
-	return v, err
+	return err
 }
 
 // StepInput runs one function step of a chain run.

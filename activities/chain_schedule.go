@@ -43,11 +43,13 @@ type SchedulePauser interface {
 
 // ScheduledRunInput is what a schedule starts: one run of a function or chain.
 type ScheduledRunInput struct {
-	Schedule string          `json:"schedule"`
-	Kind     string          `json:"kind"` // function or chain
-	Target   string          `json:"target"`
-	Version  int             `json:"version,omitempty"` // 0: latest when the schedule fires
-	Payload  json.RawMessage `json:"payload,omitempty"`
+	Schedule string `json:"schedule"`
+	Kind     string `json:"kind"` // function or chain
+	Target   string `json:"target"`
+	Version  int    `json:"version,omitempty"` // 0: latest when the schedule fires
+	// Alias, for a function target, picks the version when the schedule fires.
+	Alias   string          `json:"alias,omitempty"`
+	Payload json.RawMessage `json:"payload,omitempty"`
 	// Owner is the API key that created the schedule: a firing after its
 	// revocation does not run the target. Nil for schedules older than owners.
 	Owner uuid.UUID `json:"owner,omitempty"`
@@ -90,7 +92,7 @@ func (a *Chains) CreateScheduledRun(ctx context.Context, in ScheduledRunInput) (
 	case TargetFunction:
 		inv, err := a.Store.GetInvocation(ctx, id)
 		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-			v, reason, verr := a.refusal(ctx, store, in)
+			v, reason, verr := a.refusal(ctx, store, in, id)
 			switch {
 			case verr != nil:
 				return ScheduledRunRecord{}, notFound(verr)
@@ -116,7 +118,7 @@ func (a *Chains) CreateScheduledRun(ctx context.Context, in ScheduledRunInput) (
 	case TargetChain:
 		run, err := store.GetChainRun(ctx, id)
 		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-			_, reason, rerr := a.refusal(ctx, store, in)
+			_, reason, rerr := a.refusal(ctx, store, in, id)
 			switch {
 			case rerr != nil:
 				return ScheduledRunRecord{}, rerr
@@ -145,8 +147,8 @@ func (a *Chains) CreateScheduledRun(ctx context.Context, in ScheduledRunInput) (
 // refusal says why a firing must not run its target, or "": the key that
 // created the schedule is revoked, or the function it was created for was
 // deleted (whatever now has its name is another function). For a function
-// target it also returns the version to run.
-func (a *Chains) refusal(ctx context.Context, store ScheduleStore, in ScheduledRunInput) (ferry.Version, string, error) {
+// target it also returns the version to run (an alias's pick for the firing id).
+func (a *Chains) refusal(ctx context.Context, store ScheduleStore, in ScheduledRunInput, id uuid.UUID) (ferry.Version, string, error) {
 	if in.Owner != uuid.Nil {
 		k, err := store.KeyByID(ctx, in.Owner)
 		switch {
@@ -161,7 +163,19 @@ func (a *Chains) refusal(ctx context.Context, store ScheduleStore, in ScheduledR
 	if in.Kind != TargetFunction {
 		return ferry.Version{}, "", nil
 	}
-	v, err := a.Store.GetVersion(ctx, in.Target, in.Version)
+	var v ferry.Version
+	var err error
+	if in.Alias != "" {
+		// Drawn from the firing's record id: a retried firing picks the same.
+		v, _, err = a.Store.ResolveAlias(ctx, in.Target, in.Alias, ferry.AliasDraw(id.String()))
+		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+			if f, ferr := a.Store.GetVersion(ctx, in.Target, 0); ferr == nil && (in.FunctionID == uuid.Nil || f.FunctionID == in.FunctionID) {
+				return ferry.Version{}, fmt.Sprintf("schedule %q was not run: %s; the schedule is paused", in.Schedule, ferry.ErrorMessage(err)), nil
+			}
+		}
+	} else {
+		v, err = a.Store.GetVersion(ctx, in.Target, in.Version)
+	}
 	if in.FunctionID != uuid.Nil && (ferry.ErrorCode(err) == ferry.ENOTFOUND || err == nil && v.FunctionID != in.FunctionID) {
 		return ferry.Version{}, fmt.Sprintf("schedule %q was not run: the function %q (id %s) it was created for was deleted; a function created later under that name is another one; the schedule is paused",
 			in.Schedule, in.Target, in.FunctionID), nil

@@ -691,3 +691,7 @@ func TestRunAttemptsCounted(t *testing.T) {
 		t.Fatalf("record %s with %d attempts, want failed with 2", rec.Status, rec.Attempts)
 	}
 }
+
+func (s *fakeStore) ResolveAlias(ctx context.Context, function, name string, u float64) (ferry.Version, ferry.Alias, error) {
+	return ferry.Version{}, ferry.Alias{}, ferry.Errorf(ferry.ENOTFOUND, "alias %q of function %q not found", name, function)
+}

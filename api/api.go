@@ -29,6 +29,12 @@ type Store interface {
 	GetVersion(ctx context.Context, name string, version int) (ferry.Version, error)
 	ListVersions(ctx context.Context, name string, p ferry.Page) ([]ferry.Version, string, error)
 	DeleteFunction(ctx context.Context, name string) (uuid.UUID, []string, error)
+	SetAlias(ctx context.Context, function, name string, t ferry.AliasTarget, description string) (ferry.Alias, bool, error)
+	GetAlias(ctx context.Context, function, name string) (ferry.Alias, error)
+	ListAliases(ctx context.Context, function string) ([]ferry.Alias, error)
+	DeleteAlias(ctx context.Context, function, name string) error
+	RollbackAlias(ctx context.Context, function, name string) (ferry.Alias, error)
+	ResolveAlias(ctx context.Context, function, name string, u float64) (ferry.Version, ferry.Alias, error)
 	CreateInvocation(ctx context.Context, inv ferry.Invocation) (ferry.Invocation, bool, error)
 	GetInvocation(ctx context.Context, id uuid.UUID) (ferry.Invocation, error)
 	ListInvocations(ctx context.Context, f postgres.InvocationFilter, p ferry.Page) ([]ferry.Invocation, string, error)

@@ -157,6 +157,15 @@ func (s *server) checkStep(ctx context.Context, st ferry.Step, path string) erro
 	if err := check("function", st.Function, st.Version); err != nil {
 		return err
 	}
+	if st.Alias != "" {
+		_, err := s.Store.GetAlias(ctx, st.Function, st.Alias)
+		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+			return ferry.Errorf(ferry.EINVALID, "%s.alias: %s", path, ferry.ErrorMessage(err))
+		}
+		if err != nil {
+			return err
+		}
+	}
 	if err := check("compensate", st.Compensate, st.CompensateVersion); err != nil {
 		return err
 	}

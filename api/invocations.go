@@ -35,7 +35,7 @@ func (s *server) invoke(c echo.Context) error {
 	if err := s.require(c, name, ferry.PermExecute); err != nil {
 		return err
 	}
-	version, err := versionParam(c)
+	asked, err := targetParams(c)
 	if err != nil {
 		return err
 	}
@@ -48,7 +48,7 @@ func (s *server) invoke(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	v, err := s.Store.GetVersion(ctx, name, version)
+	v, err := s.resolve(c, name, asked, req.idempotencyKey)
 	if err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func (s *server) invoke(c echo.Context) error {
 	}
 	inv, created, err := s.Store.CreateInvocation(ctx, ferry.Invocation{
 		ID: id, Function: v.Function, FunctionID: v.FunctionID, Version: v.Version, Status: ferry.StatusPending,
-		Event: req.input, IdempotencyKey: req.idempotencyKey, RequestHash: req.hash(version),
+		Event: req.input, IdempotencyKey: req.idempotencyKey, RequestHash: req.hashTarget(asked),
 		WorkflowID: id.String(), CreatedAt: time.Now(),
 	})
 	if err != nil {
@@ -115,13 +115,26 @@ type invokeRequest struct {
 // hash identifies what an Idempotency-Key asks for: the version asked for (0:
 // the latest at the time) and the body.
 func (r invokeRequest) hash(version int) string {
+	return r.hashOf(strconv.Itoa(version))
+}
+
+// hashOf identifies an Idempotency-Key's request: what it asked for and the body.
+func (r invokeRequest) hashOf(asked string) string {
 	if r.idempotencyKey == "" {
 		return ""
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "%d\n", version)
+	fmt.Fprintf(h, "%s\n", asked)
 	h.Write(r.input)
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// hashTarget is hash for a function's target: its version, or its alias.
+func (r invokeRequest) hashTarget(t target) string {
+	if t.alias == "" {
+		return r.hash(t.version)
+	}
+	return r.hashOf("alias " + t.alias)
 }
 
 // readInvokeRequest reads the async preference, the Idempotency-Key header and

@@ -31,6 +31,11 @@ func (s *server) routes(e *echo.Echo) {
 	e.DELETE("/v1/functions/:name", s.deleteFunction, auth)
 	e.GET("/v1/functions/:name/versions", s.listVersions, auth)
 	e.POST("/v1/functions/:name/invoke", s.invoke, auth, body)
+	e.GET("/v1/functions/:name/aliases", s.listAliases, auth)
+	e.GET("/v1/functions/:name/aliases/:alias", s.getAlias, auth)
+	e.PUT("/v1/functions/:name/aliases/:alias", s.setAlias, auth, body)
+	e.DELETE("/v1/functions/:name/aliases/:alias", s.deleteAlias, auth)
+	e.POST("/v1/functions/:name/aliases/:alias/rollback", s.rollbackAlias, auth, body)
 	e.POST("/v1/functions/:name/permissions", s.grantPermission, auth, body)
 	e.DELETE("/v1/functions/:name/permissions", s.revokePermission, auth, body)
 

@@ -40,6 +40,9 @@ type ScheduleTarget struct {
 	Function string `json:"function,omitempty"`
 	Chain    string `json:"chain,omitempty"`
 	Version  int    `json:"version,omitempty"` // 0: the latest when it fires
+	// Alias names a function's alias instead of a version: each firing runs
+	// the version it picks then.
+	Alias string `json:"alias,omitempty"`
 	// FunctionID is the target function's identity when the schedule was
 	// created (set by the server): firings never run another function that
 	// took its name after a delete.
@@ -135,6 +138,17 @@ func (s *server) validateSchedule(c echo.Context, sch *Schedule) error {
 	if sch.Target.Version < 0 || sch.Target.Version > ferry.MaxVersion {
 		return ferry.Errorf(ferry.EINVALID, "target.version: must be between 1 and %d (0 or none for the latest)", ferry.MaxVersion)
 	}
+	if sch.Target.Alias != "" {
+		switch {
+		case sch.Target.Function == "":
+			return ferry.Errorf(ferry.EINVALID, "target.alias: only functions have aliases")
+		case sch.Target.Version != 0:
+			return ferry.Errorf(ferry.EINVALID, "target: set version or alias, not both")
+		}
+		if err := ferry.ValidateAliasName("target.alias", sch.Target.Alias); err != nil {
+			return err
+		}
+	}
 	if sch.Overlap == "" {
 		sch.Overlap = "skip"
 	}
@@ -150,7 +164,16 @@ func (s *server) validateSchedule(c echo.Context, sch *Schedule) error {
 		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
 			return ferry.Errorf(ferry.EINVALID, "target.function: %s", ferry.ErrorMessage(err))
 		}
+		if err != nil {
+			return err
+		}
 		sch.Target.FunctionID = &v.FunctionID
+		if sch.Target.Alias != "" {
+			_, err = s.Store.GetAlias(ctx, sch.Target.Function, sch.Target.Alias)
+			if ferry.ErrorCode(err) == ferry.ENOTFOUND {
+				return ferry.Errorf(ferry.EINVALID, "target.alias: %s", ferry.ErrorMessage(err))
+			}
+		}
 		return err
 	}
 	cs, err := s.chainStore()
@@ -220,7 +243,7 @@ func (s *server) createSchedule(c echo.Context) error {
 			Workflow:  workflows.ScheduledRun,
 			TaskQueue: s.TaskQueue,
 			Args: []any{activities.ScheduledRunInput{Schedule: sch.Name, Kind: kind, Target: target,
-				Version: sch.Target.Version, Payload: sch.Payload, Owner: owner, FunctionID: functionID}},
+				Version: sch.Target.Version, Alias: sch.Target.Alias, Payload: sch.Payload, Owner: owner, FunctionID: functionID}},
 		},
 	})
 	var exists *serviceerror.AlreadyExists

@@ -66,6 +66,7 @@ func readData(data string, stdin io.Reader) ([]byte, error) {
 // invokeOptions are the flags `ferry invoke` and `ferry chain invoke` share.
 type invokeOptions struct {
 	data, idempotencyKey string
+	alias                string // functions only
 	async                bool
 	version              int
 }
@@ -83,6 +84,9 @@ func (c *client) postInvoke(cmd *cobra.Command, path, wait string, opts invokeOp
 	q := url.Values{}
 	if opts.version != 0 { // the API refuses a negative one, naming the flag's field
 		q.Set("version", strconv.Itoa(opts.version))
+	}
+	if opts.alias != "" {
+		q.Set("alias", opts.alias)
 	}
 	if opts.async {
 		q.Set("async", "true")
@@ -111,6 +115,7 @@ cancelled.
 
 ` + exitCodesHelp,
 		Example: `  ferry invoke hello --data '{"name": "Ferry"}'
+  ferry invoke hello --alias prod
   ferry invoke resize --data @event.json --async
   ferry invoke hello -o json | jq .result`,
 		Args: exactArgs(1, "a function NAME"),
@@ -150,6 +155,7 @@ cancelled.
 	fl.StringVarP(&opts.data, "data", "d", "", "event: JSON, @file, or @- for stdin (default null)")
 	fl.BoolVar(&opts.async, "async", false, "do not wait: print the invocation id")
 	fl.IntVar(&opts.version, "version", 0, "invoke this version instead of the latest")
+	fl.StringVar(&opts.alias, "alias", "", "invoke the version this alias picks (see ferry alias)")
 	fl.StringVar(&opts.idempotencyKey, "idempotency-key", "", "same key, same invocation: a retried command never runs the function twice")
 	return cmd
 }

@@ -57,7 +57,7 @@ func schedulesCommand(cfg *clientConfig) *cobra.Command {
 }
 
 func scheduleCreateCommand(cfg *clientConfig) *cobra.Command {
-	var cron, every, function, chain, data, overlap string
+	var cron, every, function, chain, data, overlap, alias string
 	var version int
 	var paused bool
 	cmd := &cobra.Command{
@@ -75,7 +75,7 @@ func scheduleCreateCommand(cfg *clientConfig) *cobra.Command {
 				return usageError("set exactly one of --function or --chain")
 			}
 			body := map[string]any{"name": args[0], "overlap": overlap, "paused": paused,
-				"target": map[string]any{"function": function, "chain": chain, "version": version}}
+				"target": map[string]any{"function": function, "chain": chain, "version": version, "alias": alias}}
 			if cron != "" {
 				body["cron"] = cron
 			}
@@ -113,6 +113,7 @@ func scheduleCreateCommand(cfg *clientConfig) *cobra.Command {
 	cmd.Flags().StringVar(&function, "function", "", "function to invoke")
 	cmd.Flags().StringVar(&chain, "chain", "", "chain to run")
 	cmd.Flags().IntVar(&version, "version", 0, "pin the target's version (default: latest at each run)")
+	cmd.Flags().StringVar(&alias, "alias", "", "run the function's alias instead of a version (picked at each run)")
 	cmd.Flags().StringVarP(&data, "data", "d", "", "payload: JSON, @file or @- (stdin)")
 	cmd.Flags().StringVar(&overlap, "overlap", "skip", "when a run is still going: skip, buffer or allow")
 	cmd.Flags().BoolVar(&paused, "paused", false, "create it paused")
