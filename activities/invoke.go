@@ -204,25 +204,6 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	if err != nil {
 		return RunOutput{}, err
 	}
-	// Mark the record running (one more attempt) while the code is prepared.
-	// The function starts only after that write: a record that cannot be
-	// marked is retried by Temporal without running anything, and a record
-	// already final (a replay re-running a local activity whose result never
-	// reached history, a retry after a lost reply) is returned as it is.
-	type started struct {
-		status ferry.InvocationStatus
-		err    error
-	}
-	startC := make(chan started, 1)
-	go func() {
-		st, err := a.Store.StartInvocation(ctx, in.InvocationID, info.WorkflowExecution.RunID, time.Now())
-		startC <- started{st, err}
-	}()
-	awaitStarted := sync.OnceValues(func() (ferry.InvocationStatus, error) {
-		r := <-startC
-		return r.status, r.err
-	})
-	defer func() { _, _ = awaitStarted() }()
 	// The operations of a durable handler's earlier runs, read while the
 	// code is prepared (an invocation that never checkpoints reads none).
 	var durable *durableRun
@@ -240,7 +221,7 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	}
 	event, err := a.event(ctx, in)
 	if err != nil {
-		return a.notStarted(ctx, in, awaitStarted, err)
+		return RunOutput{}, err
 	}
 	codeDir, err := a.Code.Dir(ctx, v)
 	if err != nil {
@@ -248,13 +229,24 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 			return a.finish(ctx, in.InvocationID, postgres.Outcome{Status: ferry.StatusFailed,
 				Error: &ferry.FunctionError{Type: "BuildError", Message: ferry.ErrorMessage(err)}})
 		}
-		return a.notStarted(ctx, in, awaitStarted, err)
+		return RunOutput{}, err
 	}
-	if status, err := awaitStarted(); err != nil || status.Final() {
-		if err == nil {
-			log.Info("invocation already final, not running it again", "status", status)
+	// The function starts only after its record is marked running (one more
+	// attempt; the code is ready, so attempts counts starts): a record that
+	// cannot be marked is retried by Temporal without running anything, and a
+	// record already final (a replay re-running a local activity whose result
+	// never reached history, a retry after a lost reply) is returned as it is.
+	status, err := a.Store.StartInvocation(ctx, in.InvocationID, info.WorkflowExecution.RunID, time.Now())
+	if err != nil {
+		return RunOutput{}, err
+	}
+	if status.Final() {
+		log.Info("invocation already final, not running it again", "status", status)
+		inv, err := a.Store.GetInvocation(ctx, in.InvocationID)
+		if err != nil {
+			return RunOutput{}, err
 		}
-		return a.recorded(ctx, in.InvocationID, err)
+		return historyOutput(inv), nil
 	}
 
 	if !info.IsLocalActivity {
@@ -317,27 +309,6 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	// The function ran: its outcome is recorded by retrying the write, never
 	// by running it again.
 	return a.finishRetrying(ctx, log, in.InvocationID, out)
-}
-
-// notStarted answers an error that came before the function started: the
-// stored record when it is already final, else err for Temporal to retry.
-func (a *Invocations) notStarted(ctx context.Context, in RunInput, awaitStarted func() (ferry.InvocationStatus, error), err error) (RunOutput, error) {
-	if status, serr := awaitStarted(); serr == nil && status.Final() {
-		return a.recorded(ctx, in.InvocationID, nil)
-	}
-	return RunOutput{}, err
-}
-
-// recorded returns the stored final record of id, or err when it is set.
-func (a *Invocations) recorded(ctx context.Context, id uuid.UUID, err error) (RunOutput, error) {
-	if err != nil {
-		return RunOutput{}, err
-	}
-	inv, err := a.Store.GetInvocation(ctx, id)
-	if err != nil {
-		return RunOutput{}, err
-	}
-	return historyOutput(inv), nil
 }
 
 // finishRetrying records o, retrying a failed write with back-off (at most

@@ -358,9 +358,9 @@ func TestRunCompletedRecordedOnce(t *testing.T) {
 	}
 }
 
-// TestRunRunningNeverAfterFinal: the "running" write runs concurrently with
-// preparing the code; a slow one still lands before the final write, for a
-// completed run and for one the engine refuses.
+// TestRunRunningNeverAfterFinal: a slow "running" write lands before the
+// function starts and so before the final write, for a completed run and for
+// one the engine refuses.
 func TestRunRunningNeverAfterFinal(t *testing.T) {
 	for name, execute := range map[string]func(context.Context, runtimes.Spec) (runtimes.Result, error){
 		"completed": returns(runtimes.Result{Status: runtimes.StatusCompleted, Result: json.RawMessage(`1`)}),
