@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -244,6 +245,10 @@ type Executor struct {
 	// container was killed, before its removal.
 	afterKill func(id string, deadline, exited time.Time)
 
+	// alive listens on runDir/pool-<poolID>.sock while the executor lives:
+	// other executors' reapers probe it (reaper.go).
+	alive *net.UnixListener
+
 	bg         sync.WaitGroup // background removals
 	stopReaper context.CancelFunc
 	reaperDone chan struct{}
@@ -319,6 +324,9 @@ func newExecutor(ctx context.Context, docker dockerAPI, cfg Config) (*Executor, 
 		e.engineCPUs = float64(runtime.NumCPU())
 	}
 	if err := e.ensureNetwork(ctx); err != nil {
+		return nil, err
+	}
+	if e.alive, err = listenAlive(runDir, e.poolID); err != nil {
 		return nil, err
 	}
 	e.reap(ctx)
@@ -409,8 +417,10 @@ func (e *Executor) Close(ctx context.Context) error {
 	go func() { e.spareWG.Wait(); e.bg.Wait(); close(done) }()
 	select {
 	case <-done:
+		_ = e.alive.Close() // its containers are gone: nothing left to guard
 		return nil
 	case <-ctx.Done():
+		_ = e.alive.Close()
 		return ferry.Errorf(ferry.EUNAVAILABLE, "runtimes: close: %v", ctx.Err())
 	}
 }

@@ -697,13 +697,8 @@ func TestReaper(t *testing.T) {
 	if len(ins) != 3 {
 		t.Fatalf("%d containers, want 3", len(ins))
 	}
-	// Simulate a crash of the owner: for the first container the runner sees
-	// its connection drop (it exits); for the second the listener dies but
-	// the socket file stays, as when a process is killed; the third stays
-	// owned by a live listener.
+	// The first container's runner sees its connection drop and exits.
 	_ = ins[0].conn.Close()
-	ins[1].ln.SetUnlinkOnClose(false)
-	_ = ins[1].ln.Close()
 
 	// Another executor on the same host, sharing the data folder.
 	other := newTestExecutor(t, Config{DataDir: owner.cfg.DataDir})
@@ -714,30 +709,50 @@ func TestReaper(t *testing.T) {
 		info, err := other.docker.ContainerInspect(context.Background(), ins[0].id)
 		return err == nil && !info.State.Running
 	})
-	// A running container of a dead owner goes at once, whatever its age (its
-	// invocation may soon run on another worker); a stopped one only after
-	// orphanAfter.
-	other.reap(context.Background())
-	left, err := other.listPool(context.Background(), owner.poolID)
-	if err != nil {
-		t.Fatal(err)
+	left := func() []string {
+		t.Helper()
+		ids, err := other.listPool(context.Background(), owner.poolID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(ids)
+		return ids
 	}
-	if len(left) != 2 || slices.Contains(left, ins[1].id) {
-		t.Fatalf("after the first reap, the owner's containers are %v, want all but %s", left, ins[1].id)
+	ids := func(ins ...*instance) []string {
+		var out []string
+		for _, in := range ins {
+			out = append(out, in.id)
+		}
+		slices.Sort(out)
+		return out
+	}
+	// While the owner lives, nothing of it goes (the stopped one is young).
+	other.reap(context.Background())
+	if got := left(); !slices.Equal(got, ids(ins...)) {
+		t.Fatalf("owner alive: its containers are %v, want all three", got)
+	}
+	// The owner dies: its liveness listener closes, the socket file stays, as
+	// when its process is killed. Its running containers go at once, whatever
+	// their age (their invocations may soon run on another worker); the
+	// stopped one only after orphanAfter.
+	owner.alive.SetUnlinkOnClose(false)
+	_ = owner.alive.Close()
+	other.reap(context.Background())
+	if got := left(); !slices.Equal(got, ids(ins[0])) {
+		t.Fatalf("owner dead: its containers are %v, want only the stopped %s", got, ins[0].id)
 	}
 	other.orphanAfter = time.Millisecond
 	other.reap(context.Background())
-	left, err = other.listPool(context.Background(), owner.poolID)
-	if err != nil {
-		t.Fatal(err)
+	if got := left(); len(got) != 0 {
+		t.Fatalf("after orphanAfter: the owner's containers are %v, want none", got)
 	}
-	if len(left) != 1 || left[0] != ins[2].id {
-		t.Fatalf("after reaping, the owner's containers are %v, want only %s", left, ins[2].id)
-	}
-	for _, in := range ins[:2] {
+	for _, in := range ins {
 		if _, err := os.Stat(in.runDir); !os.IsNotExist(err) {
 			t.Errorf("run folder %s of a reaped container remains", in.runDir)
 		}
+	}
+	if _, err := os.Stat(aliveSocket(owner.runDir, owner.poolID)); !os.IsNotExist(err) {
+		t.Errorf("the dead owner's liveness socket remains")
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+
+	"github.com/ferry-faas/ferry"
 )
 
 // Orphans. Several executors (workers) may share one Docker engine, and each
@@ -24,17 +26,20 @@ import (
 //     orphanAfter (start-up timeout + 1 min) ago. A live executor removes the containers it stops at once
 //     and starts the ones it creates within milliseconds, so a stopped one that
 //     old was left behind by a crash; or
-//   - it is running and its owner's protocol socket (the bind-mounted run
-//     folder, visible on this host) refuses connections, whatever its age:
-//     every executor listens there from before the container's creation to its
-//     removal, and the kernel closes the listener (leaving the file) when the
-//     executor's process dies. Such a container may be running the function of
-//     an invocation that Temporal is about to hand to another worker (after
-//     10 s: docs/RELIABILITY.md), so it is stopped at once: by the restarted
-//     worker's first reap, or by any other worker on the host within
-//     reapInterval. A socket that cannot be checked (another mount namespace)
-//     is left alone; its runner exits when its connection drops (between
-//     invocations), and then the first rule applies.
+//   - it is running and its owner's liveness socket (pool-<pool id>.sock
+//     beside the container's bind-mounted run folder, visible on this host)
+//     refuses connections, whatever its age: every executor listens there
+//     for its lifetime, and the kernel closes the listener (leaving the file)
+//     when the executor's process dies. Such a container may be running the
+//     function of an invocation that Temporal is about to hand to another
+//     worker (after 10 s: docs/RELIABILITY.md), so it is stopped at once: by
+//     the restarted worker's first reap, or by any other worker on the host
+//     within reapInterval. (Not the container's own protocol socket: during
+//     a start-up its first connection is taken for the runner's.) Containers
+//     of executors older than liveness sockets are judged by their protocol
+//     socket once older than orphanAfter. A socket that cannot be checked
+//     (another mount namespace) is left alone; its runner exits when its
+//     connection drops (between invocations), and then the first rule applies.
 //
 // Containers of this executor's own pool that it does not know (creation
 // answered with an error after the engine had created it) are removed after
@@ -143,9 +148,10 @@ func (e *Executor) reap(ctx context.Context) {
 				runSrc = m.Source
 			}
 		}
-		orphan := now.Sub(time.Unix(c.Created, 0)) >= e.orphanAfter
+		old := now.Sub(time.Unix(c.Created, 0)) >= e.orphanAfter
+		orphan := old
 		if !own && c.State == "running" {
-			orphan = ownerGone(runSrc)
+			orphan = ownerGone(runSrc, c.Labels[labelPool], old)
 		}
 		if !orphan {
 			continue
@@ -164,13 +170,18 @@ func (e *Executor) reap(ctx context.Context) {
 		}
 	}
 
-	// Run folders and spares' code folders of containers that no longer exist.
+	// Run folders and spares' code folders of containers that no longer
+	// exist, and liveness sockets of dead executors.
 	for _, dir := range []string{e.runDir, e.taskDir} {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
 			continue
 		}
 		for _, d := range entries {
+			if p := filepath.Join(dir, d.Name()); dir == e.runDir && strings.HasPrefix(d.Name(), "pool-") && refuses(p) {
+				_ = os.Remove(p)
+				continue
+			}
 			if !d.IsDir() || !strings.HasPrefix(d.Name(), "ferry-") || names[d.Name()] {
 				continue
 			}
@@ -183,13 +194,49 @@ func (e *Executor) reap(ctx context.Context) {
 	}
 }
 
-// ownerGone reports whether the protocol socket in a container's run folder
-// provably has no listener, that is, the executor that owned it is dead.
-func ownerGone(runSrc string) bool {
+// aliveSocket is the liveness socket of executor pool in runDir.
+func aliveSocket(runDir, pool string) string {
+	return filepath.Join(runDir, "pool-"+pool+".sock")
+}
+
+// listenAlive opens the executor's liveness socket and accepts (and closes)
+// every probe until it is closed.
+func listenAlive(runDir, pool string) (*net.UnixListener, error) {
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: aliveSocket(runDir, pool), Net: "unix"})
+	if err != nil {
+		return nil, ferry.Errorf(ferry.EINTERNAL, "runtimes: listen on the liveness socket: %v", err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	return ln, nil
+}
+
+// ownerGone reports whether the executor of pool, whose container has its run
+// folder at runSrc, provably died: its liveness socket refuses connections.
+// Without one (an executor from before liveness sockets) the container's
+// protocol socket is probed instead, and only when old is set: a container
+// past its start-up.
+func ownerGone(runSrc, pool string, old bool) bool {
 	if runSrc == "" {
 		return false
 	}
-	c, err := net.DialTimeout("unix", filepath.Join(runSrc, socketName), time.Second)
+	alive := aliveSocket(filepath.Dir(runSrc), pool)
+	if _, err := os.Stat(alive); err == nil {
+		return refuses(alive)
+	}
+	return old && refuses(filepath.Join(runSrc, socketName))
+}
+
+// refuses reports whether nothing listens on the Unix socket at path.
+func refuses(path string) bool {
+	c, err := net.DialTimeout("unix", path, time.Second)
 	if err == nil {
 		_ = c.Close()
 		return false

@@ -246,13 +246,14 @@ func TestSpareReaped(t *testing.T) {
 		}
 	}
 	owner.mu.Unlock()
-	// The owner's listener dies, the socket file stays: as after a crash.
-	in.ln.SetUnlinkOnClose(false)
-	_ = in.ln.Close()
+	// The owner's liveness listener dies, the socket file stays: as after a
+	// crash. The spare is young: it goes all the same.
+	owner.alive.SetUnlinkOnClose(false)
+	_ = owner.alive.Close()
 	other := newTestExecutor(t, Config{DataDir: owner.cfg.DataDir})
 	// Only the owner's containers: those of tests running at the same time
 	// on the engine (other packages, other checkouts) are not orphans.
-	other.orphanAfter, other.reapPool = time.Millisecond, owner.poolID
+	other.reapPool = owner.poolID
 	other.reap(context.Background())
 	if _, err := other.docker.ContainerInspect(context.Background(), id); err == nil {
 		t.Errorf("orphaned spare %s still exists", id)
