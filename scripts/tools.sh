@@ -3,7 +3,8 @@
 #   ./bin/temporal   Temporal CLI (dev server + Web UI), pinned version
 #   ./bin/versitygw  S3 server over a POSIX folder, pinned version
 #   ./bin/staticcheck, ./bin/workflowcheck  linters of `make lint`, pinned versions
-#   Debian packages: PostgreSQL server, debootstrap (runtime images), curl
+#   Debian packages: PostgreSQL server, debootstrap (runtime images), curl,
+#                    chromium-headless-shell (the console's browser tests)
 # Safe to run again and again; a second run does nothing.
 set -euo pipefail
 
@@ -69,6 +70,9 @@ apt_packages() {
 	command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 	command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 	command -v curl >/dev/null 2>&1 || missing+=(curl)
+	# The console's browser tests drive headless Chromium (cmd/ferry/console_e2e_test.go).
+	command -v chromium-headless-shell >/dev/null 2>&1 || command -v chromium >/dev/null 2>&1 ||
+		missing+=(chromium-headless-shell fonts-dejavu-core)
 	command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 	# `go test -race` needs cgo, hence a C compiler.
 	command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)

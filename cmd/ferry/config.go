@@ -18,6 +18,7 @@ type Config struct {
 	DatabaseURL       string
 	TemporalAddress   string
 	TemporalNamespace string
+	TemporalUIURL     string
 	TaskQueue         string
 	S3Endpoint        string
 	S3AccessKey       string
@@ -47,6 +48,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		DatabaseURL:       r.str("FERRY_DATABASE_URL", "postgres://ferry@127.0.0.1:5433/ferry?sslmode=disable"),
 		TemporalAddress:   r.str("FERRY_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
 		TemporalNamespace: r.str("FERRY_TEMPORAL_NAMESPACE", "default"),
+		TemporalUIURL:     strings.TrimSuffix(r.str("FERRY_TEMPORAL_UI_URL", "http://127.0.0.1:8233"), "/"),
 		TaskQueue:         r.str("FERRY_TASK_QUEUE", "ferry"),
 		S3Endpoint:        r.str("FERRY_S3_ENDPOINT", "127.0.0.1:9000"),
 		S3AccessKey:       r.str("FERRY_S3_ACCESS_KEY", "ferry"),

@@ -15,6 +15,7 @@ import (
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/activities"
 	"github.com/ferry-faas/ferry/api"
+	"github.com/ferry-faas/ferry/console"
 	"github.com/ferry-faas/ferry/metrics"
 	"github.com/ferry-faas/ferry/reconcile"
 	"github.com/ferry-faas/ferry/runtimes"
@@ -155,6 +156,16 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 			deps.Completions = completions
 		}
 		a.http = api.New(deps)
+		// The console calls the API in-process; it is routed beside the API,
+		// not through any middleware of an invocation's route.
+		var pool func() (int, int)
+		if a.executor != nil {
+			pool = func() (int, int) { s := a.executor.Stats(); return s.Total, s.Busy }
+		}
+		cons := echo.WrapHandler(console.New(console.Deps{API: a.http, Stats: a.db, TemporalUI: cfg.TemporalUIURL,
+			TemporalNamespace: cfg.TemporalNamespace, Pool: pool, Logger: log}))
+		a.http.Any(console.Prefix, cons)
+		a.http.Any(console.Prefix+"/*", cons)
 		if a.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return nil, ferry.Errorf(ferry.EINVALID, "FERRY_LISTEN=%s: %v", cfg.Listen, err)
 		}

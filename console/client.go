@@ -1,0 +1,127 @@
+package console
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/ferry-faas/ferry"
+)
+
+// apiError is an error answer of the API (or of the console itself), shown
+// with the API's status and message.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
+
+// asAPIError returns err as an *apiError; any other error is a 500.
+func asAPIError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	return &apiError{Status: http.StatusInternalServerError, Code: ferry.EINTERNAL, Message: "internal error"}
+}
+
+// apiClient calls the REST API's handler in this process with one API key,
+// as a remote client would: the API authenticates the key and checks every
+// permission.
+type apiClient struct {
+	h   http.Handler
+	r   *http.Request // the console request: context, remote address
+	key string
+}
+
+func (c *console) apiFor(r *http.Request, key string) *apiClient {
+	return &apiClient{h: c.API, r: r, key: key}
+}
+
+func (c *console) api(r *http.Request, s *session) *apiClient { return c.apiFor(r, s.key) }
+
+// response is what the API answered.
+type response struct {
+	status int
+	header http.Header
+	body   bytes.Buffer
+}
+
+func (w *response) Header() http.Header { return w.header }
+func (w *response) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.body.Write(b)
+}
+func (w *response) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+
+// do sends one request; body is JSON unless contentType says otherwise. A 4xx
+// or 5xx answer is an *apiError; otherwise the body is decoded into out (when
+// not nil).
+func (a *apiClient) do(method, path string, body []byte, header http.Header, out any) (*response, error) {
+	req, err := http.NewRequestWithContext(a.r.Context(), method, path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if body != nil && req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+a.key)
+	req.Header.Set("Accept", "application/json")
+	req.RemoteAddr = a.r.RemoteAddr
+	res := &response{header: http.Header{}}
+	a.h.ServeHTTP(res, req)
+	if res.status == 0 {
+		res.status = http.StatusOK
+	}
+	if res.status >= 400 {
+		var eb struct {
+			Error struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		ae := &apiError{Status: res.status, Code: ferry.EINTERNAL, Message: http.StatusText(res.status)}
+		if json.Unmarshal(res.body.Bytes(), &eb) == nil && eb.Error.Message != "" {
+			ae.Code, ae.Message = eb.Error.Code, eb.Error.Message
+		}
+		return res, ae
+	}
+	if out != nil {
+		if err := json.Unmarshal(res.body.Bytes(), out); err != nil {
+			return res, fmt.Errorf("decoding the answer of %s %s: %w", method, path, err)
+		}
+	}
+	return res, nil
+}
+
+func (a *apiClient) get(path string, out any) error {
+	_, err := a.do(http.MethodGet, path, nil, nil, out)
+	return err
+}
+
+func (a *apiClient) post(path string, body []byte, out any) error {
+	if body == nil {
+		body = []byte{}
+	}
+	_, err := a.do(http.MethodPost, path, body, nil, out)
+	return err
+}
+
+// pathEscape escapes one path segment.
+func pathEscape(s string) string { return url.PathEscape(s) }
+
+func urlQueryEscape(s string) string { return url.QueryEscape(s) }
