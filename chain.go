@@ -260,3 +260,21 @@ type ChainRun struct {
 func StepInvocationID(chainRunID uuid.UUID, path string) uuid.UUID {
 	return uuid.NewSHA1(chainRunID, []byte(path))
 }
+
+// ChainRunFilter narrows a listing of a chain's runs.
+type ChainRunFilter struct {
+	Chain  string
+	Status InvocationStatus
+	// Viewer keeps only runs of versions it may read (and no run whose
+	// chain version is gone, unless it reads everything).
+	Viewer Viewer
+}
+
+// ChainOutcome is the final state of a chain run, as its record keeps it.
+type ChainOutcome struct {
+	Status     InvocationStatus
+	Output     json.RawMessage
+	Error      *ChainError
+	Steps      []StepStatus
+	FinishedAt time.Time
+}

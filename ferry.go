@@ -206,6 +206,29 @@ type Invocation struct {
 	Attempts int `json:"attempts"`
 }
 
+// Outcome is the final state of an invocation, as its record keeps it.
+type Outcome struct {
+	Status     InvocationStatus
+	Result     json.RawMessage
+	Error      *FunctionError
+	Metrics    *Metrics
+	Logs       string
+	FinishedAt time.Time
+}
+
+// InvocationFilter narrows a listing of invocations; zero fields match everything.
+type InvocationFilter struct {
+	Function string
+	// FunctionID, when set, keeps only invocations of that function identity
+	// (not those of a function deleted before it under the same name).
+	FunctionID *uuid.UUID
+	Status     InvocationStatus
+	ChainRunID *uuid.UUID
+	// Since and Until keep invocations created at or after Since and before
+	// Until; zero times do not bound.
+	Since, Until time.Time
+}
+
 // IdempotencyKeyLifetime is how long an Idempotency-Key names one invocation or
 // chain run; after it the key may be used again for a new one.
 const IdempotencyKeyLifetime = 24 * time.Hour
@@ -244,4 +267,14 @@ type APIKey struct {
 type Page struct {
 	Limit  int
 	Cursor string
+}
+
+// Viewer limits a listing to what one API key may read, in the query itself, so
+// that pages are full and a cursor never names a row the key may not see. The
+// zero Viewer reads everything (admin and developer keys, grants on "*").
+type Viewer struct {
+	// KeyID, when set, restricts the listing to functions on which this key
+	// holds one of Grants, directly or through "*".
+	KeyID  uuid.UUID
+	Grants []Permission
 }

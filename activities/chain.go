@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ferry-faas/ferry"
-	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -61,7 +60,7 @@ type ChainStore interface {
 	GetChainRun(ctx context.Context, id uuid.UUID) (ferry.ChainRun, error)
 	CreateInvocation(ctx context.Context, inv ferry.Invocation) (ferry.Invocation, bool, error)
 	StartChainRun(ctx context.Context, id uuid.UUID, runID string, at time.Time) error
-	FinishChainRun(ctx context.Context, id uuid.UUID, o postgres.ChainOutcome) (ferry.ChainRun, bool, error)
+	FinishChainRun(ctx context.Context, id uuid.UUID, o ferry.ChainOutcome) (ferry.ChainRun, bool, error)
 }
 
 // Chains holds the chain activities. A function step reuses Invocations.Run,
@@ -71,6 +70,9 @@ type Chains struct {
 	Objects     ChainObjects
 	Invocations *Invocations
 	Logger      *slog.Logger
+	// ScheduleStore records schedule firings (CreateScheduledRun). nil: a
+	// firing fails, not retried, saying so.
+	ScheduleStore ScheduleStore
 	// Schedules pauses a schedule whose firing was refused (nil: not paused).
 	Schedules SchedulePauser
 }
@@ -622,7 +624,7 @@ func (a *Chains) FinishChain(ctx context.Context, in FinishChainInput) error {
 			out = json.RawMessage("null")
 		}
 	}
-	_, _, err := a.Store.FinishChainRun(ctx, in.ChainRunID, postgres.ChainOutcome{Status: in.Status, Output: out,
+	_, _, err := a.Store.FinishChainRun(ctx, in.ChainRunID, ferry.ChainOutcome{Status: in.Status, Output: out,
 		Error: in.Error, Steps: in.Steps, FinishedAt: time.Now()})
 	if err != nil {
 		return err

@@ -27,7 +27,7 @@ const ScheduleIDPrefix = "ferry-schedule-"
 // was deleted.
 const ErrTypeScheduleRefused = "ScheduleRefused"
 
-// ScheduleStore is what CreateScheduledRun needs besides ChainStore.
+// ScheduleStore is what CreateScheduledRun needs besides ChainStore (*postgres.DB).
 type ScheduleStore interface {
 	GetChainVersion(ctx context.Context, name string, version int) (ferry.ChainVersion, error)
 	CreateChainRun(ctx context.Context, r ferry.ChainRun) (ferry.ChainRun, bool, error)
@@ -76,9 +76,9 @@ type ScheduledRunRecord struct {
 // same record instead of creating a second one. The firing's first attempt
 // decides whether the target runs at all (see refusal).
 func (a *Chains) CreateScheduledRun(ctx context.Context, in ScheduledRunInput) (ScheduledRunRecord, error) {
-	store, ok := a.Store.(ScheduleStore)
-	if !ok {
-		return ScheduledRunRecord{}, temporal.NewNonRetryableApplicationError("store cannot record chain runs", "Internal", nil)
+	store := a.ScheduleStore
+	if store == nil {
+		return ScheduledRunRecord{}, temporal.NewNonRetryableApplicationError("schedule firings are unavailable: no schedule store", "Internal", nil)
 	}
 	wfID := activity.GetInfo(ctx).WorkflowExecution.ID
 	id := uuid.NewSHA1(uuid.NameSpaceURL, []byte("ferry-schedule:"+wfID))
@@ -194,7 +194,7 @@ func (a *Chains) refuse(ctx context.Context, in ScheduledRunInput, id uuid.UUID,
 			Version: in.Version, Status: ferry.StatusFailed, Event: in.Payload, WorkflowID: id.String(), CreatedAt: now,
 			FinishedAt: &now, Error: &ferry.FunctionError{Type: ErrTypeScheduleRefused, Message: reason}})
 	case TargetChain:
-		_, _, err = a.Store.(ScheduleStore).CreateChainRun(ctx, ferry.ChainRun{ID: id, Chain: in.Target, Version: in.Version,
+		_, _, err = a.ScheduleStore.CreateChainRun(ctx, ferry.ChainRun{ID: id, Chain: in.Target, Version: in.Version,
 			Status: ferry.StatusFailed, Input: in.Payload, WorkflowID: id.String(), CreatedAt: now, FinishedAt: &now,
 			Error: &ferry.ChainError{Type: ErrTypeScheduleRefused, Message: reason}})
 	}

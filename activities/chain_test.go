@@ -10,7 +10,6 @@ import (
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/runtimes"
-	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/client"
 )
@@ -85,7 +84,7 @@ func (m *memChainStore) GetChainRun(_ context.Context, id uuid.UUID) (ferry.Chai
 	return r, nil
 }
 
-func (m *memChainStore) FinishChainRun(_ context.Context, id uuid.UUID, o postgres.ChainOutcome) (ferry.ChainRun, bool, error) {
+func (m *memChainStore) FinishChainRun(_ context.Context, id uuid.UUID, o ferry.ChainOutcome) (ferry.ChainRun, bool, error) {
 	r, ok := m.runs[id]
 	if !ok || r.Status.Final() {
 		return r, false, nil
@@ -415,7 +414,7 @@ func newScheduleFixture() *scheduleFixture {
 	s.store.keys[s.owner.ID] = s.owner
 	s.store.chainVersions = []ferry.ChainVersion{{ChainID: uuid.New(), Chain: "flow", Version: 1,
 		Steps: []ferry.Step{{Function: "hello"}}}}
-	s.chains = &Chains{Store: s.store, Objects: memObjects{}, Logger: discard, Schedules: s.pauser}
+	s.chains = &Chains{Store: s.store, ScheduleStore: s.store, Objects: memObjects{}, Logger: discard, Schedules: s.pauser}
 	return s
 }
 

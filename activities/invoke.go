@@ -15,7 +15,6 @@ import (
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/runtimes"
-	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -71,7 +70,7 @@ type Store interface {
 	GetVersion(ctx context.Context, name string, version int) (ferry.Version, error)
 	GetInvocation(ctx context.Context, id uuid.UUID) (ferry.Invocation, error)
 	StartInvocation(ctx context.Context, id uuid.UUID, runID string, at time.Time) (ferry.InvocationStatus, error)
-	FinishInvocation(ctx context.Context, id uuid.UUID, o postgres.Outcome) (ferry.Invocation, bool, error)
+	FinishInvocation(ctx context.Context, id uuid.UUID, o ferry.Outcome) (ferry.Invocation, bool, error)
 }
 
 // Objects is what the activities need from the object store.
@@ -198,7 +197,7 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	}
 	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
 		// The function was deleted between accept and run: nothing to retry.
-		return a.finish(ctx, in.InvocationID, postgres.Outcome{Status: ferry.StatusFailed,
+		return a.finish(ctx, in.InvocationID, ferry.Outcome{Status: ferry.StatusFailed,
 			Error: &ferry.FunctionError{Type: "FunctionNotFound", Message: ferry.ErrorMessage(err)}})
 	}
 	if err != nil {
@@ -226,7 +225,7 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	codeDir, err := a.Code.Dir(ctx, v)
 	if err != nil {
 		if ferry.ErrorCode(err) == ferry.EUNPROCESSABLE { // e.g. a Go bundle that does not compile
-			return a.finish(ctx, in.InvocationID, postgres.Outcome{Status: ferry.StatusFailed,
+			return a.finish(ctx, in.InvocationID, ferry.Outcome{Status: ferry.StatusFailed,
 				Error: &ferry.FunctionError{Type: "BuildError", Message: ferry.ErrorMessage(err)}})
 		}
 		return RunOutput{}, err
@@ -285,7 +284,7 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 		if ferry.ErrorCode(err) == ferry.EINVALID {
 			// Limits out of bounds or settings the engine refuses: no retry
 			// can succeed, so the invocation fails now, saying why.
-			return a.finish(ctx, in.InvocationID, postgres.Outcome{Status: ferry.StatusFailed,
+			return a.finish(ctx, in.InvocationID, ferry.Outcome{Status: ferry.StatusFailed,
 				Error: &ferry.FunctionError{Type: ErrTypeInvalidConfig, Message: ferry.ErrorMessage(err)}})
 		}
 		return RunOutput{}, err
@@ -316,7 +315,7 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 // heartbeating meanwhile; only a dead worker or an outage that outlasts the
 // activity's timeout leaves the outcome unrecorded, and then Temporal runs
 // the activity again.
-func (a *Invocations) finishRetrying(ctx context.Context, log *slog.Logger, id uuid.UUID, o postgres.Outcome) (RunOutput, error) {
+func (a *Invocations) finishRetrying(ctx context.Context, log *slog.Logger, id uuid.UUID, o ferry.Outcome) (RunOutput, error) {
 	wait := finishRetryMin
 	for try := 1; ; try++ {
 		out, err := a.finish(ctx, id, o)
@@ -346,7 +345,7 @@ const (
 func (a *Invocations) suspend(ctx context.Context, d *durableRun, id uuid.UUID, res runtimes.Result) (RunOutput, error) {
 	s, err := d.suspension(res.Suspended)
 	if err != nil {
-		return a.finish(ctx, id, postgres.Outcome{Status: ferry.StatusFailed, Logs: res.Logs,
+		return a.finish(ctx, id, ferry.Outcome{Status: ferry.StatusFailed, Logs: res.Logs,
 			Error: &ferry.FunctionError{Type: runtimes.ErrTypeProtocol, Message: err.Error()}})
 	}
 	logs := res.Logs + fmt.Sprintf("[ferry: suspended at %s %q until %s]\n", s.Kind, s.Operation, s.Until.UTC().Format(time.RFC3339Nano))
@@ -374,10 +373,10 @@ func (a *Invocations) event(ctx context.Context, in RunInput) (json.RawMessage, 
 
 // Finish records a final status decided by the workflow.
 func (a *Invocations) Finish(ctx context.Context, in FinishInput) (RunOutput, error) {
-	return a.finish(ctx, in.InvocationID, postgres.Outcome{Status: in.Status, Error: in.Error})
+	return a.finish(ctx, in.InvocationID, ferry.Outcome{Status: in.Status, Error: in.Error})
 }
 
-func (a *Invocations) finish(ctx context.Context, id uuid.UUID, o postgres.Outcome) (RunOutput, error) {
+func (a *Invocations) finish(ctx context.Context, id uuid.UUID, o ferry.Outcome) (RunOutput, error) {
 	o.FinishedAt = time.Now()
 	inv, updated, err := a.Store.FinishInvocation(ctx, id, o)
 	if err != nil {
@@ -404,8 +403,8 @@ func historyOutput(inv ferry.Invocation) RunOutput {
 }
 
 // outcome turns the executor's result into what is recorded.
-func outcome(res runtimes.Result, l ferry.Limits) postgres.Outcome {
-	o := postgres.Outcome{Result: res.Result, Error: res.Error, Logs: res.Logs}
+func outcome(res runtimes.Result, l ferry.Limits) ferry.Outcome {
+	o := ferry.Outcome{Result: res.Result, Error: res.Error, Logs: res.Logs}
 	switch res.Status {
 	case runtimes.StatusCompleted:
 		o.Status = ferry.StatusCompleted

@@ -13,7 +13,6 @@ import (
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/runtimes"
-	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -135,7 +134,7 @@ func (s *fakeStore) StartInvocation(ctx context.Context, id uuid.UUID, runID str
 	return inv.Status, nil
 }
 
-func (s *fakeStore) FinishInvocation(_ context.Context, id uuid.UUID, o postgres.Outcome) (ferry.Invocation, bool, error) {
+func (s *fakeStore) FinishInvocation(_ context.Context, id uuid.UUID, o ferry.Outcome) (ferry.Invocation, bool, error) {
 	if s.finishFails != nil {
 		if err := s.finishFails(); err != nil {
 			return ferry.Invocation{}, false, err
@@ -187,7 +186,7 @@ func (s *fakeStore) StartChainRun(_ context.Context, id uuid.UUID, _ string, _ t
 	return nil
 }
 
-func (s *fakeStore) FinishChainRun(_ context.Context, id uuid.UUID, o postgres.ChainOutcome) (ferry.ChainRun, bool, error) {
+func (s *fakeStore) FinishChainRun(_ context.Context, id uuid.UUID, o ferry.ChainOutcome) (ferry.ChainRun, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.chainRuns[id]

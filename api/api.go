@@ -12,20 +12,20 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/metrics"
 	"github.com/ferry-faas/ferry/runtimes"
-	"github.com/ferry-faas/ferry/storage/postgres"
 )
 
-// Store is the part of the PostgreSQL store the API uses (*postgres.DB).
+// Store is what the API keeps: functions, invocations and API keys (*postgres.DB).
 type Store interface {
 	KeyStore
 	CreateFunction(ctx context.Context, v ferry.Version, admin uuid.UUID) (ferry.Version, error)
 	CreateVersion(ctx context.Context, v ferry.Version) (ferry.Version, error)
 	GetFunction(ctx context.Context, name string) (ferry.Function, error)
-	ListFunctions(ctx context.Context, v postgres.Viewer, p ferry.Page) ([]ferry.Function, string, error)
+	ListFunctions(ctx context.Context, v ferry.Viewer, p ferry.Page) ([]ferry.Function, string, error)
 	GetVersion(ctx context.Context, name string, version int) (ferry.Version, error)
 	ListVersions(ctx context.Context, name string, p ferry.Page) ([]ferry.Version, string, error)
 	DeleteFunction(ctx context.Context, name string) (uuid.UUID, []string, error)
@@ -37,9 +37,9 @@ type Store interface {
 	ResolveAlias(ctx context.Context, function, name string, u float64) (ferry.Version, ferry.Alias, error)
 	CreateInvocation(ctx context.Context, inv ferry.Invocation) (ferry.Invocation, bool, error)
 	GetInvocation(ctx context.Context, id uuid.UUID) (ferry.Invocation, error)
-	ListInvocations(ctx context.Context, f postgres.InvocationFilter, p ferry.Page) ([]ferry.Invocation, string, error)
+	ListInvocations(ctx context.Context, f ferry.InvocationFilter, p ferry.Page) ([]ferry.Invocation, string, error)
 	InvocationLogs(ctx context.Context, id uuid.UUID) (string, error)
-	FinishInvocation(ctx context.Context, id uuid.UUID, o postgres.Outcome) (ferry.Invocation, bool, error)
+	FinishInvocation(ctx context.Context, id uuid.UUID, o ferry.Outcome) (ferry.Invocation, bool, error)
 	KeyByHash(ctx context.Context, hash []byte) (ferry.APIKey, error)
 	ListKeys(ctx context.Context) ([]ferry.APIKey, error)
 	RevokeKey(ctx context.Context, id uuid.UUID) (ferry.APIKey, error)
@@ -63,16 +63,32 @@ type Temporal interface {
 	CancelWorkflow(ctx context.Context, workflowID, runID string) error
 }
 
+// Querier asks a running workflow (client.Client is one).
+type Querier interface {
+	QueryWorkflow(ctx context.Context, workflowID, runID, queryType string, args ...any) (converter.EncodedValue, error)
+}
+
 var (
-	_ Store    = (*postgres.DB)(nil)
 	_ Temporal = (client.Client)(nil)
+	_ Querier  = (client.Client)(nil)
 )
 
-// Deps are the API's dependencies, filled in by main.
+// Deps are the API's dependencies, filled in by main. An optional dependency
+// that is nil is not available: the routes that need it answer 503 (or do
+// without it, where that is said).
 type Deps struct {
-	Store    Store
+	Store Store
+	// Chains keeps chains and their runs. nil: the chain routes, and
+	// schedules of chains, answer 503.
+	Chains   ChainStore
 	Code     CodeStore
 	Temporal Temporal // nil: invoke, cancel and retry answer 503
+	// Schedules is Temporal's schedule client (client.Client.ScheduleClient).
+	// nil: the schedule routes answer 503.
+	Schedules client.ScheduleClient
+	// Queries asks a running chain run's workflow for its progress. nil: a
+	// running chain run shows the steps its record has.
+	Queries Querier
 	// TaskQueue is the Temporal task queue of the workers.
 	TaskQueue string
 	// ValidateBundle checks a code bundle at deploy time (runtimes.ValidateBundle).

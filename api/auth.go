@@ -16,7 +16,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ferry-faas/ferry"
-	"github.com/ferry-faas/ferry/storage/postgres"
 )
 
 // API keys are "fy_" and 32 random base62 characters (190 bits). Only their
@@ -318,12 +317,12 @@ var invokerGrants = []ferry.Permission{ferry.PermRead, ferry.PermExecute}
 // viewer is what listings may show the caller, decided in their queries (the
 // rules of can with PermRead): everything for keys that may read "*" (admins,
 // developers), otherwise the functions an invoker holds a counting grant on.
-func (s *server) viewer(c echo.Context) (postgres.Viewer, error) {
+func (s *server) viewer(c echo.Context) (ferry.Viewer, error) {
 	all, err := s.can(c, "*", ferry.PermRead)
 	if err != nil || all {
-		return postgres.Viewer{}, err
+		return ferry.Viewer{}, err
 	}
-	return postgres.Viewer{KeyID: principalOf(c).Key.ID, Grants: invokerGrants}, nil
+	return ferry.Viewer{KeyID: principalOf(c).Key.ID, Grants: invokerGrants}, nil
 }
 
 // require returns EFORBIDDEN unless the caller may do perm on function.

@@ -8,42 +8,31 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
-	"go.temporal.io/sdk/converter"
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/activities"
-	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/ferry-faas/ferry/workflows"
 )
 
-// ChainStore is the part of the store the chain routes use (*postgres.DB). It
-// is a separate interface so that tests of the function routes need not fake it.
+// ChainStore keeps chains and their runs (*postgres.DB).
 type ChainStore interface {
 	CreateChainVersion(ctx context.Context, v ferry.ChainVersion) (ferry.ChainVersion, error)
 	GetChain(ctx context.Context, name string) (ferry.Chain, error)
-	ListChains(ctx context.Context, v postgres.Viewer, p ferry.Page) ([]ferry.Chain, string, error)
+	ListChains(ctx context.Context, v ferry.Viewer, p ferry.Page) ([]ferry.Chain, string, error)
 	GetChainVersion(ctx context.Context, name string, version int) (ferry.ChainVersion, error)
-	ListChainVersions(ctx context.Context, name string, v postgres.Viewer, p ferry.Page) ([]ferry.ChainVersion, string, error)
+	ListChainVersions(ctx context.Context, name string, v ferry.Viewer, p ferry.Page) ([]ferry.ChainVersion, string, error)
 	DeleteChain(ctx context.Context, name string) error
 	CreateChainRun(ctx context.Context, r ferry.ChainRun) (ferry.ChainRun, bool, error)
 	GetChainRun(ctx context.Context, id uuid.UUID) (ferry.ChainRun, error)
-	ListChainRuns(ctx context.Context, f postgres.ChainRunFilter, p ferry.Page) ([]ferry.ChainRun, string, error)
-	FinishChainRun(ctx context.Context, id uuid.UUID, o postgres.ChainOutcome) (ferry.ChainRun, bool, error)
-}
-
-var _ ChainStore = (*postgres.DB)(nil)
-
-// querier is the Temporal client's query call (client.Client has it).
-type querier interface {
-	QueryWorkflow(ctx context.Context, workflowID, runID, queryType string, args ...any) (converter.EncodedValue, error)
+	ListChainRuns(ctx context.Context, f ferry.ChainRunFilter, p ferry.Page) ([]ferry.ChainRun, string, error)
+	FinishChainRun(ctx context.Context, id uuid.UUID, o ferry.ChainOutcome) (ferry.ChainRun, bool, error)
 }
 
 func (s *server) chainStore() (ChainStore, error) {
-	cs, ok := s.Store.(ChainStore)
-	if !ok {
-		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "chains are unavailable: the store cannot keep them")
+	if s.Chains == nil {
+		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "chains are unavailable: no chain store")
 	}
-	return cs, nil
+	return s.Chains, nil
 }
 
 // stepFunctions lists the distinct functions (and compensations) of steps.
@@ -336,7 +325,7 @@ func (s *server) listChainRuns(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f := postgres.ChainRunFilter{Chain: v.Chain, Status: ferry.InvocationStatus(c.QueryParam("status"))}
+	f := ferry.ChainRunFilter{Chain: v.Chain, Status: ferry.InvocationStatus(c.QueryParam("status"))}
 	if f.Status != "" && !f.Status.Valid() {
 		return ferry.Errorf(ferry.EINVALID, "status: must be one of pending, running, completed, failed, timeout, cancelled")
 	}
@@ -390,13 +379,12 @@ func (s *server) getChainRun(c echo.Context) error {
 
 // progress asks the running workflow for per-step progress (best effort).
 func (s *server) progress(ctx context.Context, run ferry.ChainRun) []ferry.StepStatus {
-	q, ok := s.Temporal.(querier)
-	if !ok || s.Temporal == nil {
+	if s.Queries == nil {
 		return run.Steps
 	}
 	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	v, err := q.QueryWorkflow(qctx, run.WorkflowID, "", workflows.ProgressQuery)
+	v, err := s.Queries.QueryWorkflow(qctx, run.WorkflowID, "", workflows.ProgressQuery)
 	if err != nil {
 		s.Logger.Debug("querying chain progress", "chain_run", run.ID, "err", err)
 		return run.Steps

@@ -31,6 +31,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+var (
+	_ api.Store      = (*postgres.DB)(nil)
+	_ api.ChainStore = (*postgres.DB)(nil)
+)
+
 // env is one API server on a fresh database and the shared test bucket.
 type env struct {
 	t     *testing.T
@@ -72,7 +77,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	reg := metrics.NewRegistry()
 	d := api.Deps{
-		Store: db, Code: code, ValidateBundle: runtimes.ValidateBundle,
+		Store: db, Chains: db, Code: code, ValidateBundle: runtimes.ValidateBundle,
 		Ready:        map[string]func(context.Context) error{"postgres": db.Ping, "s3": code.Ping},
 		Metrics:      metrics.New(reg),
 		MaxBodyBytes: 64 << 10,
@@ -277,7 +282,7 @@ func multipartOf(t *testing.T, filename string, code []byte, fields ...string) *
 // countFunctions reads the store directly: "creates nothing" is checked there.
 func (e *env) countFunctions() int {
 	e.t.Helper()
-	fns, _, err := e.db.ListFunctions(ctxT(e.t), postgres.Viewer{}, ferry.Page{Limit: 200})
+	fns, _, err := e.db.ListFunctions(ctxT(e.t), ferry.Viewer{}, ferry.Page{Limit: 200})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ferry-faas/ferry"
-	"github.com/ferry-faas/ferry/storage/postgres"
 )
 
 // badInput is one request that must be refused with status and exactly msg.
@@ -246,7 +245,7 @@ func TestRetryRefusesAnEventBeyondTheLimits(t *testing.T) {
 		Event: []byte(nested(513, "1")), WorkflowID: id.String()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := e.db.FinishInvocation(ctx, id, postgres.Outcome{Status: ferry.StatusFailed,
+	if _, _, err := e.db.FinishInvocation(ctx, id, ferry.Outcome{Status: ferry.StatusFailed,
 		Error: &ferry.FunctionError{Type: "Runtime.UnmarshalError", Message: "too deep"}}); err != nil {
 		t.Fatal(err)
 	}

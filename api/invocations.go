@@ -17,7 +17,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/ferry-faas/ferry"
-	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/ferry-faas/ferry/workflows"
 )
 
@@ -191,7 +190,7 @@ func (s *server) listInvocations(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f := postgres.InvocationFilter{Function: c.QueryParam("function"), Status: ferry.InvocationStatus(c.QueryParam("status"))}
+	f := ferry.InvocationFilter{Function: c.QueryParam("function"), Status: ferry.InvocationStatus(c.QueryParam("status"))}
 	if f.Status != "" && !f.Status.Valid() {
 		return ferry.Errorf(ferry.EINVALID, "status: must be one of pending, running, completed, failed, timeout, cancelled")
 	}

@@ -157,12 +157,12 @@ func (f *fakeTemporal) work(r *fakeRun, in workflows.InvokeInput) {
 	if _, err := f.db.StartInvocation(ctx, in.InvocationID, r.GetRunID(), time.Now()); err != nil {
 		f.t.Errorf("StartInvocation: %v", err)
 	}
-	o := postgres.Outcome{Status: ferry.StatusCompleted, Logs: "log of " + in.InvocationID.String() + "\n",
+	o := ferry.Outcome{Status: ferry.StatusCompleted, Logs: "log of " + in.InvocationID.String() + "\n",
 		Metrics: &ferry.Metrics{DurationMS: 1, TotalMS: 2}}
 	select {
 	case <-time.After(time.Duration(ev.SleepMS) * time.Millisecond):
 	case <-r.cancel:
-		o = postgres.Outcome{Status: ferry.StatusCancelled, Error: &ferry.FunctionError{Type: "Cancelled", Message: "cancelled"}}
+		o = ferry.Outcome{Status: ferry.StatusCancelled, Error: &ferry.FunctionError{Type: "Cancelled", Message: "cancelled"}}
 	}
 	if o.Status == ferry.StatusCompleted {
 		switch ev.Op {
@@ -485,7 +485,7 @@ func TestInvokeWhenTemporalFails(t *testing.T) {
 	if strings.Contains(r.errMessage(), "connection refused") {
 		t.Errorf("internal error leaked: %q", r.errMessage())
 	}
-	invs, _, err := e.db.ListInvocations(ctxT(t), postgres.InvocationFilter{Function: "fn"}, ferry.Page{})
+	invs, _, err := e.db.ListInvocations(ctxT(t), ferry.InvocationFilter{Function: "fn"}, ferry.Page{})
 	if err != nil || len(invs) != 1 || invs[0].Status != ferry.StatusFailed || invs[0].Error.Type != "StartError" {
 		t.Fatalf("invocation after a failed start: %+v %v", invs, err)
 	}

@@ -12,7 +12,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/ferry-faas/ferry"
-	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/ferry-faas/ferry/workflows"
 )
 
@@ -50,7 +49,7 @@ func (s *server) invocationRuns() runs[ferry.Invocation] {
 		view: func(inv ferry.Invocation) any { return inv },
 		get:  s.Store.GetInvocation,
 		finish: func(ctx context.Context, id uuid.UUID, status ferry.InvocationStatus, errType, message string) (ferry.Invocation, error) {
-			inv, _, err := s.Store.FinishInvocation(ctx, id, postgres.Outcome{Status: status,
+			inv, _, err := s.Store.FinishInvocation(ctx, id, ferry.Outcome{Status: status,
 				Error: &ferry.FunctionError{Type: errType, Message: message}})
 			return inv, err
 		},
@@ -64,7 +63,7 @@ func (s *server) chainRuns(cs ChainStore) runs[ferry.ChainRun] {
 		view: func(r ferry.ChainRun) any { return viewOf(r) },
 		get:  cs.GetChainRun,
 		finish: func(ctx context.Context, id uuid.UUID, status ferry.InvocationStatus, errType, message string) (ferry.ChainRun, error) {
-			r, _, err := cs.FinishChainRun(ctx, id, postgres.ChainOutcome{Status: status,
+			r, _, err := cs.FinishChainRun(ctx, id, ferry.ChainOutcome{Status: status,
 				Error: &ferry.ChainError{Type: errType, Message: message}})
 			return r, err
 		},

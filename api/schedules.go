@@ -30,11 +30,6 @@ const (
 	minEvery        = time.Second
 )
 
-// scheduler is the Temporal client's schedule part (client.Client has it).
-type scheduler interface {
-	ScheduleClient() client.ScheduleClient
-}
-
 // ScheduleTarget names what a schedule runs: a function or a chain.
 type ScheduleTarget struct {
 	Function string `json:"function,omitempty"`
@@ -84,8 +79,8 @@ var overlapPolicies = map[string]enumspb.ScheduleOverlapPolicy{
 }
 
 func (s *server) schedules() (client.ScheduleClient, error) {
-	if sc, ok := s.Temporal.(scheduler); ok && s.Temporal != nil {
-		return sc.ScheduleClient(), nil
+	if s.Schedules != nil {
+		return s.Schedules, nil
 	}
 	return nil, ferry.Errorf(ferry.EUNAVAILABLE, "schedules are unavailable: no Temporal client")
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/activities"
-	"github.com/ferry-faas/ferry/storage/postgres"
 )
 
 // get fetches url without a key and returns the status and body.
@@ -143,7 +142,7 @@ func TestAccessE2E(t *testing.T) {
 				t.Fatalf("map of %d elements: %s %+v", n, resp.Status, run.Error)
 			}
 			id := uuid.MustParse(run.ID)
-			invs, _, err := s.db.ListInvocations(context.Background(), postgres.InvocationFilter{ChainRunID: &id}, ferry.Page{Limit: 10})
+			invs, _, err := s.db.ListInvocations(context.Background(), ferry.InvocationFilter{ChainRunID: &id}, ferry.Page{Limit: 10})
 			if err != nil || len(invs) != 0 {
 				t.Fatalf("map of %d elements started %d invocations (%v)", n, len(invs), err)
 			}
@@ -247,7 +246,7 @@ func TestAccessE2E(t *testing.T) {
 		if refused == 0 || !strings.Contains(got.Note, idA) {
 			t.Errorf("no refused firing: note %q, records %+v", got.Note, records)
 		}
-		invs, _, err := s.db.ListInvocations(context.Background(), postgres.InvocationFilter{Function: "x"}, ferry.Page{Limit: 200})
+		invs, _, err := s.db.ListInvocations(context.Background(), ferry.InvocationFilter{Function: "x"}, ferry.Page{Limit: 200})
 		if err != nil {
 			t.Fatal(err)
 		}

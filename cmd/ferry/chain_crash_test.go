@@ -83,7 +83,7 @@ func TestChainSurvivesWorkerKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	invs, _, err := db.ListInvocations(ctx, postgres.InvocationFilter{ChainRunID: &runID}, ferry.Page{Limit: 100})
+	invs, _, err := db.ListInvocations(ctx, ferry.InvocationFilter{ChainRunID: &runID}, ferry.Page{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

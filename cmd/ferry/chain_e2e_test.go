@@ -16,7 +16,6 @@ import (
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/activities"
 	"github.com/ferry-faas/ferry/internal/testenv"
-	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/ferry-faas/ferry/workflows"
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -274,7 +273,7 @@ func TestE2EChains(t *testing.T) {
 			}
 		}
 		id := uuid.MustParse(run.ID)
-		invs, _, err := s.db.ListInvocations(context.Background(), postgres.InvocationFilter{ChainRunID: &id}, ferry.Page{Limit: 200})
+		invs, _, err := s.db.ListInvocations(context.Background(), ferry.InvocationFilter{ChainRunID: &id}, ferry.Page{Limit: 200})
 		if err != nil || len(invs) != 200 {
 			t.Fatalf("%d step invocations (%v)", len(invs), err)
 		}

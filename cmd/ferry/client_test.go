@@ -87,7 +87,7 @@ func apiServer(t *testing.T) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Deps{Store: db, Code: code, ValidateBundle: runtimes.ValidateBundle}))
+	srv := httptest.NewServer(api.New(api.Deps{Store: db, Chains: db, Code: code, ValidateBundle: runtimes.ValidateBundle}))
 	t.Cleanup(srv.Close)
 	return srv.URL, admin
 }

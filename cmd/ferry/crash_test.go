@@ -131,7 +131,7 @@ func TestWorkerKilledMidFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	list, _, err := db.ListInvocations(ctx, postgres.InvocationFilter{Function: "slow"}, ferry.Page{Limit: 100})
+	list, _, err := db.ListInvocations(ctx, ferry.InvocationFilter{Function: "slow"}, ferry.Page{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

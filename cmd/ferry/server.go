@@ -124,7 +124,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 			Logger:          log,
 			CallbackBaseURL: cfg.PublicURL,
 		}
-		chains := &activities.Chains{Store: a.db, Objects: a.objects, Invocations: invocations, Logger: log,
+		chains := &activities.Chains{Store: a.db, ScheduleStore: a.db, Objects: a.objects, Invocations: invocations, Logger: log,
 			Schedules: a.temporal.ScheduleClient()}
 		a.worker = worker.New(a.temporal, cfg.TaskQueue, invocations, chains)
 		if err = a.worker.Start(); err != nil {
@@ -141,8 +141,11 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 		}
 		deps := api.Deps{
 			Store:          a.db,
+			Chains:         a.db,
 			Code:           a.objects,
 			Temporal:       a.temporal,
+			Schedules:      a.temporal.ScheduleClient(),
+			Queries:        a.temporal,
 			TaskQueue:      cfg.TaskQueue,
 			ValidateBundle: runtimes.ValidateBundle,
 			Ready:          ready,

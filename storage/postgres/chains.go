@@ -82,7 +82,7 @@ func (db *DB) GetChain(ctx context.Context, name string) (ferry.Chain, error) {
 }
 
 // ListChains lists by name the chains whose latest version v may read.
-func (db *DB) ListChains(ctx context.Context, v Viewer, p ferry.Page) ([]ferry.Chain, string, error) {
+func (db *DB) ListChains(ctx context.Context, v ferry.Viewer, p ferry.Page) ([]ferry.Chain, string, error) {
 	n, err := limit(p)
 	if err != nil {
 		return nil, "", err
@@ -138,7 +138,7 @@ func (db *DB) GetChainVersion(ctx context.Context, name string, version int) (fe
 }
 
 // ListChainVersions lists the versions of a chain that v may read, newest first.
-func (db *DB) ListChainVersions(ctx context.Context, name string, v Viewer, p ferry.Page) ([]ferry.ChainVersion, string, error) {
+func (db *DB) ListChainVersions(ctx context.Context, name string, v ferry.Viewer, p ferry.Page) ([]ferry.ChainVersion, string, error) {
 	n, err := limit(p)
 	if err != nil {
 		return nil, "", err
@@ -277,17 +277,9 @@ func (db *DB) GetChainRun(ctx context.Context, id uuid.UUID) (ferry.ChainRun, er
 	return r, nil
 }
 
-// ChainRunFilter narrows ListChainRuns.
-type ChainRunFilter struct {
-	Chain  string
-	Status ferry.InvocationStatus
-	// Viewer keeps only runs of versions it may read (and no run whose
-	// chain version is gone, unless it reads everything).
-	Viewer Viewer
-}
 
 // ListChainRuns lists chain runs newest first, without input, output and steps.
-func (db *DB) ListChainRuns(ctx context.Context, f ChainRunFilter, p ferry.Page) ([]ferry.ChainRun, string, error) {
+func (db *DB) ListChainRuns(ctx context.Context, f ferry.ChainRunFilter, p ferry.Page) ([]ferry.ChainRun, string, error) {
 	n, err := limit(p)
 	if err != nil {
 		return nil, "", err
@@ -339,18 +331,10 @@ func (db *DB) StartChainRun(ctx context.Context, id uuid.UUID, runID string, at 
 	return nil
 }
 
-// ChainOutcome is the final state of a chain run.
-type ChainOutcome struct {
-	Status     ferry.InvocationStatus
-	Output     json.RawMessage
-	Error      *ferry.ChainError
-	Steps      []ferry.StepStatus
-	FinishedAt time.Time
-}
 
 // FinishChainRun records the outcome of a chain run that is not final yet;
 // once final a run never changes (updated=false, the stored run).
-func (db *DB) FinishChainRun(ctx context.Context, id uuid.UUID, o ChainOutcome) (ferry.ChainRun, bool, error) {
+func (db *DB) FinishChainRun(ctx context.Context, id uuid.UUID, o ferry.ChainOutcome) (ferry.ChainRun, bool, error) {
 	if !o.Status.Final() || !o.Status.Valid() {
 		return ferry.ChainRun{}, false, ferry.Errorf(ferry.EINVALID, "%q is not a final status", o.Status)
 	}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/ferry-faas/ferry"
-	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/google/uuid"
 )
 
@@ -33,7 +32,7 @@ func TestChainRoundTrip(t *testing.T) {
 	}
 	_, err = db.GetChainVersion(ctx, "c", 9)
 	wantCode(t, err, ferry.ENOTFOUND)
-	vs, _, err := db.ListChainVersions(ctx, "c", postgres.Viewer{}, ferry.Page{})
+	vs, _, err := db.ListChainVersions(ctx, "c", ferry.Viewer{}, ferry.Page{})
 	if err != nil || len(vs) != 2 || vs[0].Version != 2 {
 		t.Fatalf("versions %+v %v", vs, err)
 	}
@@ -62,16 +61,16 @@ func TestChainRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	steps0 := []ferry.StepStatus{{Path: "0", Function: "a", Version: 1, Status: ferry.StatusCompleted, InvocationID: ferry.StepInvocationID(run.ID, "0")}}
-	fin, updated, err := db.FinishChainRun(ctx, run.ID, postgres.ChainOutcome{Status: ferry.StatusFailed, Steps: steps0,
+	fin, updated, err := db.FinishChainRun(ctx, run.ID, ferry.ChainOutcome{Status: ferry.StatusFailed, Steps: steps0,
 		Error: &ferry.ChainError{Type: "ValueError", Message: "m", Step: "1", Compensations: []ferry.CompensationReport{{Step: "0", Function: "undo-a", Status: ferry.StatusCompleted}}}})
 	if err != nil || !updated || fin.Status != ferry.StatusFailed || fin.Error.Compensations[0].Function != "undo-a" || len(fin.Steps) != 1 || fin.RunID != "r1" {
 		t.Fatalf("finish %+v %v", fin, err)
 	}
-	_, updated, err = db.FinishChainRun(ctx, run.ID, postgres.ChainOutcome{Status: ferry.StatusCompleted})
+	_, updated, err = db.FinishChainRun(ctx, run.ID, ferry.ChainOutcome{Status: ferry.StatusCompleted})
 	if err != nil || updated {
 		t.Fatal("a final chain run changed")
 	}
-	runs, _, err := db.ListChainRuns(ctx, postgres.ChainRunFilter{Chain: "c", Status: ferry.StatusFailed}, ferry.Page{})
+	runs, _, err := db.ListChainRuns(ctx, ferry.ChainRunFilter{Chain: "c", Status: ferry.StatusFailed}, ferry.Page{})
 	if err != nil || len(runs) != 1 || runs[0].ID != run.ID {
 		t.Fatalf("runs %+v %v", runs, err)
 	}

@@ -131,7 +131,7 @@ func (db *DB) GetFunction(ctx context.Context, name string) (ferry.Function, err
 
 // ListFunctions lists the functions v may read, by name. The returned cursor
 // is "" on the last page.
-func (db *DB) ListFunctions(ctx context.Context, v Viewer, p ferry.Page) ([]ferry.Function, string, error) {
+func (db *DB) ListFunctions(ctx context.Context, v ferry.Viewer, p ferry.Page) ([]ferry.Function, string, error) {
 	n, err := limit(p)
 	if err != nil {
 		return nil, "", err

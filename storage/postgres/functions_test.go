@@ -297,7 +297,7 @@ func TestListFunctionsPagination(t *testing.T) {
 	var listed []string
 	cursor, pages := "", 0
 	for {
-		fns, next, err := db.ListFunctions(ctx, postgres.Viewer{}, ferry.Page{Limit: 3, Cursor: cursor})
+		fns, next, err := db.ListFunctions(ctx, ferry.Viewer{}, ferry.Page{Limit: 3, Cursor: cursor})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -318,18 +318,18 @@ func TestListFunctionsPagination(t *testing.T) {
 	}
 
 	// Exactly one full page: no next cursor.
-	fns, next, err := db.ListFunctions(ctx, postgres.Viewer{}, ferry.Page{Limit: 7})
+	fns, next, err := db.ListFunctions(ctx, ferry.Viewer{}, ferry.Page{Limit: 7})
 	if err != nil || len(fns) != 7 || next != "" {
 		t.Fatalf("limit 7: %d functions, next %q, %v", len(fns), next, err)
 	}
-	fns, _, err = db.ListFunctions(ctx, postgres.Viewer{}, ferry.Page{})
+	fns, _, err = db.ListFunctions(ctx, ferry.Viewer{}, ferry.Page{})
 	if err != nil || len(fns) != 7 {
 		t.Fatalf("default limit: %d functions, %v", len(fns), err)
 	}
 
-	_, _, err = db.ListFunctions(ctx, postgres.Viewer{}, ferry.Page{Limit: postgres.MaxLimit + 1})
+	_, _, err = db.ListFunctions(ctx, ferry.Viewer{}, ferry.Page{Limit: postgres.MaxLimit + 1})
 	wantCode(t, err, ferry.EINVALID)
-	_, _, err = db.ListFunctions(ctx, postgres.Viewer{}, ferry.Page{Cursor: "not a cursor!"})
+	_, _, err = db.ListFunctions(ctx, ferry.Viewer{}, ferry.Page{Cursor: "not a cursor!"})
 	wantCode(t, err, ferry.EINVALID)
 	// A cursor of another listing is rejected too.
 	if _, _, err = db.ListVersions(ctx, "fn-0", ferry.Page{Limit: 1}); err != nil {
@@ -342,7 +342,7 @@ func TestListFunctionsPagination(t *testing.T) {
 	if err != nil || vcursor == "" {
 		t.Fatalf("versions cursor %q, %v", vcursor, err)
 	}
-	_, _, err = db.ListFunctions(ctx, postgres.Viewer{}, ferry.Page{Cursor: vcursor})
+	_, _, err = db.ListFunctions(ctx, ferry.Viewer{}, ferry.Page{Cursor: vcursor})
 	wantCode(t, err, ferry.EINVALID)
 }
 

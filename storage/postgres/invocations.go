@@ -12,29 +12,6 @@ import (
 	"github.com/ferry-faas/ferry"
 )
 
-// InvocationFilter narrows ListInvocations; zero fields match everything.
-type InvocationFilter struct {
-	Function string
-	// FunctionID, when set, keeps only invocations of that function identity
-	// (not those of a function deleted before it under the same name).
-	FunctionID *uuid.UUID
-	Status     ferry.InvocationStatus
-	ChainRunID *uuid.UUID
-	// Since and Until keep invocations created at or after Since and before
-	// Until; zero times do not bound.
-	Since, Until time.Time
-}
-
-// Outcome is the final state of an invocation, recorded by FinishInvocation.
-type Outcome struct {
-	Status     ferry.InvocationStatus
-	Result     json.RawMessage
-	Error      *ferry.FunctionError
-	Metrics    *ferry.Metrics
-	Logs       string
-	FinishedAt time.Time
-}
-
 // invocationColumns omits logs: they are read on their own by InvocationLogs.
 const invocationColumns = `id, function, coalesce(function_id, '00000000-0000-0000-0000-000000000000'),
 	version, status, event, result, error, metrics,
@@ -180,7 +157,7 @@ func (db *DB) GetInvocation(ctx context.Context, id uuid.UUID) (ferry.Invocation
 
 // ListInvocations lists invocations newest first (by created_at, then id). List
 // rows leave out Event and Result.
-func (db *DB) ListInvocations(ctx context.Context, f InvocationFilter, p ferry.Page) ([]ferry.Invocation, string, error) {
+func (db *DB) ListInvocations(ctx context.Context, f ferry.InvocationFilter, p ferry.Page) ([]ferry.Invocation, string, error) {
 	n, err := limit(p)
 	if err != nil {
 		return nil, "", err
@@ -256,7 +233,7 @@ func (db *DB) StartInvocation(ctx context.Context, id uuid.UUID, runID string, a
 // Its logs are appended to those of the runs that suspended it (durable waits).
 // Once final, a record never changes: a second call (an activity retry, or a
 // cancel racing a completion) returns the stored record and updated=false.
-func (db *DB) FinishInvocation(ctx context.Context, id uuid.UUID, o Outcome) (ferry.Invocation, bool, error) {
+func (db *DB) FinishInvocation(ctx context.Context, id uuid.UUID, o ferry.Outcome) (ferry.Invocation, bool, error) {
 	if !o.Status.Final() || !o.Status.Valid() {
 		return ferry.Invocation{}, false, ferry.Errorf(ferry.EINVALID, "%q is not a final invocation status", o.Status)
 	}

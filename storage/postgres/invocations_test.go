@@ -11,7 +11,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ferry-faas/ferry"
-	"github.com/ferry-faas/ferry/storage/postgres"
 )
 
 func TestInvocationLifecycle(t *testing.T) {
@@ -57,7 +56,7 @@ func TestInvocationLifecycle(t *testing.T) {
 
 	finished := started.Add(150 * time.Millisecond)
 	logs := "line 1\nnul:\x00 bad utf8:\xff done\n"
-	out, updated, err := db.FinishInvocation(ctx, inv.ID, postgres.Outcome{
+	out, updated, err := db.FinishInvocation(ctx, inv.ID, ferry.Outcome{
 		Status:     ferry.StatusCompleted,
 		Result:     json.RawMessage(`[1,"two"]`),
 		Metrics:    &ferry.Metrics{DurationMS: 12.5, InitMS: 300, Cold: true, MemoryPeak: 1 << 20},
@@ -81,7 +80,7 @@ func TestInvocationLifecycle(t *testing.T) {
 
 	// The record is final: a second finish (an activity retry, or a late
 	// cancel) returns it unchanged.
-	again, updated, err := db.FinishInvocation(ctx, inv.ID, postgres.Outcome{
+	again, updated, err := db.FinishInvocation(ctx, inv.ID, ferry.Outcome{
 		Status: ferry.StatusCancelled, Error: &ferry.FunctionError{Type: "Cancelled", Message: "late"},
 	})
 	if err != nil || updated {
@@ -107,11 +106,11 @@ func TestInvocationLifecycle(t *testing.T) {
 	}
 	_, err = db.StartInvocation(ctx, missing, "r", time.Now())
 	wantCode(t, err, ferry.ENOTFOUND)
-	_, _, err = db.FinishInvocation(ctx, missing, postgres.Outcome{Status: ferry.StatusFailed})
+	_, _, err = db.FinishInvocation(ctx, missing, ferry.Outcome{Status: ferry.StatusFailed})
 	wantCode(t, err, ferry.ENOTFOUND)
 	_, err = db.InvocationLogs(ctx, missing)
 	wantCode(t, err, ferry.ENOTFOUND)
-	_, _, err = db.FinishInvocation(ctx, inv.ID, postgres.Outcome{Status: ferry.StatusRunning})
+	_, _, err = db.FinishInvocation(ctx, inv.ID, ferry.Outcome{Status: ferry.StatusRunning})
 	wantCode(t, err, ferry.EINVALID)
 }
 
@@ -125,7 +124,7 @@ func TestInvocationFailureRecord(t *testing.T) {
 		t.Fatalf("event of an invocation without one: %q", inv.Event)
 	}
 	// A user's error text may hold NUL, which jsonb refuses.
-	out, _, err := db.FinishInvocation(ctx, inv.ID, postgres.Outcome{
+	out, _, err := db.FinishInvocation(ctx, inv.ID, ferry.Outcome{
 		Status: ferry.StatusFailed,
 		Error:  &ferry.FunctionError{Type: "ValueError", Message: "bad\x00value", Stack: "at line 3"},
 	})
@@ -271,7 +270,7 @@ func TestListInvocations(t *testing.T) {
 		return -slices.Compare(x.ID[:], y.ID[:])
 	})
 
-	collect := func(f postgres.InvocationFilter, limit int) ([]uuid.UUID, int) {
+	collect := func(f ferry.InvocationFilter, limit int) ([]uuid.UUID, int) {
 		t.Helper()
 		var ids []uuid.UUID
 		cursor, pages := "", 0
@@ -308,18 +307,18 @@ func TestListInvocations(t *testing.T) {
 
 	for _, tc := range []struct {
 		name   string
-		filter postgres.InvocationFilter
+		filter ferry.InvocationFilter
 		keep   func(ferry.Invocation) bool
 	}{
-		{"all", postgres.InvocationFilter{}, func(ferry.Invocation) bool { return true }},
-		{"function", postgres.InvocationFilter{Function: "a"}, func(i ferry.Invocation) bool { return i.Function == "a" }},
-		{"status", postgres.InvocationFilter{Status: ferry.StatusCompleted},
+		{"all", ferry.InvocationFilter{}, func(ferry.Invocation) bool { return true }},
+		{"function", ferry.InvocationFilter{Function: "a"}, func(i ferry.Invocation) bool { return i.Function == "a" }},
+		{"status", ferry.InvocationFilter{Status: ferry.StatusCompleted},
 			func(i ferry.Invocation) bool { return i.Status == ferry.StatusCompleted }},
-		{"function and status", postgres.InvocationFilter{Function: "a", Status: ferry.StatusCompleted},
+		{"function and status", ferry.InvocationFilter{Function: "a", Status: ferry.StatusCompleted},
 			func(i ferry.Invocation) bool { return i.Function == "a" && i.Status == ferry.StatusCompleted }},
-		{"chain run", postgres.InvocationFilter{ChainRunID: &chainRun},
+		{"chain run", ferry.InvocationFilter{ChainRunID: &chainRun},
 			func(i ferry.Invocation) bool { return i.ChainRunID != nil }},
-		{"time range", postgres.InvocationFilter{Since: base.Add(time.Second), Until: base.Add(3 * time.Second)},
+		{"time range", ferry.InvocationFilter{Since: base.Add(time.Second), Until: base.Add(3 * time.Second)},
 			func(i ferry.Invocation) bool {
 				return !i.CreatedAt.Before(base.Add(time.Second)) && i.CreatedAt.Before(base.Add(3*time.Second))
 			}},
@@ -338,13 +337,13 @@ func TestListInvocations(t *testing.T) {
 		})
 	}
 
-	_, _, err := db.ListInvocations(ctx, postgres.InvocationFilter{Status: "exploded"}, ferry.Page{})
+	_, _, err := db.ListInvocations(ctx, ferry.InvocationFilter{Status: "exploded"}, ferry.Page{})
 	wantCode(t, err, ferry.EINVALID)
-	_, _, err = db.ListInvocations(ctx, postgres.InvocationFilter{}, ferry.Page{Limit: -1})
+	_, _, err = db.ListInvocations(ctx, ferry.InvocationFilter{}, ferry.Page{Limit: -1})
 	wantCode(t, err, ferry.EINVALID)
-	_, _, err = db.ListInvocations(ctx, postgres.InvocationFilter{}, ferry.Page{Cursor: "eyJuIjoiYSJ9"}) // {"n":"a"}
+	_, _, err = db.ListInvocations(ctx, ferry.InvocationFilter{}, ferry.Page{Cursor: "eyJuIjoiYSJ9"}) // {"n":"a"}
 	wantCode(t, err, ferry.EINVALID)
-	none, next, err := db.ListInvocations(ctx, postgres.InvocationFilter{Function: "zzz"}, ferry.Page{})
+	none, next, err := db.ListInvocations(ctx, ferry.InvocationFilter{Function: "zzz"}, ferry.Page{})
 	if err != nil || len(none) != 0 || next != "" {
 		t.Fatalf("empty listing: %v, %q, %v", none, next, err)
 	}
@@ -368,7 +367,7 @@ func TestInvocationRecordLatency(t *testing.T) {
 		if _, err := db.StartInvocation(ctx, inv.ID, "run", time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := db.FinishInvocation(ctx, inv.ID, postgres.Outcome{Status: ferry.StatusCompleted, Result: json.RawMessage(`{}`)}); err != nil {
+		if _, _, err := db.FinishInvocation(ctx, inv.ID, ferry.Outcome{Status: ferry.StatusCompleted, Result: json.RawMessage(`{}`)}); err != nil {
 			t.Fatal(err)
 		}
 		durs[i] = time.Since(start)

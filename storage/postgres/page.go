@@ -150,19 +150,9 @@ func (w *where) newestFirst(selectFrom string, before *invocationKeyset, n int) 
 	return q + " ORDER BY created_at DESC, id DESC LIMIT " + w.arg(n+1)
 }
 
-// Viewer limits a listing to what one API key may read, in the query itself, so
-// that pages are full and a cursor never names a row the key may not see. The
-// zero Viewer reads everything (admin and developer keys, grants on "*").
-type Viewer struct {
-	// KeyID, when set, restricts the listing to functions on which this key
-	// holds one of Grants, directly or through "*".
-	KeyID  uuid.UUID
-	Grants []ferry.Permission
-}
-
 // readable returns the condition "v may read the function named by the SQL
 // expression fn".
-func (w *where) readable(v Viewer, fn string) string {
+func (w *where) readable(v ferry.Viewer, fn string) string {
 	if v.KeyID == uuid.Nil {
 		return "true"
 	}
@@ -173,7 +163,7 @@ func (w *where) readable(v Viewer, fn string) string {
 
 // chainReadable returns the condition "v may read every function (and
 // compensation) of the chain definition in the SQL expression def".
-func (w *where) chainReadable(v Viewer, def string) string {
+func (w *where) chainReadable(v ferry.Viewer, def string) string {
 	if v.KeyID == uuid.Nil {
 		return "true"
 	}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/ferry-faas/ferry"
-	"github.com/ferry-faas/ferry/storage/postgres"
 )
 
 func TestFunctionStats(t *testing.T) {
@@ -31,7 +30,7 @@ func TestFunctionStats(t *testing.T) {
 			t.Fatal(err)
 		}
 		if status.Final() {
-			_, _, err = db.FinishInvocation(ctx, inv.ID, postgres.Outcome{Status: status,
+			_, _, err = db.FinishInvocation(ctx, inv.ID, ferry.Outcome{Status: status,
 				Metrics: &ferry.Metrics{DurationMS: ms, Cold: cold}})
 			if err != nil {
 				t.Fatal(err)
