@@ -292,7 +292,9 @@ func (s *server) invokeChain(c echo.Context) error {
 	if req.async {
 		return runs.accepted(c, run)
 	}
-	rec, err := runs.wait(ctx, run, nil, endOnly[ferry.ChainRun])
+	// A chain's duration has no bound to derive a wait from: it waits until
+	// the end, or as long as asked (Prefer: wait).
+	rec, err := runs.wait(ctx, run, nil, endOnly[ferry.ChainRun], req.wait)
 	return runs.respond(c, rec, err)
 }
 

@@ -82,7 +82,7 @@ func (s *server) invoke(c echo.Context) error {
 	if req.async {
 		return runs.accepted(c, inv)
 	}
-	rec, err := runs.wait(ctx, inv, done, invokeResult(inv.ID))
+	rec, err := runs.wait(ctx, inv, done, invokeResult(inv.ID), syncWait(v.Limits, req.wait))
 	// Whichever source told the end (the worker in this process, Temporal's
 	// result, which leaves the event out of history, or the store), the answer
 	// is the record as stored, with the event it was accepted with.
@@ -106,7 +106,9 @@ func invokeResult(id uuid.UUID) result[ferry.Invocation] {
 // invokeRequest is what an invoke of a function or of a chain reads besides
 // the target.
 type invokeRequest struct {
-	async          bool
+	async bool
+	// wait is the longest wait asked for with `Prefer: wait=N` (0: none).
+	wait           time.Duration
 	idempotencyKey string
 	input          []byte // nil for an empty body: the handler gets null
 }
@@ -143,6 +145,10 @@ func readInvokeRequest(c echo.Context, what string) (invokeRequest, error) {
 	if err != nil {
 		return invokeRequest{}, err
 	}
+	wait, err := preferredWait(c)
+	if err != nil {
+		return invokeRequest{}, err
+	}
 	idemKey := c.Request().Header.Get(headerIdempotency)
 	if len(idemKey) > maxIdempotencyKey {
 		return invokeRequest{}, ferry.Errorf(ferry.EINVALID, "Idempotency-Key: must be at most %d bytes", maxIdempotencyKey)
@@ -161,7 +167,43 @@ func readInvokeRequest(c echo.Context, what string) (invokeRequest, error) {
 	} else if err := checkJSON(what, input); err != nil {
 		return invokeRequest{}, err
 	}
-	return invokeRequest{async: async, idempotencyKey: idemKey, input: input}, nil
+	return invokeRequest{async: async, wait: wait, idempotencyKey: idemKey, input: input}, nil
+}
+
+// preferredWait reads `Prefer: wait=N` (RFC 7240), N seconds.
+func preferredWait(c echo.Context) (time.Duration, error) {
+	for _, h := range c.Request().Header.Values("Prefer") {
+		for _, p := range strings.Split(h, ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+			if !ok || !strings.EqualFold(strings.TrimSpace(k), "wait") {
+				continue
+			}
+			n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(v), `"`))
+			if err != nil || n < 1 {
+				return 0, ferry.Errorf(ferry.EINVALID, "Prefer: wait must be a whole number of seconds, at least 1")
+			}
+			return time.Duration(n) * time.Second, nil
+		}
+	}
+	return 0, nil
+}
+
+// SyncWaitMargin is how much longer than its function's own time budget
+// (every attempt's timeout) a sync invoke waits before it answers 202 with the
+// record's Location: room for queueing, a cold start or a Go build. It also
+// bounds the wait while an outage (Temporal, PostgreSQL, S3) holds the
+// invocation back; the invocation itself goes on (docs/RELIABILITY.md).
+const SyncWaitMargin = 60 * time.Second
+
+// syncWait is the longest wait of a sync invoke of a version with limits l;
+// a shorter one asked for (Prefer: wait) wins.
+func syncWait(l ferry.Limits, asked time.Duration) time.Duration {
+	l = l.WithDefaults()
+	d := time.Duration(l.TimeoutSeconds*(l.Retries+1))*time.Second + SyncWaitMargin
+	if asked > 0 && asked < d {
+		return asked
+	}
+	return d
 }
 
 // wantsAsync reads `Prefer: respond-async` and ?async=true.

@@ -505,6 +505,33 @@ func TestInvokeWhenTemporalFails(t *testing.T) {
 	e2.want(e2.do("POST", "/v1/functions/fn/invoke", e2.admin, `{}`), 503, "no Temporal client")
 }
 
+// TestSyncWaitBounded: a sync invoke waits at most as long as asked
+// (Prefer: wait=N), and answers then 202 with the record's Location; the
+// invocation goes on. A bad preference is a 400.
+func TestSyncWaitBounded(t *testing.T) {
+	f := newFakeTemporal(t)
+	e := newEnv(t, withTemporal(f))
+	deployPy(e, e.admin, "slow")
+	began := time.Now()
+	r := e.do("POST", "/v1/functions/slow/invoke", e.admin, `{"sleep_ms": 3000}`, "Prefer", "wait=1")
+	took := time.Since(began)
+	e.want(r, 202, "sync invoke past its wait")
+	if took < time.Second || took > 2500*time.Millisecond {
+		t.Errorf("answered after %s, want about 1 s", took)
+	}
+	if loc := r.header.Get("Location"); loc != "/v1/invocations/"+r.str("id") || r.str("status") == "completed" {
+		t.Fatalf("Location %q, record %s", loc, r.raw)
+	}
+	if got := e.waitFinal(r.str("id")); got.str("status") != "completed" {
+		t.Fatalf("the invocation did not go on: %s", got.raw)
+	}
+	// A wait long enough answers the result.
+	e.want(e.do("POST", "/v1/functions/slow/invoke", e.admin, `{"sleep_ms": 100}`, "Prefer", "wait=10"), 200, "sync invoke within its wait")
+	for _, bad := range []string{"wait=0", "wait=soon", "wait=-3"} {
+		e.want(e.do("POST", "/v1/functions/slow/invoke", e.admin, `{}`, "Prefer", bad), 400, "Prefer: "+bad)
+	}
+}
+
 // Grants are by name and end with their function: a key granted on a function
 // created again under a deleted one's name never reads, lists, cancels or
 // retries the deleted one's invocations (their events, results and logs).

@@ -120,13 +120,20 @@ func (k runs[R]) abandon(id uuid.UUID, cause error) {
 type result[R any] func(ctx context.Context, wf client.WorkflowRun) (rec R, ok bool, err error)
 
 // wait waits for the workflow of run r to end and returns the final record, or
-// the record as it is when waiting failed (answered 202). done, when not nil,
-// delivers the final record as soon as a worker in this process has written
-// it, which is sooner than Temporal reports the workflow's end.
-func (k runs[R]) wait(ctx context.Context, r R, done <-chan R, res result[R]) (R, error) {
+// the record as it is when waiting failed or took longer than limit (answered
+// 202; 0: no limit). done, when not nil, delivers the final record as soon as
+// a worker in this process has written it, which is sooner than Temporal
+// reports the workflow's end.
+func (k runs[R]) wait(ctx context.Context, r R, done <-chan R, res result[R], limit time.Duration) (R, error) {
 	m := k.meta(r)
 	if m.status.Final() {
 		return r, nil
+	}
+	var expired <-chan time.Time
+	if limit > 0 {
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		expired = t.C
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -149,6 +156,10 @@ func (k runs[R]) wait(ctx context.Context, r R, done <-chan R, res result[R]) (R
 			return e.rec, nil
 		}
 		err = e.err
+	case <-expired:
+		// The run goes on; the answer is its record as it is now (202 with
+		// its Location unless it just ended), or 503 when the store is down.
+		return k.get(ctx, m.id)
 	}
 	var zero R
 	if ctx.Err() != nil {
