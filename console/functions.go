@@ -43,6 +43,7 @@ func (l *listPage[T]) UnmarshalJSON(b []byte) error {
 type functionRow struct {
 	ferry.Function
 	Runtime ferry.Runtime
+	Aliases []ferry.Alias
 	Stats   postgres.Stats
 }
 
@@ -72,6 +73,11 @@ func (c *console) functionsPage(w http.ResponseWriter, r *http.Request, s *sessi
 				return err
 			}
 			rows[i].Runtime = v.Runtime
+			var as listPage[ferry.Alias]
+			if err := a.get("/v1/functions/"+pathEscape(f.Name)+"/aliases", &as); err != nil {
+				return err
+			}
+			rows[i].Aliases = as.Items
 			return nil
 		})
 	}
@@ -105,6 +111,7 @@ type functionView struct {
 	Version     ferry.Version
 	EnvNames    []string
 	Versions    []ferry.Version
+	Aliases     []ferry.Alias
 	Stats       postgres.Stats
 	Range       string
 	Ranges      []string
@@ -139,6 +146,11 @@ func (c *console) loadFunction(r *http.Request, s *session) (functionView, error
 		return v, err
 	}
 	v.Versions = vs.Items
+	var as listPage[ferry.Alias]
+	if err := a.get("/v1/functions/"+pathEscape(name)+"/aliases", &as); err != nil {
+		return v, err
+	}
+	v.Aliases = as.Items
 	var invs listPage[ferry.Invocation]
 	if err := a.get("/v1/invocations?limit=15&function="+urlQueryEscape(name), &invs); err != nil {
 		return v, err

@@ -55,10 +55,16 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
+// stepTimeout bounds one step of a browser test, so that a failure still
+// leaves time to show the page.
+const stepTimeout = time.Minute
+
 // run runs browser actions and fails the test with what on error.
 func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Do(ctx, actions...); err != nil {
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(sctx, actions...); err != nil {
 		fail(t, ctx, what, err)
 	}
 }
@@ -66,7 +72,9 @@ func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Act
 // value runs one browser action that returns a value.
 func value[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
 	t.Helper()
-	v, err := chromedp.Run(ctx, a)
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	v, err := chromedp.Run(sctx, a)
 	if err != nil {
 		fail(t, ctx, what, err)
 	}
@@ -140,6 +148,9 @@ func TestConsoleE2E(t *testing.T) {
 	// Deploy through the API; the console shows it.
 	s.deploy(t, "hello", "python", "hello.handler", "hello.py", consoleFunction, nil)
 	s.deploy(t, "secret", "python", "secret.handler", "secret.py", consoleFunction, nil)
+	if r := s.do(t, http.MethodPut, "/v1/functions/hello/aliases/prod", map[string]any{"version": 1}, nil); r.StatusCode >= 300 {
+		t.Fatalf("set alias: %s", r.Status)
+	}
 
 	// Signing in: a page asks for the key, a wrong key is refused.
 	run(t, ctx, "open the console", chromedp.Navigate(base+"/functions"), chromedp.WaitVisible(chromedp.CSS("#login")))
@@ -151,6 +162,7 @@ func TestConsoleE2E(t *testing.T) {
 		chromedp.Submit(chromedp.CSS("#login")), chromedp.WaitVisible(chromedp.CSS("#functions")))
 	wantContains(t, "functions list", textOf(t, ctx, "#functions"), "hello")
 	wantContains(t, "functions list", textOf(t, ctx, "#functions"), "python")
+	wantContains(t, "functions list", textOf(t, ctx, "#functions"), "prod → v1")
 
 	// The cookie is HttpOnly: the page's scripts cannot read the session.
 	cookie := value(t, ctx, "document.cookie", chromedp.Evaluate[string](`document.cookie`))
@@ -183,6 +195,7 @@ func TestConsoleE2E(t *testing.T) {
 	wantContains(t, "invocation error", textOf(t, ctx, "#error-box"), "asked to fail")
 	wantContains(t, "invocation logs", textOf(t, ctx, "#logs"), "hello from the console test")
 	wantContains(t, "invocation status", textOf(t, ctx, "#inv-status"), "failed")
+	wantContains(t, "attempts", textOf(t, ctx, "#attempts"), "1")
 	temporal := value(t, ctx, "Temporal link", chromedp.AttributeValue(chromedp.CSS("#temporal-link"), "href"))
 	wantContains(t, "Temporal link", temporal.Value, "/workflows/"+failedID)
 	screenshot(t, ctx, "invocation")
