@@ -2,6 +2,8 @@ package console
 
 import (
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
@@ -127,6 +129,9 @@ func (c *console) signedIn(h handler) http.Handler {
 				Message: "not signed in (or the session ended): sign in again"})
 			return
 		}
+		if r.Method == http.MethodPost && !c.parseForm(w, r, sess) {
+			return
+		}
 		if r.Method == http.MethodPost && !validToken(r.PostFormValue(csrfField), sess.csrf) {
 			c.errorPage(w, r, sess, &apiError{Status: http.StatusForbidden, Code: ferry.EFORBIDDEN,
 				Message: "the form has no valid CSRF token: reload the page and send it again"})
@@ -135,6 +140,27 @@ func (c *console) signedIn(h handler) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		h(w, r, sess)
 	})
+}
+
+// maxFormBytes bounds a console form: an invoke form carries an event of up to
+// the API's body limit, larger once URL-encoded; the API enforces its own.
+const maxFormBytes = 32 << 20
+
+// parseForm reads a posted form; a body over maxFormBytes or malformed is
+// answered here.
+func (c *console) parseForm(w http.ResponseWriter, r *http.Request, s *session) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			c.errorPage(w, r, s, &apiError{Status: http.StatusRequestEntityTooLarge, Code: ferry.ETOOLARGE,
+				Message: fmt.Sprintf("the form is larger than the limit of %d MiB", maxFormBytes>>20)})
+		} else {
+			c.errorPage(w, r, s, &apiError{Status: http.StatusBadRequest, Code: ferry.EINVALID, Message: "malformed form: " + err.Error()})
+		}
+		return false
+	}
+	return true
 }
 
 func validToken(got, want string) bool {
@@ -169,6 +195,9 @@ func (c *console) loginPage(w http.ResponseWriter, r *http.Request) {
 
 // login checks the key against the API and starts a session.
 func (c *console) login(w http.ResponseWriter, r *http.Request) {
+	if !c.parseForm(w, r, nil) {
+		return
+	}
 	ck, err := r.Cookie(loginCookie)
 	if err != nil || !validToken(r.PostFormValue(csrfField), ck.Value) {
 		c.errorPage(w, r, nil, &apiError{Status: http.StatusForbidden, Code: ferry.EFORBIDDEN,

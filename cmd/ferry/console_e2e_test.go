@@ -138,6 +138,41 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
+// seedHistory records a day of finished invocations of a function (for the
+// pictures: a fresh test server has no history to chart).
+func seedHistory(t *testing.T, s *testServer, name string) {
+	t.Helper()
+	ctx := context.Background()
+	fn, err := s.db.GetFunction(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for i := range 24 * 12 {
+		at := now.Add(-time.Duration(i) * 5 * time.Minute)
+		n := 1 + (i*7)%5 // a few an interval, varying
+		for j := range n {
+			inv, _, err := s.db.CreateInvocation(ctx, ferry.Invocation{Function: name, FunctionID: fn.ID, Version: 1,
+				CreatedAt: at.Add(-time.Duration(j) * time.Second)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			status := ferry.StatusCompleted
+			if (i+j)%23 == 0 {
+				status = ferry.StatusFailed
+			}
+			ms := 2 + float64((i*13+j*29)%40)
+			if (i+j)%31 == 0 {
+				ms += 400 // a slow one
+			}
+			if _, _, err := s.db.FinishInvocation(ctx, inv.ID, ferry.Outcome{Status: status,
+				Metrics: &ferry.Metrics{DurationMS: ms, Cold: (i+j)%17 == 0}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 // TestConsoleE2E drives the console in a real browser against a whole Ferry.
 func TestConsoleE2E(t *testing.T) {
 	s := startTestServer(t, "console")
@@ -189,7 +224,9 @@ func TestConsoleE2E(t *testing.T) {
 	wantContains(t, "error", textOf(t, ctx, "#invoke-error"), "asked to fail")
 	failedID := textOf(t, ctx, "#invoked-link")
 	run(t, ctx, "reload the function page", chromedp.Navigate(base+"/functions/hello"), chromedp.WaitVisible(chromedp.CSS("#charts svg")))
-	screenshot(t, ctx, "function")
+	if got := value(t, ctx, "chart bars", chromedp.Evaluate[int](`document.querySelectorAll("#charts svg rect.err").length`)); got != 1 {
+		t.Errorf("the invocations chart shows %d bars of errors, want 1 (one failed invocation)", got)
+	}
 	run(t, ctx, "open the failed invocation", chromedp.Navigate(base+"/invocations/"+failedID),
 		chromedp.WaitVisible(chromedp.CSS("#error-box")))
 	wantContains(t, "invocation error", textOf(t, ctx, "#error-box"), "asked to fail")
@@ -233,6 +270,11 @@ func TestConsoleE2E(t *testing.T) {
 		run(t, ctx, "graph node "+st.Path, chromedp.WaitVisible(chromedp.CSS(`.graph .node[data-path="`+st.Path+`"][data-status="completed"]`)))
 	}
 	screenshot(t, ctx, "chain-run")
+	if os.Getenv("FERRY_CONSOLE_SCREENSHOTS") != "" {
+		seedHistory(t, s, "hello")
+		run(t, ctx, "function page with history", chromedp.Navigate(base+"/functions/hello"), chromedp.WaitVisible(chromedp.CSS("#charts svg")))
+		screenshot(t, ctx, "function")
+	}
 	run(t, ctx, "open the health page", chromedp.Navigate(base+"/health"), chromedp.WaitVisible(chromedp.CSS("#checks")))
 	wantContains(t, "health", textOf(t, ctx, "#checks"), "postgres")
 	screenshot(t, ctx, "health")
