@@ -2,10 +2,10 @@ package console
 
 import (
 	"crypto/rand"
-	"errors"
-	"fmt"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
