@@ -69,7 +69,9 @@ const ErrTypeInvalidConfig = "InvalidConfiguration"
 type Store interface {
 	GetVersion(ctx context.Context, name string, version int) (ferry.Version, error)
 	GetInvocation(ctx context.Context, id uuid.UUID) (ferry.Invocation, error)
-	StartInvocation(ctx context.Context, id uuid.UUID, runID string, at time.Time) (ferry.InvocationStatus, error)
+	StartInvocation(ctx context.Context, id uuid.UUID, runID string, at time.Time, token uuid.UUID, ttl time.Duration) (ferry.InvocationStatus, error)
+	RenewInvocation(ctx context.Context, id, token uuid.UUID, ttl time.Duration) error
+	ReleaseInvocation(ctx context.Context, id, token uuid.UUID) error
 	FinishInvocation(ctx context.Context, id uuid.UUID, o ferry.Outcome) (ferry.Invocation, bool, error)
 }
 
@@ -235,9 +237,19 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	// cannot be marked is retried by Temporal without running anything, and a
 	// record already final (a replay re-running a local activity whose result
 	// never reached history, a retry after a lost reply) is returned as it is.
-	status, err := a.Store.StartInvocation(ctx, in.InvocationID, info.WorkflowExecution.RunID, time.Now())
+	// The record's lease keeps a second attempt of this invocation from
+	// running the function at the same time (a workflow task retried while
+	// this local activity still runs): it waits, retried by Temporal, until
+	// this attempt released the lease or its worker died.
+	lease := uuid.New()
+	status, err := a.Store.StartInvocation(ctx, in.InvocationID, info.WorkflowExecution.RunID, time.Now(), lease, leaseTTL)
 	if err != nil {
 		return RunOutput{}, err
+	}
+	if !status.Final() {
+		defer a.release(in.InvocationID, lease)
+		stop := a.renew(ctx, log, in.InvocationID, lease)
+		defer stop()
 	}
 	if status.Final() {
 		log.Info("invocation already final, not running it again", "status", status)
@@ -333,6 +345,41 @@ func (a *Invocations) finishRetrying(ctx context.Context, log *slog.Logger, id u
 		}
 		wait = min(2*wait, finishRetryMax)
 	}
+}
+
+// leaseTTL is how long an attempt's lease on its record lasts unless renewed
+// (every leaseTTL/3 while the function runs): after a worker died, the next
+// attempt waits at most this long.
+const leaseTTL = 15 * time.Second
+
+// renew extends the lease on the record until stop is called.
+func (a *Invocations) renew(ctx context.Context, log *slog.Logger, id, lease uuid.UUID) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(leaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := a.Store.RenewInvocation(ctx, id, lease, leaseTTL); err != nil {
+					log.Warn("renewing the lease on the invocation's record", "err", err)
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// release gives up the lease, so that a retry need not wait for it to expire
+// (a failed release only makes it wait).
+func (a *Invocations) release(id, lease uuid.UUID) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = a.Store.ReleaseInvocation(ctx, id, lease)
 }
 
 // Back-off of finishRetrying.

@@ -30,6 +30,7 @@ type fakeStore struct {
 	chainVersions []ferry.ChainVersion
 	keys          map[uuid.UUID]ferry.APIKey
 	writes        []string
+	leases        map[uuid.UUID]uuid.UUID // invocation → token of the attempt holding its lease
 
 	getVersion      func(ctx context.Context, name string, version int) (ferry.Version, error)
 	beforeCreate    func(inv ferry.Invocation) // runs before CreateInvocation, without the lock
@@ -110,7 +111,7 @@ func (s *fakeStore) CreateInvocation(_ context.Context, inv ferry.Invocation) (f
 	return inv, true, nil
 }
 
-func (s *fakeStore) StartInvocation(ctx context.Context, id uuid.UUID, runID string, at time.Time) (ferry.InvocationStatus, error) {
+func (s *fakeStore) StartInvocation(ctx context.Context, id uuid.UUID, runID string, at time.Time, token uuid.UUID, ttl time.Duration) (ferry.InvocationStatus, error) {
 	if s.startInvocation != nil {
 		if err := s.startInvocation(ctx, id, runID, at); err != nil {
 			return "", err
@@ -126,12 +127,37 @@ func (s *fakeStore) StartInvocation(ctx context.Context, id uuid.UUID, runID str
 	if inv.Status.Final() {
 		return inv.Status, nil
 	}
+	if l, held := s.leases[id]; held && l != token {
+		return "", ferry.Errorf(ferry.ECONFLICT, "invocation %s is being run by another attempt", id)
+	}
 	if inv.Status == ferry.StatusPending {
 		inv.Status, inv.RunID, inv.StartedAt = ferry.StatusRunning, runID, &at
 	}
 	inv.Attempts++
 	s.invocations[id] = inv
+	if s.leases == nil {
+		s.leases = map[uuid.UUID]uuid.UUID{}
+	}
+	s.leases[id] = token
 	return inv.Status, nil
+}
+
+func (s *fakeStore) RenewInvocation(_ context.Context, id, token uuid.UUID, _ time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.leases[id] != token {
+		return ferry.Errorf(ferry.ECONFLICT, "lease not held")
+	}
+	return nil
+}
+
+func (s *fakeStore) ReleaseInvocation(_ context.Context, id, token uuid.UUID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.leases[id] == token {
+		delete(s.leases, id)
+	}
+	return nil
 }
 
 func (s *fakeStore) FinishInvocation(_ context.Context, id uuid.UUID, o ferry.Outcome) (ferry.Invocation, bool, error) {
@@ -693,4 +719,28 @@ func TestRunAttemptsCounted(t *testing.T) {
 
 func (s *fakeStore) ResolveAlias(ctx context.Context, function, name string, u float64) (ferry.Version, ferry.Alias, error) {
 	return ferry.Version{}, ferry.Alias{}, ferry.Errorf(ferry.ENOTFOUND, "alias %q of function %q not found", name, function)
+}
+
+// TestRunWaitsForAnotherAttempt: while another attempt holds the record's
+// lease (a workflow task retried while the first local activity still runs),
+// Run does not start the function and asks Temporal to retry; once the lease
+// is released it runs. Every Run releases its lease when it returns.
+func TestRunWaitsForAnotherAttempt(t *testing.T) {
+	f := newInvokeFixture(t, returns(runtimes.Result{Status: runtimes.StatusCompleted, Result: json.RawMessage(`1`)}))
+	other := uuid.New()
+	f.store.leases = map[uuid.UUID]uuid.UUID{f.in.InvocationID: other}
+	_, err := f.run(t)
+	if ae := appError(t, err); ae.NonRetryable() || !strings.Contains(ae.Error(), "another attempt") {
+		t.Fatalf("error %v", err)
+	}
+	if n := len(f.exec.Runs()); n != 0 {
+		t.Fatalf("%d runs while another attempt held the lease", n)
+	}
+	_ = f.store.ReleaseInvocation(context.Background(), f.in.InvocationID, other)
+	if _, err := f.run(t); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.exec.Runs()); n != 1 || len(f.store.leases) != 0 {
+		t.Fatalf("%d runs, leases left %v", n, f.store.leases)
+	}
 }

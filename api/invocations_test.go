@@ -154,7 +154,7 @@ func (f *fakeTemporal) work(r *fakeRun, in workflows.InvokeInput) {
 		SleepMS int    `json:"sleep_ms"`
 	}
 	_ = json.Unmarshal(event, &ev)
-	if _, err := f.db.StartInvocation(ctx, in.InvocationID, r.GetRunID(), time.Now()); err != nil {
+	if _, err := f.db.StartInvocation(ctx, in.InvocationID, r.GetRunID(), time.Now(), uuid.New(), time.Minute); err != nil {
 		f.t.Errorf("StartInvocation: %v", err)
 	}
 	o := ferry.Outcome{Status: ferry.StatusCompleted, Logs: "log of " + in.InvocationID.String() + "\n",

@@ -48,7 +48,7 @@ func TestSweepClosesRecordsOfEndedWorkflows(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.StartInvocation(ctx, id, "run", time.Now()); err != nil {
+		if _, err := db.StartInvocation(ctx, id, "run", time.Now(), uuid.New(), time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -203,19 +203,25 @@ func (db *DB) ListInvocations(ctx context.Context, f ferry.InvocationFilter, p f
 }
 
 // StartInvocation records that the function of an invocation that is not final
-// is being started: the first call moves it from pending to running (recording
-// when and in which workflow run), every call counts one more attempt. It
-// returns the record's status afterwards: running, or the final status of a
-// record that is already final, which it leaves unchanged (the caller must not
-// run the function then).
-func (db *DB) StartInvocation(ctx context.Context, id uuid.UUID, runID string, at time.Time) (ferry.InvocationStatus, error) {
+// is being started by the attempt holding token: the first call moves it from
+// pending to running (recording when and in which workflow run), every call
+// counts one more attempt, and the attempt takes the record's lease for ttl
+// (RenewInvocation extends it, ReleaseInvocation gives it up). It returns the
+// record's status afterwards: running, or the final status of a record that is
+// already final, which it leaves unchanged (the caller must not run the
+// function then). While another attempt holds a live lease it changes nothing
+// and answers ECONFLICT: that attempt is running the function.
+func (db *DB) StartInvocation(ctx context.Context, id uuid.UUID, runID string, at time.Time, token uuid.UUID, ttl time.Duration) (ferry.InvocationStatus, error) {
 	if at.IsZero() {
 		at = time.Now()
 	}
 	tag, err := db.pool.Exec(ctx, `UPDATE invocations SET status = 'running', attempts = attempts + 1,
 			run_id = CASE WHEN status = 'pending' THEN $2 ELSE run_id END,
-			started_at = coalesce(started_at, $3)
-		WHERE id = $1 AND status IN ('pending', 'running', 'waiting')`, id, runID, at)
+			started_at = coalesce(started_at, $3),
+			lease_token = $4, lease_until = now() + make_interval(secs => $5)
+		WHERE id = $1 AND (status = 'pending' OR status = 'running'
+			AND (lease_until IS NULL OR lease_until < now() OR lease_token = $4))`,
+		id, runID, at, token, ttl.Seconds())
 	if err != nil {
 		return "", db.mapErr(err, invocationName(id))
 	}
@@ -223,10 +229,36 @@ func (db *DB) StartInvocation(ctx context.Context, id uuid.UUID, runID string, a
 		return ferry.StatusRunning, nil
 	}
 	var status string
-	if err := db.pool.QueryRow(ctx, `SELECT status FROM invocations WHERE id = $1`, id).Scan(&status); err != nil {
+	var until *time.Time
+	if err := db.pool.QueryRow(ctx, `SELECT status, lease_until FROM invocations WHERE id = $1`, id).Scan(&status, &until); err != nil {
 		return "", db.mapErr(err, invocationName(id))
 	}
-	return ferry.InvocationStatus(status), nil
+	if st := ferry.InvocationStatus(status); st.Final() {
+		return st, nil
+	}
+	return "", ferry.Errorf(ferry.ECONFLICT, "%s is being run by another attempt (its lease lasts until %s)",
+		invocationName(id), until.UTC().Format(time.RFC3339Nano))
+}
+
+// RenewInvocation extends the lease of the attempt holding token by ttl from
+// now; it answers ECONFLICT when that attempt no longer holds it.
+func (db *DB) RenewInvocation(ctx context.Context, id, token uuid.UUID, ttl time.Duration) error {
+	tag, err := db.pool.Exec(ctx, `UPDATE invocations SET lease_until = now() + make_interval(secs => $3)
+		WHERE id = $1 AND lease_token = $2 AND status = 'running'`, id, token, ttl.Seconds())
+	if err != nil {
+		return db.mapErr(err, invocationName(id))
+	}
+	if tag.RowsAffected() == 0 {
+		return ferry.Errorf(ferry.ECONFLICT, "%s: the lease is no longer held", invocationName(id))
+	}
+	return nil
+}
+
+// ReleaseInvocation gives up the lease of the attempt holding token, so that
+// the next attempt need not wait for it to expire.
+func (db *DB) ReleaseInvocation(ctx context.Context, id, token uuid.UUID) error {
+	_, err := db.pool.Exec(ctx, `UPDATE invocations SET lease_until = NULL WHERE id = $1 AND lease_token = $2`, id, token)
+	return db.mapErr(err, invocationName(id))
 }
 
 // FinishInvocation records the outcome of an invocation that is not final yet.

@@ -42,16 +42,37 @@ func TestInvocationLifecycle(t *testing.T) {
 	if got.Attempts != 0 {
 		t.Fatalf("attempts before start: %d", got.Attempts)
 	}
-	if st, err := db.StartInvocation(ctx, inv.ID, "run-1", started); err != nil || st != ferry.StatusRunning {
+	first, second := uuid.New(), uuid.New()
+	if st, err := db.StartInvocation(ctx, inv.ID, "run-1", started, first, time.Minute); err != nil || st != ferry.StatusRunning {
 		t.Fatal(st, err)
 	}
-	// A second start (a retry, a re-execution) only counts an attempt.
-	if st, err := db.StartInvocation(ctx, inv.ID, "run-2", started.Add(time.Second)); err != nil || st != ferry.StatusRunning {
+	// A second attempt waits while the first holds its lease: nothing changes.
+	_, err = db.StartInvocation(ctx, inv.ID, "run-2", started.Add(time.Second), second, time.Minute)
+	wantCode(t, err, ferry.ECONFLICT)
+	if got, _ := db.GetInvocation(ctx, inv.ID); got.Attempts != 1 {
+		t.Fatalf("attempts %d after a refused start, want 1", got.Attempts)
+	}
+	if err := db.RenewInvocation(ctx, inv.ID, first, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// Released, the second attempt starts (a retry, a re-execution): one
+	// more attempt, the first start's time and run kept; the first attempt
+	// no longer holds the lease.
+	if err := db.ReleaseInvocation(ctx, inv.ID, first); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := db.StartInvocation(ctx, inv.ID, "run-2", started.Add(time.Second), second, time.Millisecond); err != nil || st != ferry.StatusRunning {
 		t.Fatal(st, err)
 	}
+	wantCode(t, db.RenewInvocation(ctx, inv.ID, first, time.Minute), ferry.ECONFLICT)
 	got, _ = db.GetInvocation(ctx, inv.ID)
 	if got.Status != ferry.StatusRunning || got.RunID != "run-1" || !got.StartedAt.Equal(started) || got.Attempts != 2 {
 		t.Fatalf("after start: %+v", got)
+	}
+	// An expired lease (its worker died) does not hold anyone back.
+	time.Sleep(20 * time.Millisecond)
+	if st, err := db.StartInvocation(ctx, inv.ID, "run-3", time.Now(), uuid.New(), time.Minute); err != nil || st != ferry.StatusRunning {
+		t.Fatal(st, err)
 	}
 
 	finished := started.Add(150 * time.Millisecond)
@@ -91,10 +112,10 @@ func TestInvocationLifecycle(t *testing.T) {
 	}
 	// A start after the final write says so and changes nothing: the caller
 	// must not run the function again.
-	if st, err := db.StartInvocation(ctx, inv.ID, "run-3", time.Now()); err != nil || st != ferry.StatusCompleted {
+	if st, err := db.StartInvocation(ctx, inv.ID, "run-4", time.Now(), uuid.New(), time.Minute); err != nil || st != ferry.StatusCompleted {
 		t.Fatal(st, err)
 	}
-	if got, _ := db.GetInvocation(ctx, inv.ID); got.Status != ferry.StatusCompleted || got.RunID != "run-1" || got.Attempts != 2 {
+	if got, _ := db.GetInvocation(ctx, inv.ID); got.Status != ferry.StatusCompleted || got.RunID != "run-1" || got.Attempts != 3 {
 		t.Fatalf("start after finish changed the record: %+v", got)
 	}
 
@@ -104,7 +125,7 @@ func TestInvocationLifecycle(t *testing.T) {
 	if got, want := ferry.ErrorMessage(err), "invocation "+missing.String()+" not found"; got != want {
 		t.Errorf("message %q, want %q", got, want)
 	}
-	_, err = db.StartInvocation(ctx, missing, "r", time.Now())
+	_, err = db.StartInvocation(ctx, missing, "r", time.Now(), uuid.New(), time.Minute)
 	wantCode(t, err, ferry.ENOTFOUND)
 	_, _, err = db.FinishInvocation(ctx, missing, ferry.Outcome{Status: ferry.StatusFailed})
 	wantCode(t, err, ferry.ENOTFOUND)
@@ -364,7 +385,7 @@ func TestInvocationRecordLatency(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.StartInvocation(ctx, inv.ID, "run", time.Now()); err != nil {
+		if _, err := db.StartInvocation(ctx, inv.ID, "run", time.Now(), uuid.New(), time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := db.FinishInvocation(ctx, inv.ID, ferry.Outcome{Status: ferry.StatusCompleted, Result: json.RawMessage(`{}`)}); err != nil {
