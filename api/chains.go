@@ -286,7 +286,7 @@ func (s *server) invokeChain(c echo.Context) error {
 			return err
 		}
 	}
-	if err := runs.launch(ctx, run, workflows.ChainStart(s.TaskQueue, run, v), created, req.idempotencyKey != ""); err != nil {
+	if err := runs.launch(ctx, run, eagerIf(!req.async, workflows.ChainStart(s.TaskQueue, run, v)), created, req.idempotencyKey != ""); err != nil {
 		return err
 	}
 	if req.async {

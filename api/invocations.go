@@ -76,7 +76,7 @@ func (s *server) invoke(c echo.Context) error {
 		done, stop = s.Completions.Subscribe(inv.ID)
 		defer stop()
 	}
-	if err := runs.launch(ctx, inv, workflows.InvokeStart(s.TaskQueue, inv, v), created, req.idempotencyKey != ""); err != nil {
+	if err := runs.launch(ctx, inv, eagerIf(!req.async, workflows.InvokeStart(s.TaskQueue, inv, v)), created, req.idempotencyKey != ""); err != nil {
 		return err
 	}
 	if req.async {
@@ -451,7 +451,7 @@ func (s *server) retryInvocation(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := runs.launch(ctx, inv, workflows.InvokeStart(s.TaskQueue, inv, v), true, false); err != nil {
+	if err := runs.launch(ctx, inv, eagerIf(false, workflows.InvokeStart(s.TaskQueue, inv, v)), true, false); err != nil {
 		return err
 	}
 	return runs.accepted(c, inv)

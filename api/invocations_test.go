@@ -42,6 +42,13 @@ type fakeTemporal struct {
 	runs   map[string]*fakeRun
 	starts map[string]int
 	inputs map[string]workflows.InvokeInput
+	eager  map[string]bool // workflow id → EnableEagerStart of its first start
+}
+
+func (f *fakeTemporal) eagerStart(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.eager[id]
 }
 
 var _ api.Temporal = (*fakeTemporal)(nil)
@@ -104,7 +111,8 @@ func (r *fakeRun) GetWithOptions(ctx context.Context, v any, _ client.WorkflowRu
 }
 
 func newFakeTemporal(t *testing.T) *fakeTemporal {
-	return &fakeTemporal{t: t, runs: map[string]*fakeRun{}, starts: map[string]int{}, inputs: map[string]workflows.InvokeInput{}}
+	return &fakeTemporal{t: t, runs: map[string]*fakeRun{}, starts: map[string]int{}, inputs: map[string]workflows.InvokeInput{},
+		eager: map[string]bool{}}
 }
 
 func withTemporal(f *fakeTemporal) envOption {
@@ -120,12 +128,15 @@ func (f *fakeTemporal) ExecuteWorkflow(ctx context.Context, o client.StartWorkfl
 		return nil, f.startErr
 	}
 	if reflect.ValueOf(wf).Pointer() != reflect.ValueOf(workflows.InvokeFunction).Pointer() ||
-		len(args) != 1 || o.TaskQueue != f.queue || !o.EnableEagerStart {
+		len(args) != 1 || o.TaskQueue != f.queue {
 		f.t.Errorf("ExecuteWorkflow(%+v, %v, %v)", o, wf, args)
 	}
 	in := args[0].(workflows.InvokeInput)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if _, ok := f.eager[o.ID]; !ok {
+		f.eager[o.ID] = o.EnableEagerStart
+	}
 	if r, ok := f.runs[o.ID]; ok {
 		return r, nil // WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
 	}
@@ -250,6 +261,9 @@ func TestInvokeSyncAsyncIdempotent(t *testing.T) {
 	if f.input(id).Function != "echo" || string(f.input(id).Event) != `{"name": "ferry"}` {
 		t.Errorf("workflow input: %+v", f.inputs[id])
 	}
+	if !f.eagerStart(id) {
+		t.Error("a sync invoke was not started eagerly")
+	}
 
 	// A failed function is still 200, flagged in a header.
 	r = e.do("POST", "/v1/functions/echo/invoke", e.admin, `{"op": "fail"}`)
@@ -269,6 +283,10 @@ func TestInvokeSyncAsyncIdempotent(t *testing.T) {
 		}
 		if got := e.waitFinal(r.str("id")); got.str("status") != "completed" {
 			t.Fatalf("async invocation ended %s", got.raw)
+		}
+		// Async work goes to the task queue, where every worker may take it.
+		if f.eagerStart(r.str("id")) {
+			t.Error("an async invoke was started eagerly")
 		}
 	}
 

@@ -251,3 +251,13 @@ func (k runs[R]) cancel(c echo.Context, r R, closeRun func(ctx context.Context) 
 func (k runs[R]) cancelled(ctx context.Context, id uuid.UUID) (R, error) {
 	return k.finish(ctx, id, ferry.StatusCancelled, "Cancelled", "cancelled by request")
 }
+
+// eagerIf keeps eager start only for a caller that waits: the worker in this
+// process then runs the workflow at once, without a round trip through
+// Temporal's matching. Async work goes to the task queue, which every worker of
+// a cluster polls, worker-only nodes included (docs/ARCHITECTURE.md,
+// "Production topology").
+func eagerIf(wait bool, st workflows.Start) workflows.Start {
+	st.Options.EnableEagerStart = st.Options.EnableEagerStart && wait
+	return st
+}

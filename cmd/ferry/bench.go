@@ -30,6 +30,8 @@ func benchCommand() *cobra.Command {
 		concurrency  []int
 		function     string
 		skipBaseline bool
+		targets      []string
+		rounds       int
 	)
 	invoke := &cobra.Command{
 		Use:   "invoke",
@@ -45,7 +47,11 @@ no-op local activity against FERRY_TEMPORAL_ADDRESS. Reports p50/p95/p99 latency
 			if err != nil {
 				return err
 			}
-			b := newBenchClient(cfg, &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}})
+			hc := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			if len(targets) > 0 {
+				return benchTargets(ctx, cmd.OutOrStdout(), hc, targets, function, n, warmup, rounds, concurrency)
+			}
+			b := newBenchClient(cfg, hc)
 			if function == "" {
 				function = "bench-echo"
 				if err := b.deployEcho(ctx, function); err != nil {
@@ -79,8 +85,77 @@ no-op local activity against FERRY_TEMPORAL_ADDRESS. Reports p50/p95/p99 latency
 	invoke.Flags().IntSliceVarP(&concurrency, "concurrency", "c", []int{1, 16}, "concurrency levels")
 	invoke.Flags().StringVar(&function, "function", "", "existing function to invoke (default: deploy bench-echo)")
 	invoke.Flags().BoolVar(&skipBaseline, "no-baseline", false, "skip the bare Temporal baseline")
+	invoke.Flags().StringArrayVar(&targets, "target", nil, "NAME=URL[,API_KEY]: compare Ferry endpoints instead of the baseline, interleaved (repeat the flag; the key defaults to FERRY_API_KEY)")
+	invoke.Flags().IntVar(&rounds, "rounds", 4, "with --target: rounds per concurrency level, each running n/rounds invocations on every target in turn")
 	bench.AddCommand(invoke, benchChainCommand())
 	return bench
+}
+
+// benchTargets measures several Ferry endpoints (e.g. a node of a cluster and a
+// `ferry server` on the dev stack) in one run: at each concurrency level every
+// round runs n/rounds invocations on each target in turn, so that a change in
+// the machine's load hits every target alike.
+func benchTargets(ctx context.Context, out io.Writer, hc *http.Client, specs []string, function string, n, warmup, rounds int, concurrency []int) error {
+	type target struct {
+		name string
+		b    *benchClient
+	}
+	var ts []target
+	for _, spec := range specs {
+		name, rest, ok := strings.Cut(spec, "=")
+		if !ok || name == "" || rest == "" {
+			return fmt.Errorf("--target %q: want NAME=URL[,API_KEY]", spec)
+		}
+		url, key, _ := strings.Cut(rest, ",")
+		if key == "" {
+			key = os.Getenv("FERRY_API_KEY")
+		}
+		b := &benchClient{url: strings.TrimRight(url, "/"), key: key, http: hc}
+		if function == "" {
+			if err := b.deployEcho(ctx, "bench-echo"); err != nil && !strings.Contains(err.Error(), "409") {
+				return fmt.Errorf("target %s: %w", name, err)
+			}
+		}
+		ts = append(ts, target{name, b})
+	}
+	if function == "" {
+		function = "bench-echo"
+	}
+	rounds = max(rounds, 1)
+	fmt.Fprintf(out, "| target | concurrency | n | p50 ms | p95 ms | p99 ms | req/s | errors |\n|---|---|---|---|---|---|---|---|\n")
+	for _, c := range concurrency {
+		res := make([]loadResult, len(ts))
+		for r := range rounds {
+			for i, t := range ts {
+				w := 0
+				if r == 0 {
+					w = warmup
+				}
+				res[i] = res[i].merge(runLoad(ctx, max(n/rounds, c), w, c, func(ctx context.Context) error { return t.b.invoke(ctx, function) }))
+			}
+		}
+		for i, t := range ts {
+			fmt.Fprintln(out, res[i].row(t.name, c))
+		}
+		for i := 1; i < len(ts); i++ {
+			fmt.Fprintf(out, "| ratio %s/%s | %d | | p50 %.2f× | | p99 %.2f× | throughput %.2f× | |\n", ts[i].name, ts[0].name, c,
+				res[i].p(50)/res[0].p(50), res[i].p(99)/res[0].p(99), res[i].rate()/res[0].rate())
+		}
+	}
+	return nil
+}
+
+// merge adds another run's measurements (the elapsed times add up, so the
+// rate is over the time spent on this target only).
+func (r loadResult) merge(o loadResult) loadResult {
+	r.lat = append(r.lat, o.lat...)
+	slices.Sort(r.lat)
+	r.elapsed += o.elapsed
+	r.errors += o.errors
+	if r.first == nil {
+		r.first = o.first
+	}
+	return r
 }
 
 func envOr(key, def string) string {

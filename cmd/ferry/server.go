@@ -16,12 +16,14 @@ import (
 	"github.com/ferry-faas/ferry/activities"
 	"github.com/ferry-faas/ferry/api"
 	"github.com/ferry-faas/ferry/console"
+	"github.com/ferry-faas/ferry/internal/temporalsetup"
 	"github.com/ferry-faas/ferry/metrics"
 	"github.com/ferry-faas/ferry/reconcile"
 	"github.com/ferry-faas/ferry/runtimes"
 	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/ferry-faas/ferry/storage/s3"
 	"github.com/ferry-faas/ferry/worker"
+	"github.com/ferry-faas/ferry/workflows"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	temporalclient "go.temporal.io/sdk/client"
@@ -77,6 +79,11 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 	}
 	if a.temporal, err = dialTemporal(ctx, cfg, log); err != nil {
 		return nil, err
+	}
+	// A fresh Temporal server (docker compose, a cluster) needs no setup job.
+	if err = temporalsetup.Ensure(ctx, a.temporal, cfg.TemporalNamespace, time.Minute, log,
+		workflows.AttrFunction, workflows.AttrRuntime, workflows.AttrStatus); err != nil {
+		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "Temporal at %s: %v", cfg.TemporalAddress, err)
 	}
 	reg := metrics.NewRegistry()
 	m := metrics.New(reg)
