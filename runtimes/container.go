@@ -51,11 +51,11 @@ const (
 
 // containerParams is everything containerConfig needs besides the spec.
 type containerParams struct {
-	Image    string
-	RunDir   string // host folder with the protocol socket, mounted at /run/ferry
-	PoolID   string // executor instance that owns the container
-	Key      string // warm-pool key of the function version
-	LogLimit int    // bytes of logs the runner keeps per invocation
+	Image   string
+	RunDir  string // host folder with the protocol socket, mounted at /run/ferry
+	PoolID  string // executor instance that owns the container
+	Key     string // warm-pool key of the function version
+	LogMark string // token of the log markers (logpipe.go)
 }
 
 // ReservedEnvPrefixes and reservedEnv are variables the runner protocol sets
@@ -109,7 +109,7 @@ func functionEnv(s Spec) (protocol, user []string) {
 // poolEnv is the environment every container of the pool has, spares included.
 func poolEnv(p containerParams) []string {
 	return []string{
-		"FERRY_LOG_LIMIT=" + strconv.Itoa(p.LogLimit),
+		"FERRY_LOG_MARK=" + p.LogMark,
 		"LAMBDA_TASK_ROOT=" + taskRoot,
 		"HOME=/tmp",
 	}

@@ -16,7 +16,7 @@ func TestContainerConfig(t *testing.T) {
 		Function: "hello", Version: 3, Runtime: ferry.RuntimePython, Handler: "app.handler",
 		Checksum: "abc123", CodeDir: "/code/abc123",
 	}
-	params := containerParams{Image: "ferry/python:latest", RunDir: "/data/run/ferry-x", PoolID: "p1", Key: "k1", LogLimit: 1000}
+	params := containerParams{Image: "ferry/python:latest", RunDir: "/data/run/ferry-x", PoolID: "p1", Key: "k1", LogMark: "m1"}
 
 	withLimits := func(l ferry.Limits) Spec { s := base; s.Limits = l; return s }
 	withEnv := func(env map[string]string) Spec { s := base; s.Env = env; return s }
@@ -30,7 +30,7 @@ func TestContainerConfig(t *testing.T) {
 		{"protocol env", base, func(t *testing.T, c *container.Config, h *container.HostConfig) {
 			for _, kv := range []string{
 				"FERRY_HANDLER=app.handler", "FERRY_FUNCTION_NAME=hello", "FERRY_FUNCTION_VERSION=3",
-				"FERRY_MEMORY_MB=128", "FERRY_LOG_LIMIT=1000", "AWS_LAMBDA_FUNCTION_NAME=hello",
+				"FERRY_MEMORY_MB=128", "FERRY_LOG_MARK=m1", "AWS_LAMBDA_FUNCTION_NAME=hello",
 				"AWS_LAMBDA_FUNCTION_VERSION=3", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128",
 				"LAMBDA_TASK_ROOT=/var/task", "_HANDLER=app.handler", "HOME=/tmp",
 			} {
@@ -143,7 +143,7 @@ func checkHardening(t *testing.T, c *container.Config, h *container.HostConfig) 
 }
 
 func TestSpareConfig(t *testing.T) {
-	params := containerParams{Image: "ferry/nodejs:latest", RunDir: "/data/run/ferry-s", PoolID: "p1", LogLimit: 1000}
+	params := containerParams{Image: "ferry/nodejs:latest", RunDir: "/data/run/ferry-s", PoolID: "p1", LogMark: "m1"}
 	c, h := spareConfig(ferry.RuntimeNode, "/data/task/ferry-s", params)
 	t.Run("hardening", func(t *testing.T) {
 		c := *c
@@ -167,7 +167,7 @@ func TestSpareConfig(t *testing.T) {
 			t.Errorf("mount %d = %+v, want %+v", i, g, m)
 		}
 	}
-	eq(t, "env", strings.Join(c.Env, " "), "FERRY_SPARE=1 FERRY_LOG_LIMIT=1000 LAMBDA_TASK_ROOT=/var/task HOME=/tmp")
+	eq(t, "env", strings.Join(c.Env, " "), "FERRY_SPARE=1 FERRY_LOG_MARK=m1 LAMBDA_TASK_ROOT=/var/task HOME=/tmp")
 	wantLabels := map[string]string{"ferry.managed": "true", "ferry.spare": "true", "ferry.runtime": "nodejs", "ferry.pool": "p1"}
 	eq(t, "label count", len(c.Labels), len(wantLabels))
 	for k, v := range wantLabels {

@@ -57,6 +57,11 @@ type Spec struct {
 	// runner (nil: durable operations fail with Runtime.DurableUnavailable).
 	Operations []Operation
 	Checkpoint func(context.Context, Checkpoint) CheckpointAck
+	// OnLogs, when set, receives the invocation's output as the worker reads
+	// it, in order, within the log limit (the same text as Result.Logs
+	// without the truncation marker). It is called from the goroutine that
+	// reads the container's output, which waits for it: it must not block.
+	OnLogs func(text string)
 }
 
 // Status is the outcome of one execution.

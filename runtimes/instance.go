@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -40,6 +41,7 @@ type instance struct {
 	ln      *net.UnixListener
 	conn    *net.UnixConn
 	r       *bufio.Reader
+	logs    *logPipe // the container's output (logpipe.go)
 	initMS  float64
 
 	lastUsed time.Time // guarded by Executor.mu
@@ -141,7 +143,17 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 		return fail(nil, ferry.Errorf(ferry.EINTERNAL, "chmod runner socket: %v", err))
 	}
 
-	params := containerParams{Image: img, RunDir: in.runDir, PoolID: e.poolID, Key: key, LogLimit: e.cfg.LogLimit}
+	marks := newLogMarks()
+	if in.logs, err = openLogPipe(in.runDir, marks, e.cfg.LogLimit); err != nil {
+		return fail(nil, ferry.Errorf(ferry.EINTERNAL, "%v", err))
+	}
+	// A function container's load prints from its first instruction on (Go:
+	// its packages' initialisation, before the runner can write a marker).
+	var load *capture
+	if !spare {
+		load = in.logs.start(true, nil)
+	}
+	params := containerParams{Image: img, RunDir: in.runDir, PoolID: e.poolID, Key: key, LogMark: marks.token}
 	cfg, host := containerConfig(s, params)
 	if spare {
 		cfg, host = spareConfig(s.Runtime, in.taskDir, params)
@@ -216,12 +228,12 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 			}
 			in.conn = a.c
 		case <-exitC:
-			res, err := e.diagnose(ctx, in, "start-up")
+			res, err := e.diagnose(ctx, in, "start-up", load)
 			return fail(&res, err)
 		case <-waitErrC:
 			exitC, waitErrC = nil, nil // keep waiting for the connection or the timer
 		case <-timer.C:
-			res := e.initTimeout(ctx, in, bootMsg)
+			res := e.initTimeout(ctx, in, bootMsg, load)
 			return fail(&res, nil)
 		case <-ctx.Done():
 			return fail(nil, ctx.Err())
@@ -237,7 +249,7 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 		loadFrom = time.Now()
 	}
 	initDeadline, initMsg := e.initDeadline(s, began, loadFrom, spare)
-	f, res, err := e.readInit(ctx, in, initDeadline, initMsg, want)
+	f, res, err := e.readInit(ctx, in, initDeadline, initMsg, want, load)
 	if res != nil || err != nil {
 		return fail(res, err)
 	}
@@ -314,20 +326,26 @@ func (e *Executor) initDeadline(s Spec, began, loadFrom time.Time, spare bool) (
 // after its init frame) and expects want: ready, or waiting for a spare. A
 // function that failed to load, ran out of time (timeoutMsg) or memory
 // yields a Result; the caller removes the container in every case but success.
-func (e *Executor) readInit(ctx context.Context, in *instance, deadline time.Time, timeoutMsg, want string) (frame, *Result, error) {
+//
+// c is the capture of the load's output (nil for a spare's start): it becomes
+// the logs of a load that fails, and is dropped otherwise.
+func (e *Executor) readInit(ctx context.Context, in *instance, deadline time.Time, timeoutMsg, want string, c *capture) (frame, *Result, error) {
 	_ = in.conn.SetReadDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = in.conn.SetReadDeadline(time.Now()) })
 	f, err := readFrame(in.r, e.maxFrame())
 	stop()
+	if c != nil {
+		defer in.logs.stop(c)
+	}
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:
 			return f, nil, ctx.Err()
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			res := e.initTimeout(ctx, in, timeoutMsg)
+			res := e.initTimeout(ctx, in, timeoutMsg, c)
 			return f, &res, nil
 		default:
-			res, err := e.diagnose(ctx, in, "start-up")
+			res, err := e.diagnose(ctx, in, "start-up", c)
 			return f, &res, err
 		}
 	}
@@ -338,7 +356,10 @@ func (e *Executor) readInit(ctx context.Context, in *instance, deadline time.Tim
 		if fe == nil {
 			fe = &ferry.FunctionError{Type: ErrTypeInit, Message: "the handler could not be loaded"}
 		}
-		logs, _ := e.capLogs(f.Logs, f.LogsTruncated)
+		var logs string
+		if c != nil {
+			logs = e.endedLogs(in, c)
+		}
 		return f, &Result{Status: StatusFailed, Error: fe, Logs: logs}, nil
 	default:
 		return f, &Result{Status: StatusFailed, Error: &ferry.FunctionError{
@@ -348,10 +369,35 @@ func (e *Executor) readInit(ctx context.Context, in *instance, deadline time.Tim
 	return f, nil, nil
 }
 
-func (e *Executor) initTimeout(ctx context.Context, in *instance, msg string) Result {
+func (e *Executor) initTimeout(ctx context.Context, in *instance, msg string, c *capture) Result {
 	e.kill(ctx, in)
-	return Result{Status: StatusTimeout, Error: &ferry.FunctionError{Type: ErrTypeTimeout, Message: msg},
-		Logs: e.tailLogs(ctx, in)}
+	logs := ""
+	if c != nil {
+		in.logs.sync(syncWait)
+		logs, _, _ = in.logs.result(c)
+	}
+	if logs == "" {
+		logs = e.tailLogs(ctx, in)
+	}
+	return Result{Status: StatusTimeout, Error: &ferry.FunctionError{Type: ErrTypeTimeout, Message: msg}, Logs: logs}
+}
+
+// syncWait bounds the wait for the log FIFO to be read up to a point (the
+// worker reads it continuously: this is only hit when it is overloaded).
+const syncWait = 2 * time.Second
+
+// endedLogs returns the logs of c once the runner's end marker was read
+// (written before the frame that was just received).
+func (e *Executor) endedLogs(in *instance, c *capture) string {
+	t := time.NewTimer(syncWait)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+		e.log.Warn("no end marker in the log FIFO after the runner's answer", "container", in.name)
+	}
+	logs, _, _ := in.logs.result(c)
+	return logs
 }
 
 // invoke sends one invocation to a ready container and reads its result.
@@ -362,6 +408,8 @@ func (e *Executor) invoke(ctx context.Context, in *instance, s Spec) (res Result
 	deadline := began.Add(timeout)
 	_ = in.conn.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = in.conn.SetDeadline(time.Now()) })
+	c := in.logs.start(false, s.OnLogs)
+	defer in.logs.stop(c)
 
 	err = writeFrame(in.conn, invokeFrame{Type: frameInvoke, ID: s.InvocationID, Event: s.Event,
 		DeadlineMS: deadline.UnixMilli(), Operations: s.Operations})
@@ -395,7 +443,7 @@ func (e *Executor) invoke(ctx context.Context, in *instance, s Spec) (res Result
 			return Result{Status: StatusFailed, Error: &ferry.FunctionError{
 				Type:    ErrTypeResultTooLarge,
 				Message: fmt.Sprintf("the response of %d bytes exceeds the limit of %d bytes", tooLarge.size, tooLarge.limit),
-			}, Metrics: ferry.Metrics{DurationMS: elapsed}}, true, nil
+			}, Logs: e.endedLogs(in, c), Metrics: ferry.Metrics{DurationMS: elapsed}}, true, nil
 		case ctx.Err() != nil:
 			killProcess(int(in.pidfd.Load()))
 			in.killAt = time.Now()
@@ -406,29 +454,35 @@ func (e *Executor) invoke(ctx context.Context, in *instance, s Spec) (res Result
 			// background.
 			killProcess(int(in.pidfd.Load()))
 			in.killAt = deadline
+			// What was written before the deadline is in the FIFO now.
+			in.logs.sync(syncWait)
+			logs, _, _ := in.logs.result(c)
 			return Result{Status: StatusTimeout, Error: &ferry.FunctionError{
 				Type:    ErrTypeTimeout,
 				Message: fmt.Sprintf("function timed out after %d s", s.Limits.TimeoutSeconds),
-			}, Metrics: ferry.Metrics{DurationMS: elapsed}}, false, nil
+			}, Logs: logs, Metrics: ferry.Metrics{DurationMS: elapsed}}, false, nil
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-			res, err := e.diagnose(ctx, in, "the invocation")
+			res, err := e.diagnose(ctx, in, "the invocation", c)
 			res.Metrics.DurationMS = elapsed
 			return res, false, err
 		default:
+			in.logs.sync(syncWait)
+			logs, _, _ := in.logs.result(c)
 			return Result{Status: StatusFailed, Error: &ferry.FunctionError{
 				Type: ErrTypeProtocol, Message: "runner protocol error: " + err.Error(),
-			}, Metrics: ferry.Metrics{DurationMS: elapsed}}, false, nil
+			}, Logs: logs, Metrics: ferry.Metrics{DurationMS: elapsed}}, false, nil
 		}
 	}
 	_ = in.conn.SetDeadline(time.Time{})
 	if f.Type != frameResult {
+		in.logs.sync(syncWait)
+		logs, _, _ := in.logs.result(c)
 		return Result{Status: StatusFailed, Error: &ferry.FunctionError{
 			Type: ErrTypeProtocol, Message: fmt.Sprintf("runner sent %q instead of a result", f.Type),
-		}, Metrics: ferry.Metrics{DurationMS: elapsed}}, false, nil
+		}, Logs: logs, Metrics: ferry.Metrics{DurationMS: elapsed}}, false, nil
 	}
 
-	logs, _ := e.capLogs(f.Logs, f.LogsTruncated)
-	res = Result{Logs: logs, Metrics: ferry.Metrics{
+	res = Result{Logs: e.endedLogs(in, c), Metrics: ferry.Metrics{
 		DurationMS: f.DurationMS, MemoryPeak: f.MemoryPeak, CPUTimeMS: f.CPUMS,
 	}}
 	if res.Metrics.DurationMS <= 0 {
@@ -471,8 +525,12 @@ func (e *Executor) checkpoint(ctx context.Context, s Spec, f frame) CheckpointAc
 	return ack
 }
 
-// diagnose explains why a runner went away: out of memory, or an exit.
-func (e *Executor) diagnose(ctx context.Context, in *instance, during string) (Result, error) {
+// diagnose explains why a runner went away: out of memory, or an exit, in
+// the words of the runtime where it left any (a Go panic, a Python fatal
+// error or traceback, the signal that killed it). c is the capture of the
+// invocation or load that was running, whose output up to the end becomes
+// the result's logs.
+func (e *Executor) diagnose(ctx context.Context, in *instance, during string, c *capture) (Result, error) {
 	cctx, cancel := fresh(ctx, 10*time.Second)
 	defer cancel()
 	if e.isClosed() {
@@ -496,9 +554,10 @@ func (e *Executor) diagnose(ctx context.Context, in *instance, during string) (R
 	st := info.State
 	if st.Running {
 		e.kill(ctx, in)
+		logs, _ := e.deathLogs(ctx, in, c)
 		return Result{Status: StatusFailed, Error: &ferry.FunctionError{
 			Type: ErrTypeProtocol, Message: "the runner closed its connection during " + during,
-		}, Logs: e.tailLogs(ctx, in)}, nil
+		}, Logs: logs}, nil
 	}
 	if !st.OOMKilled && st.ExitCode == 137 {
 		// The OOM event can reach the engine just after the exit.
@@ -507,7 +566,7 @@ func (e *Executor) diagnose(ctx context.Context, in *instance, during string) (R
 			st = again.State
 		}
 	}
-	logs := e.tailLogs(ctx, in)
+	logs, words := e.deathLogs(ctx, in, c)
 	if st.OOMKilled {
 		mb := 0
 		if info.HostConfig != nil {
@@ -522,13 +581,53 @@ func (e *Executor) diagnose(ctx context.Context, in *instance, during string) (R
 		return Result{}, ferry.Errorf(ferry.EUNAVAILABLE, "executor is shut down")
 	}
 	msg := fmt.Sprintf("the runtime exited with code %d during %s", st.ExitCode, during)
-	if st.ExitCode > 128 {
-		msg += fmt.Sprintf(" (signal %d)", st.ExitCode-128)
+	if sig := signalName(st.ExitCode - 128); st.ExitCode > 128 && sig != "" {
+		msg = fmt.Sprintf("the runtime was killed by %s (exit code %d) during %s", sig, st.ExitCode, during)
 	}
-	if last := lastLine(logs); last != "" {
-		msg += ": " + last
+	if words.line != "" {
+		msg += ": " + words.line
 	}
-	return Result{Status: StatusFailed, Error: &ferry.FunctionError{Type: ErrTypeExit, Message: msg}, Logs: logs}, nil
+	return Result{Status: StatusFailed, Error: &ferry.FunctionError{Type: ErrTypeExit, Message: msg, Stack: words.stack}, Logs: logs}, nil
+}
+
+// deathLogs returns, once the process is gone, the logs of c (everything
+// written up to the end) and the runtime's last words: from the end of that
+// output, else from output outside invocations (a goroutine that panicked
+// after its invocation), else the runner's own last message in the
+// container's log. Without a capture the logs are the container's log.
+func (e *Executor) deathLogs(ctx context.Context, in *instance, c *capture) (logs string, words lastWords) {
+	if in.logs != nil {
+		in.logs.sync(syncWait)
+	}
+	tail := ""
+	if c != nil {
+		logs, tail, _ = in.logs.result(c)
+	}
+	if words = findLastWords(tail); words.line != "" {
+		return logs, words
+	}
+	diag := e.tailLogs(ctx, in)
+	if in.logs != nil {
+		if w := findLastWords(in.logs.outsideText()); w.line != "" {
+			return orDiag(logs, diag), w
+		}
+	}
+	for _, line := range strings.Split(diag, "\n") {
+		if strings.HasPrefix(line, "ferry-runner: ") {
+			words = lastWords{line: clipLine(line)}
+		}
+	}
+	if words.line == "" {
+		words.line = lastLine(tail)
+	}
+	return orDiag(logs, diag), words
+}
+
+func orDiag(logs, diag string) string {
+	if logs == "" {
+		return diag
+	}
+	return logs
 }
 
 func (e *Executor) isClosed() bool {
@@ -553,6 +652,9 @@ func (e *Executor) kill(ctx context.Context, in *instance) {
 // and runs to completion even when ctx is cancelled.
 func (e *Executor) removeInstance(ctx context.Context, in *instance) {
 	in.removeOnce.Do(func() {
+		if in.logs != nil {
+			defer in.logs.close()
+		}
 		if in.pidfdDone != nil {
 			<-in.pidfdDone
 		}
@@ -612,37 +714,54 @@ func (e *Executor) tailLogs(ctx context.Context, in *instance) string {
 	return string(b)
 }
 
-// capLogs enforces the log limit and appends the truncation marker.
-func (e *Executor) capLogs(logs string, truncated bool) (string, bool) {
-	if len(logs) > e.cfg.LogLimit {
-		cut := e.cfg.LogLimit
-		for cut > 0 && !utf8.RuneStart(logs[cut]) {
-			cut--
-		}
-		logs, truncated = logs[:cut], true
-	}
-	if truncated {
-		if logs != "" && logs[len(logs)-1] != '\n' {
-			logs += "\n"
-		}
-		logs += fmt.Sprintf("[ferry: logs truncated after %d bytes]\n", e.cfg.LogLimit)
-	}
-	return logs, truncated
-}
-
-// maxFrame bounds one runner frame: the result, the logs JSON-escaped (up to
-// six bytes per byte) and room for an error's stack.
-func (e *Executor) maxFrame() int { return e.cfg.ResultLimit + 6*e.cfg.LogLimit + 1<<20 }
+// maxFrame bounds one runner frame: the result and room for an error's stack.
+func (e *Executor) maxFrame() int { return e.cfg.ResultLimit + 1<<20 }
 
 func lastLine(s string) string {
-	s = string(bytes.TrimRight([]byte(s), "\r\n\t "))
-	if i := bytes.LastIndexByte([]byte(s), '\n'); i >= 0 {
+	s = strings.TrimRight(s, "\r\n\t ")
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
 		s = s[i+1:]
 	}
+	return clipLine(s)
+}
+
+func clipLine(s string) string {
 	if len(s) > 300 {
-		s = s[:300] + "..."
+		s = strings.ToValidUTF8(s[:300], "") + "..."
 	}
 	return s
+}
+
+// lastWords is what a runtime wrote as it died: the line that says what
+// happened and, after it, its stack.
+type lastWords struct{ line, stack string }
+
+// findLastWords looks for the last message of a dying runtime in the end of
+// its output: a Go panic or fatal error, a Python fatal error (faulthandler,
+// on a native crash) or traceback, a V8 fatal error.
+func findLastWords(tail string) lastWords {
+	lines := strings.Split(strings.TrimRight(tail, "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimRight(lines[i], "\r")
+		for _, p := range []string{"panic: ", "fatal error: ", "Fatal Python error: ", "FATAL ERROR: "} {
+			if strings.HasPrefix(l, p) {
+				return lastWords{line: clipLine(l), stack: strings.TrimLeft(strings.Join(lines[i+1:], "\n"), "\n")}
+			}
+		}
+		if l == "Traceback (most recent call last):" {
+			return lastWords{line: lastLine(strings.Join(lines[i:], "\n")), stack: strings.Join(lines[i:], "\n")}
+		}
+	}
+	return lastWords{}
+}
+
+// signalName is the Linux name of signal n (a container's exit code 128+n
+// says that n killed it), or "".
+func signalName(n int) string {
+	names := map[int]string{1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT",
+		7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 10: "SIGUSR1", 11: "SIGSEGV", 12: "SIGUSR2", 13: "SIGPIPE",
+		14: "SIGALRM", 15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ", 31: "SIGSYS"}
+	return names[n]
 }
 
 // ensureNetwork creates functionNetwork unless it exists, and refuses one of

@@ -68,3 +68,11 @@ func waitExit(fd int, d time.Duration) (time.Time, bool) {
 		}
 	}
 }
+
+// setPipeSize asks for a larger buffer of the FIFO f; the default stays when
+// the system refuses (beyond /proc/sys/fs/pipe-max-size).
+func setPipeSize(f *os.File, size int) {
+	if raw, err := f.SyscallConn(); err == nil {
+		_ = raw.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, size) })
+	}
+}

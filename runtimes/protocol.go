@@ -21,15 +21,14 @@ type frame struct {
 	// ready
 	InitMS float64 `json:"init_ms,omitempty"`
 
-	// result (and init_error: Error, Logs)
-	OK            bool                 `json:"ok,omitempty"`
-	Result        json.RawMessage      `json:"result,omitempty"`
-	Error         *ferry.FunctionError `json:"error,omitempty"`
-	DurationMS    float64              `json:"duration_ms,omitempty"`
-	Logs          string               `json:"logs,omitempty"`
-	LogsTruncated bool                 `json:"logs_truncated,omitempty"`
-	MemoryPeak    int64                `json:"memory_peak,omitempty"`
-	CPUMS         float64              `json:"cpu_ms,omitempty"`
+	// result (and init_error: Error). Logs are not in frames: they travel
+	// through the log FIFO (logpipe.go).
+	OK         bool                 `json:"ok,omitempty"`
+	Result     json.RawMessage      `json:"result,omitempty"`
+	Error      *ferry.FunctionError `json:"error,omitempty"`
+	DurationMS float64              `json:"duration_ms,omitempty"`
+	MemoryPeak int64                `json:"memory_peak,omitempty"`
+	CPUMS      float64              `json:"cpu_ms,omitempty"`
 	// Suspended names the wait or callback a durable handler stopped at
 	// (result frames only); the host resumes the invocation later.
 	Suspended string `json:"suspended,omitempty"`

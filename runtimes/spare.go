@@ -227,6 +227,7 @@ func (e *Executor) assign(ctx context.Context, in *instance, s Spec) (*Result, e
 		env[k] = v
 	}
 	deadline, timeoutMsg := e.initDeadline(s, began, began, false)
+	load := in.logs.start(false, nil) // before the runner can begin the load
 	_ = in.conn.SetWriteDeadline(deadline)
 	err = writeFrame(in.conn, initFrame{
 		Type: frameInit, Handler: s.Handler, Function: s.Function, Version: strconv.Itoa(s.Version),
@@ -236,7 +237,7 @@ func (e *Executor) assign(ctx context.Context, in *instance, s Spec) (*Result, e
 		// The runner went away while waiting; nothing of the function ran.
 		return fail(nil, fmt.Errorf("%w: send init: %v", errSpareUnusable, err))
 	}
-	f, res, err := e.readInit(ctx, in, deadline, timeoutMsg, frameReady)
+	f, res, err := e.readInit(ctx, in, deadline, timeoutMsg, frameReady, load)
 	if res != nil || err != nil {
 		return fail(res, err)
 	}

@@ -7,22 +7,19 @@
 // /run/ferry/ferry.sock with length-prefixed JSON frames (see runtimes/README.md).
 // No npm packages: Node's standard modules only.
 //
-// process.stdout/process.stderr writes (console.* included) during an invocation
-// are captured as its logs; the protocol has its own socket, so prints can never
-// corrupt a result.
+// What an invocation writes to fd 1 and 2 (console.* included) goes to the host
+// through a FIFO as it is written; the protocol has its own socket, so prints
+// can never corrupt a result.
 
 const { AsyncLocalStorage } = require('async_hooks');
-const { randomBytes } = require('crypto');
 const fs = require('fs');
 const net = require('net');
 const path = require('path');
 const { Writable } = require('stream');
 const { pathToFileURL } = require('url');
-const { Worker } = require('worker_threads');
 
 const SOCKET_PATH = process.env.FERRY_SOCKET || '/run/ferry/ferry.sock';
 const TASK_ROOT = process.env.LAMBDA_TASK_ROOT || '/var/task';
-const DEFAULT_LOG_LIMIT = 256 << 10; // the executor always sets FERRY_LOG_LIMIT; same default
 // Deepest nesting of arrays and objects in an event or a result (ferry.MaxJSONDepth).
 const MAX_JSON_DEPTH = 512;
 const CGROUP_PEAK_FILES = [
@@ -42,64 +39,14 @@ class FerryError extends Error {
 
 // ---- logs -------------------------------------------------------------------
 
-// The entry point (see the Dockerfile) starts the runner with fd 1 and 2 on a
-// FIFO (FERRY_LOG_FIFO) opened read-write, so that they are blocking and never
-// full for long, and fd 3 on the container's own stderr. A worker thread drains
-// the FIFO: it must not be the main thread, or a large fs.writeSync(1, ...) by
-// the handler would wait for a reader that can never run. Everything written
-// to fd 1 and 2 between a begin and an end marker (console.*, process.stdout,
-// fs.writeSync(1, ...), child processes) is the invocation's logs; output at
-// other times goes to the container's own log.
-const DRAIN = `
-const fs = require('fs');
-const { parentPort, workerData: w } = require('worker_threads');
-const begin = Buffer.from(w.begin), end = Buffer.from(w.end), quit = Buffer.from(w.quit), m = begin.length;
-const fd = fs.openSync(w.fifo, 'r');
-const chunk = Buffer.allocUnsafe(1 << 16);
-let inside = false, parts = [], kept = 0, total = 0, data = Buffer.alloc(0);
-const keep = (b) => {
-  if (!b.length) return;
-  if (!inside) {
-    try { fs.writeSync(w.diag, b); } catch (_) {}
-    return;
-  }
-  const room = w.limit - kept;
-  if (room > 0) {
-    const part = Buffer.from(b.subarray(0, room));
-    parts.push(part);
-    kept += part.length;
-  }
-  total += b.length;
-};
-for (;;) {
-  let n;
-  try { n = fs.readSync(fd, chunk, 0, chunk.length, null); } catch (e) { if (e.code === 'EAGAIN' || e.code === 'EINTR') continue; throw e; }
-  if (n === 0) break;
-  data = data.length ? Buffer.concat([data, chunk.subarray(0, n)]) : Buffer.from(chunk.subarray(0, n));
-  for (;;) {
-    const b = data.indexOf(begin), e = data.indexOf(end), q = data.indexOf(quit);
-    const i = [b, e, q].filter((x) => x >= 0).reduce((x, y) => Math.min(x, y), Infinity);
-    if (i === Infinity) break;
-    keep(data.subarray(0, i));
-    if (i === q) process.exit(0); // the runner exits: so may this thread
-    if (i === b) {
-      parts = []; kept = 0; total = 0; inside = true;
-    } else {
-      parentPort.postMessage({ logs: Buffer.concat(parts, kept).toString('utf8'), truncated: total > w.limit });
-      parts = []; kept = 0; total = 0; inside = false;
-    }
-    data = data.subarray(i + m);
-  }
-  // Hold back a tail that may be the start of a marker split across reads.
-  let hold = 0;
-  for (let k = Math.min(m - 1, data.length); k > 0 && hold === 0; k--) {
-    const tail = data.subarray(data.length - k);
-    if ([begin, end, quit].some((x) => x.subarray(0, k).equals(tail))) hold = k;
-  }
-  keep(data.subarray(0, data.length - hold));
-  data = Buffer.from(data.subarray(data.length - hold));
-}
-`;
+// The entry point (see the Dockerfile) starts the runner with fd 1 and 2 on the
+// FIFO /run/ferry/logs, whose reading end the host holds, and fd 3 on the
+// container's own stderr. What the function writes (console.*, process.stdout,
+// fs.writeSync(1, ...), child processes, Node's own fatal messages) leaves the
+// container as it is written and outlives the runner (runtimes/README.md,
+// "Logs"); the runner only writes the host's markers (FERRY_LOG_MARK) around
+// each invocation's part. Output of code an invocation left running after it
+// ended goes to fd 3, the container's own log.
 
 // A blocking, synchronous stream on fd, in place of process.stdout/stderr:
 // Node's own would set the shared FIFO non-blocking, and fs.writeSync(1, ...)
@@ -131,16 +78,21 @@ function writeAll(fd, buf) {
       off += fs.writeSync(fd, buf, off);
     } catch (err) {
       if (err.code !== 'EAGAIN') throw err;
-      Atomics.wait(pause, 0, 0, 1); // full, and non-blocking after all: let the drain catch up
+      Atomics.wait(pause, 0, 0, 1); // full, and non-blocking after all: let the host catch up
     }
   }
 }
 
-class LogCapture {
-  constructor(limit) {
-    const fifo = process.env.FERRY_LOG_FIFO;
-    delete process.env.FERRY_LOG_FIFO;
-    this.diagFd = fifo ? 3 : 2;
+class LogMarks {
+  constructor() {
+    const token = process.env.FERRY_LOG_MARK || '';
+    delete process.env.FERRY_LOG_MARK;
+    this.diagFd = 3;
+    try {
+      fs.fstatSync(3);
+    } catch (_) {
+      this.diagFd = 2; // started without the entry point
+    }
     this.diag = (msg) => {
       try {
         writeAll(this.diagFd, Buffer.from(`ferry-runner: ${msg}\n`));
@@ -148,42 +100,8 @@ class LogCapture {
         // nowhere left to say it
       }
     };
-    if (!fifo) {
-      this.diag('FERRY_LOG_FIFO is not set: start the runner with the image\'s entry point');
-      process.exit(2);
-    }
-    const token = randomBytes(12).toString('hex');
     this.beginMark = Buffer.from(`\0ferry-log-${token}-B\0`);
     this.endMark = Buffer.from(`\0ferry-log-${token}-E\0`);
-    const quitMark = Buffer.from(`\0ferry-log-${token}-Q\0`);
-    this.waiting = null;
-    this.worker = new Worker(DRAIN, {
-      eval: true,
-      workerData: { fifo, diag: this.diagFd, limit, begin: this.beginMark, end: this.endMark, quit: quitMark },
-      // Piped to the main thread's process.stdout, the worker's output would
-      // set fd 1 non-blocking; it writes nothing anyway.
-      stdout: true,
-      stderr: true,
-    });
-    this.worker.on('message', (m) => {
-      const w = this.waiting;
-      this.waiting = null;
-      if (w) w(m);
-    });
-    let drained = true;
-    this.worker.on('error', (err) => {
-      drained = false;
-      this.diag(`log drain failed: ${err && err.stack}`);
-      process.exit(2);
-    });
-    this.worker.unref();
-    // process.exit waits for worker threads, and this one waits in read():
-    // the quit marker ends it (also when the handler calls process.exit).
-    process.on('exit', () => {
-      if (drained) writeAll(1, quitMark);
-    });
-    // Output of code an invocation left running after it ended (a timer, a
-    // callback) goes to the container's own log, never to a later invocation.
     const route = (fd) => (owner.getStore()?.ended ? this.diagFd : fd);
     const out = fdStream(1, route);
     const err = fdStream(2, route);
@@ -191,24 +109,22 @@ class LogCapture {
     Object.defineProperty(process, 'stderr', { configurable: true, enumerable: true, get: () => err });
   }
 
-  begin() {
-    writeAll(1, this.beginMark);
+  mark(m) {
+    try {
+      writeAll(1, m);
+    } catch (err) {
+      this.diag(`writing a log marker: ${err.message}`);
+    }
   }
 
-  // Resolves to {logs, truncated} of everything written since begin().
+  begin() {
+    this.mark(this.beginMark);
+  }
+
+  // Ends the invocation's (or the load's) output: what was written before
+  // reaches the host before this marker.
   end() {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.diag('log drain did not see the end marker in time');
-        this.waiting = null;
-        resolve({ logs: '', truncated: false });
-      }, 10000);
-      this.waiting = (m) => {
-        clearTimeout(timer);
-        resolve(m);
-      };
-      writeAll(1, this.endMark);
-    });
+    this.mark(this.endMark);
   }
 }
 
@@ -557,14 +473,12 @@ async function invoke(fn, msg) {
       error = { type: 'Runtime.MarshalError', message: `Unable to marshal the result: ${why}`, stack: '' };
     }
   }
-  const { logs: text, truncated } = await logs.end();
+  logs.end();
   const cpu = process.cpuUsage(cpu0);
   const head = {
     type: 'result',
     ok,
     duration_ms: Math.round(durationMs * 1000) / 1000,
-    logs: text,
-    logs_truncated: truncated,
     memory_peak: memoryPeak(),
     cpu_ms: (cpu.user + cpu.system) / 1000,
   };
@@ -576,9 +490,8 @@ async function invoke(fn, msg) {
   return JSON.stringify(head).slice(0, -1) + ',"result":' + resultJSON + '}';
 }
 
-// Loads the handler named by FERRY_HANDLER, capturing what loading prints.
+// Loads the handler named by FERRY_HANDLER; the end marker ends what loading printed.
 async function loadFunction() {
-  logs.begin();
   let fn = null;
   let initError = null;
   try {
@@ -586,8 +499,8 @@ async function loadFunction() {
   } catch (err) {
     initError = errorInfo(err);
   }
-  const init = await logs.end();
-  return { fn, initError, logs: init.logs, truncated: init.truncated };
+  logs.end();
+  return { fn, initError };
 }
 
 async function connectOrExit() {
@@ -608,13 +521,13 @@ async function connectOrExit() {
 
 // Sends init_error and exits.
 function sendInitError(sock, loaded) {
-  const msg = { type: 'init_error', error: loaded.initError, logs: loaded.logs, logs_truncated: loaded.truncated };
+  const msg = { type: 'init_error', error: loaded.initError };
   sock.removeAllListeners('close');
   sock.end(frame(JSON.stringify(msg)), () => process.exit(1));
 }
 
 async function main() {
-  logs = new LogCapture(parseInt(process.env.FERRY_LOG_LIMIT, 10) || DEFAULT_LOG_LIMIT);
+  logs = new LogMarks();
   try {
     process.chdir(TASK_ROOT);
   } catch (_) {
@@ -651,6 +564,7 @@ async function main() {
     serveFrames(sock, async (msg) => {
       if (fn === null && msg.type === 'init') {
         const t0 = performance.now();
+        logs.begin(); // the load's output, the host's capture since the init frame
         for (const [k, v] of Object.entries(msg.env || {})) process.env[k] = String(v);
         if (msg.handler) process.env.FERRY_HANDLER = String(msg.handler);
         const loaded = await loadFunction();

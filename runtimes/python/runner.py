@@ -5,12 +5,14 @@ FERRY_SPARE=1, by the host's "init" frame) once, then serves invocations one at 
 time over the Unix socket /run/ferry/ferry.sock with length-prefixed JSON frames
 (see runtimes/README.md). Standard library only.
 
-Everything written to fd 1 and fd 2 during an invocation (by the handler or by its
-child processes) is captured through a pipe and returned as that invocation's logs;
-the protocol has its own socket, so prints can never corrupt a result.
+fd 1 and fd 2 are the FIFO /run/ferry/logs, read by the host: what the handler
+(or its child processes, or the interpreter dying) writes leaves the container as
+it is written; the runner marks where each invocation's part begins and ends. The
+protocol has its own socket, so prints can never corrupt a result.
 """
 
 import array
+import faulthandler
 import itertools
 import json
 import os
@@ -22,7 +24,6 @@ import time
 
 SOCKET_PATH = os.environ.get("FERRY_SOCKET", "/run/ferry/ferry.sock")
 TASK_ROOT = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
-DEFAULT_LOG_LIMIT = 256 << 10  # the executor always sets FERRY_LOG_LIMIT; same default
 # Deepest nesting of arrays and objects in an event or a result (ferry.MaxJSONDepth).
 MAX_JSON_DEPTH = 512
 CGROUP_PEAK_FILES = (
@@ -42,82 +43,28 @@ class FerryError(Exception):
 # --- logs -------------------------------------------------------------------
 
 
-class LogCapture:
-    """Points fd 1 and 2 at a pipe drained by a thread into a capped buffer.
+class LogMarks:
+    """Delimits each invocation's part of the output for the host.
 
-    begin() and end() write random markers into the same pipe; what the drain
-    reads between them is the invocation's logs, and end() waits until the
-    drain has seen its marker: everything written before end() has then been
-    collected. What is written at other times goes to the container's own log.
+    The image's entry point points fd 1 and 2 at the FIFO /run/ferry/logs,
+    whose reading end the host holds: what the function writes leaves the
+    container as it is written and outlives the runner (runtimes/README.md,
+    "Logs"). The runner only writes the host's begin and end markers
+    (FERRY_LOG_MARK) into it, on a copy of fd 1 that the handler cannot
+    replace; fd 3 is the container's own stderr, for the runner's diagnostics
+    and for output of threads whose invocation ended.
     """
 
-    def __init__(self, limit):
-        self.limit = limit
-        token = b"\0ferry-log-" + os.urandom(12).hex().encode() + b"-"
-        self.begin_mark, self.end_mark = token + b"B\0", token + b"E\0"
-        self.lock = threading.Lock()
-        self.done = threading.Event()
-        self.inside = False
-        self.buf = bytearray()
-        self.total = 0
-        # The runner's own diagnostics, and output outside invocations, go
-        # to the container's original stderr.
-        self.diag_fd = os.dup(2)
-        self.diag = os.fdopen(os.dup(self.diag_fd), "w", buffering=1, encoding="utf-8", errors="replace")
-        r, w = os.pipe()
-        self.r, self.w = r, w
-        os.dup2(w, 1)
-        os.dup2(w, 2)
-        threading.Thread(target=self._drain, name="ferry-logs", daemon=True).start()
-
-    def _keep(self, data):
-        if not data:
-            return
-        if not self.inside:
-            try:
-                os.write(self.diag_fd, data)
-            except OSError:
-                pass
-            return
-        with self.lock:
-            room = self.limit - len(self.buf)
-            if room > 0:
-                self.buf += data[:room]
-            self.total += len(data)
-
-    def _drain(self):
-        m = len(self.end_mark)
-        pending = b""
-        while True:
-            try:
-                chunk = os.read(self.r, 1 << 16)
-            except InterruptedError:
-                continue
-            if not chunk:
-                return
-            data = pending + chunk
-            while True:
-                i = data.find(self.begin_mark[:-2])
-                if i < 0 or len(data) < i + m:
-                    break
-                mark = data[i:i + m]
-                self._keep(data[:i + (0 if mark in (self.begin_mark, self.end_mark) else m)])
-                data = data[i + m:]
-                if mark == self.begin_mark:
-                    with self.lock:
-                        self.buf, self.total, self.inside = bytearray(), 0, True
-                elif mark == self.end_mark:
-                    self.inside = False
-                    self.done.set()
-            # Hold back a tail that may be the start of a marker split across reads.
-            keep = 0
-            if data.rfind(b"\0", max(0, len(data) - m + 1)) >= 0:
-                for k in range(min(m - 1, len(data)), 0, -1):
-                    if self.begin_mark.startswith(data[-k:]) or self.end_mark.startswith(data[-k:]):
-                        keep = k
-                        break
-            self._keep(data[: len(data) - keep])
-            pending = data[len(data) - keep:]
+    def __init__(self):
+        token = os.environ.pop("FERRY_LOG_MARK", "").encode()
+        mark = b"\0ferry-log-" + token + b"-"
+        self.begin_mark, self.end_mark = mark + b"B\0", mark + b"E\0"
+        self.fd = os.dup(1)
+        try:
+            diag_fd = os.dup(3)
+        except OSError:  # started without the entry point
+            diag_fd = os.dup(2)
+        self.diag = os.fdopen(diag_fd, "w", buffering=1, encoding="utf-8", errors="replace")
 
     def _flush(self):
         for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
@@ -126,23 +73,21 @@ class LogCapture:
             except Exception:  # the handler may have replaced or closed them
                 pass
 
+    def _write(self, mark):
+        try:
+            os.write(self.fd, mark)
+        except OSError as exc:
+            self.log("writing a log marker: %s" % exc)
+
     def begin(self):
         self._flush()  # what is still buffered belongs to no invocation
-        os.write(self.w, self.begin_mark)
+        self._write(self.begin_mark)
 
     def end(self):
-        """Returns (logs, truncated) of everything written since begin()."""
+        """Ends the invocation's (or the load's) output: what was written
+        before reaches the host before this marker."""
         self._flush()
-        self.done.clear()
-        os.write(self.w, self.end_mark)
-        if not self.done.wait(10):
-            self.log("log drain did not see the end marker in time")
-        with self.lock:
-            logs = self.buf.decode("utf-8", errors="replace")
-            truncated = self.total > self.limit
-            self.buf = bytearray()
-            self.total = 0
-        return logs, truncated
+        self._write(self.end_mark)
 
     def log(self, msg):
         try:
@@ -675,13 +620,11 @@ def read_frame(rfile):
     return body
 
 
-def result_frame(ok, result_json, error, duration_ms, logs, truncated, cpu_ms, suspended=None):
+def result_frame(ok, result_json, error, duration_ms, cpu_ms, suspended=None):
     head = {
         "type": "result",
         "ok": ok,
         "duration_ms": round(duration_ms, 3),
-        "logs": logs,
-        "logs_truncated": truncated,
         "memory_peak": memory_peak(),
         "cpu_ms": round(cpu_ms, 3),
     }
@@ -698,11 +641,11 @@ def result_frame(ok, result_json, error, duration_ms, logs, truncated, cpu_ms, s
 def refuse_event(logs):
     """The result of an invocation whose event is nested too deeply: the handler is not called."""
     logs.begin()
-    text, truncated = logs.end()
+    logs.end()
     return result_frame(False, None, {
         "type": "Runtime.UnmarshalError",
         "message": "the event is nested deeper than the limit of %d levels" % MAX_JSON_DEPTH,
-        "stack": ""}, 0, text, truncated, 0)
+        "stack": ""}, 0, 0)
 
 
 def invoke(fn, arity, msg, logs):
@@ -734,20 +677,22 @@ def invoke(fn, arity, msg, logs):
         ok, error = False, error_info(exc)
     duration_ms = (time.perf_counter() - start) * 1000
     end_processes(processes)
-    text, truncated = logs.end()
+    logs.end()
     inv.ended = True
     # A handler that stopped at a wait or a callback is suspended, whatever it
     # did after (even if it caught the unwinding).
-    return result_frame(ok, result_json, error, duration_ms, text,
-                        truncated, (cpu_time() - cpu0) * 1000, context._durable.suspended)
+    return result_frame(ok, result_json, error, duration_ms, (cpu_time() - cpu0) * 1000,
+                        context._durable.suspended)
 
 
 def main():
     start = time.perf_counter()
-    limit = int(os.environ.get("FERRY_LOG_LIMIT") or DEFAULT_LOG_LIMIT)
-    logs = LogCapture(limit)
+    logs = LogMarks()
     sys.stdout.reconfigure(line_buffering=True)
     sys.stderr.reconfigure(line_buffering=True)
+    # A native crash (SIGSEGV, SIGABRT, ...) prints the Python stack into the
+    # logs: the host reads it after the process died and quotes it.
+    faulthandler.enable(file=sys.stderr)
     sys.stdout = OwnedStream(sys.stdout, logs.diag)
     sys.stderr = OwnedStream(sys.stderr, logs.diag)
 
@@ -780,6 +725,7 @@ def main():
                 break
             logs.log("ignoring frame of type %r while waiting" % msg.get("type"))
         start = time.perf_counter()
+        logs.begin()  # the load's output, the host's capture since the init frame
         for k, v in (msg.get("env") or {}).items():
             os.environ[str(k)] = str(v)
         if msg.get("handler"):
@@ -792,16 +738,14 @@ def main():
         # Connected before loading: the host bounds the load by the
         # function's timeout from here (runtimes/README.md, "Loading").
         sock = connect_or_exit(logs)
-    logs.begin()
     fn, arity, init_error = None, 0, None
     try:
         fn, arity = load_handler(os.environ.get("FERRY_HANDLER") or os.environ.get("_HANDLER", ""))
     except BaseException as exc:  # noqa: B902 — a module may call sys.exit() at import
         init_error = error_info(exc)
-    init_logs, init_truncated = logs.end()
+    logs.end()
     if init_error is not None:
-        send_frame(sock, json.dumps({"type": "init_error", "error": init_error,
-                                     "logs": init_logs, "logs_truncated": init_truncated}))
+        send_frame(sock, json.dumps({"type": "init_error", "error": init_error}))
         sock.close()
         os._exit(1)
     send_frame(sock, json.dumps({"type": "ready",

@@ -22,9 +22,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,7 +33,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -77,9 +74,6 @@ func FerryRequestID(ctx context.Context) string {
 	return inv.AwsRequestID
 }
 
-// The executor always sets FERRY_LOG_LIMIT; this is the same default.
-const ferryDefaultLogLimit = 256 << 10
-
 // ferryMaxJSONDepth is the deepest nesting of arrays and objects in an event or
 // a result (ferry.MaxJSONDepth).
 const ferryMaxJSONDepth = 512
@@ -91,13 +85,9 @@ var ferryCgroupPeakFiles = []string{
 
 func main() {
 	start := time.Now()
-	limit, err := strconv.Atoi(os.Getenv("FERRY_LOG_LIMIT"))
-	if err != nil || limit <= 0 {
-		limit = ferryDefaultLogLimit
-	}
-	logs, err := ferryCaptureLogs(limit)
+	logs, err := ferryNewLogs()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ferry-runner: capturing logs:", err)
+		fmt.Fprintln(os.Stderr, "ferry-runner: log markers:", err)
 		os.Exit(2)
 	}
 	if root := os.Getenv("LAMBDA_TASK_ROOT"); root != "" {
@@ -131,6 +121,7 @@ func main() {
 				continue
 			}
 			start = time.Now()
+			logs.begin() // the load's output, the host's capture since the init frame
 			for k, v := range msg.Env {
 				_ = os.Setenv(k, v)
 			}
@@ -142,8 +133,9 @@ func main() {
 	}
 
 	h, initErr := ferryNewHandler(ferryHandler)
+	logs.end() // what the packages' initialisation printed is the load's output
 	if initErr != nil {
-		_ = ferryWriteFrame(w, map[string]interface{}{"type": "init_error", "error": initErr, "logs": "", "logs_truncated": false})
+		_ = ferryWriteFrame(w, map[string]interface{}{"type": "init_error", "error": initErr})
 		os.Exit(1)
 	}
 	_ = ferryWriteFrame(w, map[string]interface{}{"type": "ready", "init_ms": ferryMillis(time.Since(start))})
@@ -201,15 +193,13 @@ type ferryInitMsg struct {
 }
 
 type ferryResultMsg struct {
-	Type          string          `json:"type"`
-	OK            bool            `json:"ok"`
-	Result        json.RawMessage `json:"result,omitempty"`
-	Error         *ferryError     `json:"error,omitempty"`
-	DurationMS    float64         `json:"duration_ms"`
-	Logs          string          `json:"logs"`
-	LogsTruncated bool            `json:"logs_truncated"`
-	MemoryPeak    int64           `json:"memory_peak"`
-	CPUMS         float64         `json:"cpu_ms"`
+	Type       string          `json:"type"`
+	OK         bool            `json:"ok"`
+	Result     json.RawMessage `json:"result,omitempty"`
+	Error      *ferryError     `json:"error,omitempty"`
+	DurationMS float64         `json:"duration_ms"`
+	MemoryPeak int64           `json:"memory_peak"`
+	CPUMS      float64         `json:"cpu_ms"`
 }
 
 var (
@@ -330,17 +320,15 @@ func (f *ferryFunc) invoke(msg *ferryInvokeMsg, info ferryInfo, logs *ferryLogs)
 	result, ferr := f.call(ctx, msg.Event, msg.tooDeep)
 	duration := time.Since(start)
 	ferryEndProcesses(procs)
-	text, truncated := logs.end()
+	logs.end()
 	return &ferryResultMsg{
-		Type:          "result",
-		OK:            ferr == nil,
-		Result:        result,
-		Error:         ferr,
-		DurationMS:    ferryMillis(duration),
-		Logs:          text,
-		LogsTruncated: truncated,
-		MemoryPeak:    ferryMemoryPeak(),
-		CPUMS:         ferryMillis(ferryCPUTime() - cpu0),
+		Type:       "result",
+		OK:         ferr == nil,
+		Result:     result,
+		Error:      ferr,
+		DurationMS: ferryMillis(duration),
+		MemoryPeak: ferryMemoryPeak(),
+		CPUMS:      ferryMillis(ferryCPUTime() - cpu0),
 	}
 }
 
@@ -503,160 +491,54 @@ func ferryEndProcesses(before map[int]bool) {
 
 // ---- logs -------------------------------------------------------------------
 
-// ferryLogs points fd 1 and 2 at a pipe drained by a goroutine into a capped
-// buffer. begin and end write random markers into the same pipe; what the
-// drain reads between them is the invocation's logs, and end waits until the
-// drain has seen its marker: everything written before end has then been
-// collected. What is written at other times goes to the container's own log.
+// ferryLogs writes the host's markers around each invocation's output. The
+// image's entry point points fd 1 and 2 at the FIFO /run/ferry/logs, whose
+// reading end the host holds: what the function writes (fmt, log, a panic's
+// message and stack, child processes) leaves the container as it is written
+// and outlives the process (runtimes/README.md, "Logs"). fd 3 is the
+// container's own stderr, for the runner's diagnostics.
 type ferryLogs struct {
-	limit  int
-	beginM []byte // marks: the same length, differing only in the last but one byte
+	fd     int // a copy of fd 1 that the handler cannot replace
+	beginM []byte
 	endM   []byte
-	wfd    int
 	diag   *os.File
-	done   chan struct{}
-
-	inside bool // drain goroutine only
-
-	mu    sync.Mutex
-	buf   []byte
-	total int
 }
 
-func ferryCaptureLogs(limit int) (*ferryLogs, error) {
-	// The runner's own diagnostics go to the container's original stderr.
-	errFD, err := syscall.Dup(2)
+func ferryNewLogs() (*ferryLogs, error) {
+	fd, err := syscall.Dup(1)
 	if err != nil {
 		return nil, err
 	}
-	syscall.CloseOnExec(errFD)
-	// Raw blocking fds, not os.Pipe: fd 1 and 2 (and children inheriting them)
-	// must keep blocking writes.
-	var p [2]int
-	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+	syscall.CloseOnExec(fd)
+	diag, err := syscall.Dup(3)
+	if err != nil {
+		diag, err = syscall.Dup(2) // started without the entry point
+	}
+	if err != nil {
 		return nil, err
 	}
-	for _, fd := range []int{1, 2} {
-		if err := syscall.Dup3(p[1], fd, 0); err != nil {
-			return nil, err
-		}
-	}
-	mark := make([]byte, 12)
-	_, _ = rand.Read(mark)
-	token := "\x00ferry-log-" + hex.EncodeToString(mark) + "-"
-	l := &ferryLogs{
-		limit:  limit,
+	syscall.CloseOnExec(diag)
+	token := "\x00ferry-log-" + os.Getenv("FERRY_LOG_MARK") + "-"
+	_ = os.Unsetenv("FERRY_LOG_MARK")
+	return &ferryLogs{
+		fd:     fd,
 		beginM: []byte(token + "B\x00"),
 		endM:   []byte(token + "E\x00"),
-		wfd:    p[1],
-		diag:   os.NewFile(uintptr(errFD), "ferry-diag"),
-		done:   make(chan struct{}, 1),
-	}
-	go l.drain(os.NewFile(uintptr(p[0]), "ferry-logs"))
-	return l, nil
+		diag:   os.NewFile(uintptr(diag), "ferry-diag"),
+	}, nil
 }
 
-func (l *ferryLogs) keep(data []byte) {
-	if len(data) == 0 {
-		return
-	}
-	if !l.inside {
-		_, _ = l.diag.Write(data)
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if room := l.limit - len(l.buf); room > 0 {
-		if room > len(data) {
-			room = len(data)
-		}
-		l.buf = append(l.buf, data[:room]...)
-	}
-	l.total += len(data)
-}
-
-func (l *ferryLogs) drain(r *os.File) {
-	m := len(l.endM)
-	prefix := l.endM[:m-2]
-	chunk := make([]byte, 64<<10)
-	var data []byte
-	for {
-		n, err := r.Read(chunk)
-		if n == 0 && err != nil {
-			return
-		}
-		data = append(data, chunk[:n]...)
-		for {
-			i := bytes.Index(data, prefix)
-			if i < 0 || len(data) < i+m {
-				break
-			}
-			mark := data[i : i+m]
-			switch {
-			case bytes.Equal(mark, l.beginM):
-				l.keep(data[:i])
-				l.mu.Lock()
-				l.buf, l.total = l.buf[:0], 0
-				l.mu.Unlock()
-				l.inside = true
-			case bytes.Equal(mark, l.endM):
-				l.keep(data[:i])
-				l.inside = false
-				select {
-				case l.done <- struct{}{}:
-				default:
-				}
-			default:
-				l.keep(data[:i+m])
-			}
-			data = data[i+m:]
-		}
-		// Hold back a tail that may be the start of a marker split across reads.
-		hold, from, k := 0, len(data)-m+1, m-1
-		if from < 0 {
-			from = 0
-		}
-		if k > len(data) {
-			k = len(data)
-		}
-		if bytes.IndexByte(data[from:], 0) >= 0 {
-			for ; k > 0; k-- {
-				tail := data[len(data)-k:]
-				if bytes.HasPrefix(l.beginM, tail) || bytes.HasPrefix(l.endM, tail) {
-					hold = k
-					break
-				}
-			}
-		}
-		l.keep(data[:len(data)-hold])
-		data = append(data[:0], data[len(data)-hold:]...)
+func (l *ferryLogs) mark(m []byte) {
+	if _, err := syscall.Write(l.fd, m); err != nil {
+		l.diagf("writing a log marker: %v", err)
 	}
 }
 
-func (l *ferryLogs) begin() {
-	_, _ = syscall.Write(l.wfd, l.beginM)
-}
+func (l *ferryLogs) begin() { l.mark(l.beginM) }
 
-// end returns everything written to fd 1 and 2 since begin.
-func (l *ferryLogs) end() (string, bool) {
-	select { // a stale signal must not end this wait early
-	case <-l.done:
-	default:
-	}
-	if _, err := syscall.Write(l.wfd, l.endM); err == nil {
-		select {
-		case <-l.done:
-		case <-time.After(10 * time.Second):
-			l.diagf("log drain did not see the end marker in time")
-		}
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	text := strings.ToValidUTF8(string(l.buf), "\uFFFD")
-	truncated := l.total > l.limit
-	l.buf, l.total = l.buf[:0], 0
-	return text, truncated
-}
+// end ends the invocation's (or the load's) output: what was written before
+// reaches the host before this marker.
+func (l *ferryLogs) end() { l.mark(l.endM) }
 
 func (l *ferryLogs) diagf(format string, args ...interface{}) {
 	fmt.Fprintf(l.diag, "ferry-runner: "+format+"\n", args...)

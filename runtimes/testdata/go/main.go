@@ -22,9 +22,14 @@ type Event struct {
 	Code   int            `json:"code"`
 	Lines  int            `json:"lines"`
 	Nested map[string]any `json:"nested,omitempty"`
+	Say    []string       `json:"say"`  // written before the operation
+	Then   []string       `json:"then"` // written after a sleep
 }
 
 func Handle(ctx context.Context, ev Event) (any, error) {
+	for _, line := range ev.Say {
+		fmt.Println(line)
+	}
 	switch ev.Op {
 	case "hello":
 		fmt.Println("hello from go")
@@ -49,6 +54,20 @@ func Handle(ctx context.Context, ev Event) (any, error) {
 		return nil, fmt.Errorf("bad input: %d", ev.N)
 	case "sleep":
 		time.Sleep(time.Duration(ev.S * float64(time.Second)))
+		for _, line := range ev.Then {
+			fmt.Println(line)
+		}
+		return "slept", nil
+	case "kill9":
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		time.Sleep(10 * time.Second)
+		return "alive", nil
+	case "bgerror":
+		go func() {
+			fmt.Println("bg line")
+			panic("bg boom")
+		}()
+		time.Sleep(time.Second)
 		return "slept", nil
 	case "spin":
 		for {

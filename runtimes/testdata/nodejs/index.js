@@ -6,6 +6,7 @@ const cp = require("child_process");
 const sleep = (s) => new Promise((r) => setTimeout(r, s * 1000));
 
 exports.handler = async (event, context) => {
+  for (const line of event.say || []) console.log(line); // written before the operation
   switch (event.op) {
     case "hello":
       console.log("hello from nodejs");
@@ -25,6 +26,18 @@ exports.handler = async (event, context) => {
       throw new TypeError("bad input: " + event.n);
     case "sleep":
       await sleep(event.s);
+      for (const line of event.then || []) console.log(line);
+      return "slept";
+    case "kill9":
+      process.kill(process.pid, "SIGKILL");
+      await sleep(10);
+      return "alive";
+    case "bgerror":
+      setTimeout(() => {
+        console.log("bg line");
+        throw new Error("bg boom");
+      }, 10);
+      await sleep(1);
       return "slept";
     case "spin":
       for (;;) {}

@@ -8,6 +8,8 @@ import time
 
 
 def handler(event, context):
+    for line in event.get("say", []):  # written before the operation, flushed
+        print(line, flush=True)
     op = event.get("op")
     if op == "hello":
         print("hello from python")
@@ -27,7 +29,22 @@ def handler(event, context):
         raise ValueError("bad input: " + str(event.get("n")))
     if op == "sleep":
         time.sleep(event["s"])
+        for line in event.get("then", []):
+            print(line, flush=True)
         return "slept"
+    if op == "kill9":
+        os.kill(os.getpid(), 9)
+    if op == "segv":
+        import ctypes
+        ctypes.string_at(0)
+    if op == "bgerror":
+        def fail():
+            print("bg line", flush=True)
+            raise ValueError("bg boom")
+        t = threading.Thread(target=fail)
+        t.start()
+        t.join()
+        return "joined"
     if op == "spin":
         while True:
             pass
