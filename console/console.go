@@ -54,10 +54,33 @@ type Deps struct {
 	TemporalNamespace string
 	// Pool reports the warm containers of the worker in this process (total,
 	// busy); nil when the process runs no worker.
-	Pool   func() (total, busy int)
+	Pool func() (total, busy int)
+	// Queue describes the workers' Temporal task queue (nil: not shown).
+	Queue  func(ctx context.Context) (TaskQueue, error)
 	Logger *slog.Logger
 	// SessionTTL is how long a sign-in lasts (default 12 h).
 	SessionTTL time.Duration
+}
+
+// TaskQueue is what the health page shows of the workers' task queue, per
+// kind of task (workflow, activity).
+type TaskQueue struct {
+	Name  string
+	Kinds []TaskQueueKind
+}
+
+// TaskQueueKind is the backlog and the polling workers of one kind of task.
+type TaskQueueKind struct {
+	Kind       string
+	Backlog    int64         // tasks waiting for a worker (approximate)
+	BacklogAge time.Duration // age of the oldest waiting task
+	Workers    []Worker
+}
+
+// Worker is a worker process that polled the task queue recently.
+type Worker struct {
+	Identity string
+	LastSeen time.Time
 }
 
 // DefaultSessionTTL is the default of Deps.SessionTTL.

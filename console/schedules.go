@@ -60,6 +60,8 @@ type healthView struct {
 	Checks     []check
 	Pool       bool // the worker runs in this process
 	Warm, Busy int
+	Queue      *TaskQueue // for admin keys
+	QueueError string
 }
 
 type check struct{ Name, Result string }
@@ -84,6 +86,17 @@ func (c *console) healthPage(w http.ResponseWriter, r *http.Request, s *session)
 	if c.Pool != nil {
 		v.Pool = true
 		v.Warm, v.Busy = c.Pool()
+	}
+	// Workers' identities name hosts: shown to keys that may manage keys,
+	// as the API decides for GET /v1/keys.
+	if c.Queue != nil && c.api(r, s).get("/v1/keys", nil) == nil {
+		q, err := c.Queue(r.Context())
+		if err != nil {
+			c.Logger.Warn("describing the task queue", "err", err)
+			v.QueueError = "Temporal did not describe the task queue: " + err.Error()
+		} else {
+			v.Queue = &q
+		}
 	}
 	c.render(w, r, http.StatusOK, "health", view(s, "Health", "health", v))
 }

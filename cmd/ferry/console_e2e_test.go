@@ -277,6 +277,12 @@ func TestConsoleE2E(t *testing.T) {
 	}
 	run(t, ctx, "open the health page", chromedp.Navigate(base+"/health"), chromedp.WaitVisible(chromedp.CSS("#checks")))
 	wantContains(t, "health", textOf(t, ctx, "#checks"), "postgres")
+	queue := textOf(t, ctx, "#queue")
+	wantContains(t, "task queue", queue, "workflow")
+	wantContains(t, "task queue", queue, "activity")
+	if strings.Contains(queue, "none") {
+		t.Errorf("no worker polls the task queue of a running server: %q", queue)
+	}
 	screenshot(t, ctx, "health")
 	run(t, ctx, "functions", chromedp.Navigate(base+"/functions"), chromedp.WaitVisible(chromedp.CSS("#functions")))
 	screenshot(t, ctx, "functions")

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	dockerclient "github.com/docker/docker/client"
@@ -26,6 +27,9 @@ import (
 	"github.com/ferry-faas/ferry/workflows"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	enumspb "go.temporal.io/api/enums/v1"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	temporalclient "go.temporal.io/sdk/client"
 	temporallog "go.temporal.io/sdk/log"
 	temporalworker "go.temporal.io/sdk/worker"
@@ -173,7 +177,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 			pool = func() (int, int) { s := a.executor.Stats(); return s.Total, s.Busy }
 		}
 		cons := echo.WrapHandler(console.New(console.Deps{API: a.http, Stats: a.db, TemporalUI: cfg.TemporalUIURL,
-			TemporalNamespace: cfg.TemporalNamespace, Pool: pool, Logger: log}))
+			TemporalNamespace: cfg.TemporalNamespace, Pool: pool, Queue: a.describeQueue, Logger: log}))
 		a.http.Any(console.Prefix, cons)
 		a.http.Any(console.Prefix+"/*", cons)
 		if a.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -181,6 +185,29 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 		}
 	}
 	return a, nil
+}
+
+// describeQueue reports the task queue's backlog and polling workers per
+// kind of task, for the console's health page.
+func (a *app) describeQueue(ctx context.Context) (console.TaskQueue, error) {
+	q := console.TaskQueue{Name: a.cfg.TaskQueue}
+	for _, kind := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
+		res, err := a.temporal.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
+			Namespace: a.cfg.TemporalNamespace, TaskQueue: &taskqueuepb.TaskQueue{Name: a.cfg.TaskQueue},
+			TaskQueueType: kind, ReportStats: true})
+		if err != nil {
+			return q, err
+		}
+		k := console.TaskQueueKind{Kind: strings.ToLower(strings.TrimPrefix(kind.String(), "TASK_QUEUE_TYPE_"))}
+		if st := res.GetStats(); st != nil {
+			k.Backlog, k.BacklogAge = st.GetApproximateBacklogCount(), st.GetApproximateBacklogAge().AsDuration()
+		}
+		for _, p := range res.GetPollers() {
+			k.Workers = append(k.Workers, console.Worker{Identity: p.GetIdentity(), LastSeen: p.GetLastAccessTime().AsTime()})
+		}
+		q.Kinds = append(q.Kinds, k)
+	}
+	return q, nil
 }
 
 // dialTemporal connects, waiting a little for a Temporal that is still starting.
