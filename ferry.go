@@ -130,6 +130,7 @@ type Version struct {
 	Env         map[string]string `json:"env"`
 	Description string            `json:"description"`
 	CreatedAt   time.Time         `json:"created_at"`
+	Secrets     []string          `json:"secrets"` // names of the secrets it reads, as env vars of those names
 }
 
 // InvocationStatus is the lifecycle state of an invocation.

@@ -136,6 +136,15 @@ type FinishInput struct {
 	Error        *ferry.FunctionError   `json:"error,omitempty"`
 }
 
+// SecretResolver returns the values of named secrets; a missing one is ENOTFOUND.
+type SecretResolver interface {
+	Resolve(ctx context.Context, names []string) (map[string]string, error)
+}
+
+// ErrTypeSecret is the error type of an invocation whose secrets could not be
+// resolved: deleted, or sealed with a key the worker does not hold.
+const ErrTypeSecret = "SecretUnavailable"
+
 // Invocations runs function invocations. Its exported methods are activities.
 type Invocations struct {
 	Store    Store
@@ -144,6 +153,9 @@ type Invocations struct {
 	Code     *CodeCache
 	Observer Observer // optional
 	Logger   *slog.Logger
+	// Secrets resolves the values of the secrets a version reads, at run time
+	// (*secrets.Vault); nil: a version that reads secrets fails.
+	Secrets SecretResolver
 	// CallbackBaseURL is the API's public base URL, for callback URLs.
 	CallbackBaseURL string
 
@@ -232,6 +244,17 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 		}
 		return RunOutput{}, err
 	}
+	env, err := a.env(ctx, v)
+	if err != nil {
+		switch ferry.ErrorCode(err) {
+		case ferry.ENOTFOUND, ferry.EUNPROCESSABLE:
+			// Deleted, or sealed with a key this worker lacks: no retry helps.
+			// The message names the secret, never a value.
+			return a.finish(ctx, in.InvocationID, ferry.Outcome{Status: ferry.StatusFailed,
+				Error: &ferry.FunctionError{Type: ErrTypeSecret, Message: ferry.ErrorMessage(err)}})
+		}
+		return RunOutput{}, err
+	}
 	// The function starts only after its record is marked running (one more
 	// attempt; the code is ready, so attempts counts starts): a record that
 	// cannot be marked is retried by Temporal without running anything, and a
@@ -282,7 +305,7 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 		Checksum:     v.Checksum,
 		CodeDir:      codeDir,
 		Limits:       limits,
-		Env:          v.Env,
+		Env:          env,
 		Event:        event,
 		Operations:   ops,
 	}
@@ -402,6 +425,30 @@ func (a *Invocations) suspend(ctx context.Context, d *durableRun, id uuid.UUID, 
 	}
 	inv.Event, inv.Result = nil, nil
 	return RunOutput{Invocation: inv, Suspension: s}, nil
+}
+
+// env is the version's environment with its secrets, resolved now: a changed
+// value reaches the next invocation without a deploy. The executor keys warm
+// containers by their environment, so one with an old value is not reused.
+func (a *Invocations) env(ctx context.Context, v ferry.Version) (map[string]string, error) {
+	if len(v.Secrets) == 0 {
+		return v.Env, nil
+	}
+	if a.Secrets == nil {
+		return nil, ferry.Errorf(ferry.EUNPROCESSABLE, "this worker has no FERRY_SECRETS_KEY: it cannot read the secrets %v", v.Secrets)
+	}
+	vals, err := a.Secrets.Resolve(ctx, v.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	env := make(map[string]string, len(v.Env)+len(vals))
+	for k, x := range v.Env {
+		env[k] = x
+	}
+	for k, x := range vals {
+		env[k] = x
+	}
+	return env, nil
 }
 
 // event returns the invocation's event: from the input, or from the record

@@ -35,6 +35,9 @@ type Store interface {
 	DeleteAlias(ctx context.Context, function, name string) error
 	RollbackAlias(ctx context.Context, function, name string) (ferry.Alias, error)
 	ResolveAlias(ctx context.Context, function, name string, u float64) (ferry.Version, ferry.Alias, error)
+	GetSecret(ctx context.Context, name string) (ferry.Secret, error)
+	ListSecrets(ctx context.Context) ([]ferry.Secret, error)
+	DeleteSecret(ctx context.Context, name string) error
 	CreateInvocation(ctx context.Context, inv ferry.Invocation) (ferry.Invocation, bool, error)
 	GetInvocation(ctx context.Context, id uuid.UUID) (ferry.Invocation, error)
 	ListInvocations(ctx context.Context, f ferry.InvocationFilter, p ferry.Page) ([]ferry.Invocation, string, error)
@@ -91,6 +94,8 @@ type Deps struct {
 	Queries Querier
 	// TaskQueue is the Temporal task queue of the workers.
 	TaskQueue string
+	// Vault seals secret values (nil: setting secrets answers 503).
+	Vault Vault
 	// ValidateBundle checks a code bundle at deploy time (runtimes.ValidateBundle).
 	ValidateBundle func(rt ferry.Runtime, handler string, bundle []byte, filename string) error
 	// ReservedEnv reports env names a function may not set (default runtimes.ReservedEnv).

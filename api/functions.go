@@ -60,6 +60,7 @@ type deployRequest struct {
 	Network        bool              `json:"network"`
 	Retries        int               `json:"retries"`
 	Description    string            `json:"description"`
+	Secrets        []string          `json:"secrets"`
 
 	bundle []byte // decoded code
 }
@@ -94,6 +95,17 @@ func (s *server) deploy(c echo.Context) error {
 			return err
 		}
 		v.FunctionID = fn.ID
+	}
+	var prev *ferry.Version
+	if !isNew && len(v.Secrets) > 0 {
+		latest, err := s.Store.GetVersion(ctx, v.Function, 0)
+		if err != nil && ferry.ErrorCode(err) != ferry.ENOTFOUND {
+			return err
+		}
+		prev = &latest
+	}
+	if err := s.checkSecrets(c, v, prev); err != nil {
+		return err
 	}
 	if s.ValidateBundle != nil {
 		if err := s.ValidateBundle(v.Runtime, v.Handler, req.bundle, req.Filename); err != nil {
@@ -249,7 +261,7 @@ func multipartError(err error) error {
 // setFormField sets one multipart field; env may repeat (K=V each) or be one
 // JSON object.
 func (r *deployRequest) setFormField(field, value string, repeated bool) error {
-	if repeated && field != "env" {
+	if repeated && field != "env" && field != "secrets" {
 		return ferry.Errorf(ferry.EINVALID, "%s: sent more than once", field)
 	}
 	if err := checkText(field, value); err != nil {
@@ -274,6 +286,14 @@ func (r *deployRequest) setFormField(field, value string, repeated bool) error {
 		r.Filename = value
 	case "description":
 		r.Description = value
+	case "secrets":
+		// Repeated, or comma-separated.
+		for _, n := range strings.Split(value, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				r.Secrets = append(r.Secrets, n)
+			}
+		}
+		return nil
 	case "timeout_seconds":
 		r.TimeoutSeconds, err = atoi()
 	case "memory_mb":
@@ -369,7 +389,7 @@ func (s *server) validateDeploy(r *deployRequest) (ferry.Version, error) {
 		return ferry.Version{}, ferry.Errorf(ferry.EINVALID, "description: must be at most %d characters", maxDescription)
 	}
 	return ferry.Version{Function: r.Name, Runtime: r.Runtime, Handler: r.Handler,
-		Limits: l.WithDefaults(), Env: r.Env, Description: r.Description}, nil
+		Limits: l.WithDefaults(), Env: r.Env, Description: r.Description, Secrets: r.Secrets}, nil
 }
 
 func validateHandler(h string) error {

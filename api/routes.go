@@ -48,6 +48,11 @@ func (s *server) routes(e *echo.Echo) {
 	s.chainRoutes(e, auth, body)
 	s.scheduleRoutes(e, auth, body)
 
+	e.GET("/v1/secrets", s.listSecrets, auth)
+	e.GET("/v1/secrets/:name", s.getSecret, auth)
+	e.PUT("/v1/secrets/:name", s.putSecret, auth, body)
+	e.DELETE("/v1/secrets/:name", s.deleteSecret, auth)
+
 	e.POST("/v1/keys", s.createKey, auth, s.requireAdmin, body)
 	e.GET("/v1/keys", s.listKeys, auth, s.requireAdmin)
 	e.DELETE("/v1/keys/:id", s.revokeKey, auth, s.requireAdmin)

@@ -12,6 +12,14 @@ ferry_env dev
 scripts/stack.sh up dev
 go build -o bin/ferry ./cmd/ferry
 eval "$(scripts/env.sh dev)"
+# Secrets need a key: the dev stack keeps its own beside its data (production
+# sets FERRY_SECRETS_KEY or FERRY_SECRETS_KEY_FILE).
+if [ -z "${FERRY_SECRETS_KEY:-}" ] && [ -z "${FERRY_SECRETS_KEY_FILE:-}" ]; then
+	export FERRY_SECRETS_KEY_FILE="$FERRY_DATA_DIR/secrets.key"
+	if [ ! -s "$FERRY_SECRETS_KEY_FILE" ]; then
+		(umask 077 && head -c 32 /dev/urandom | base64 >"$FERRY_SECRETS_KEY_FILE")
+	fi
+fi
 
 cat <<MSG
 
@@ -24,6 +32,7 @@ cat <<MSG
   S3             http://$FERRY_S3_ENDPOINT  bucket $FERRY_S3_BUCKET  key $FERRY_S3_ACCESS_KEY / $FERRY_S3_SECRET_KEY
   PostgreSQL     $FERRY_DATABASE_URL
   Data and logs  $FERRY_DATA_DIR
+  Secrets key    ${FERRY_SECRETS_KEY_FILE:-FERRY_SECRETS_KEY}
 
   Same settings in another shell:  eval "\$(scripts/env.sh dev)"
   Stop the stack:                  make stop

@@ -67,7 +67,7 @@ func clientCommands() []*cobra.Command {
 	cmds := []*cobra.Command{
 		deployCommand(cfg), invokeCommand(cfg), getCommand(cfg), lsCommand(cfg), versionsCommand(cfg),
 		rmCommand(cfg), invocationsCommand(cfg), logsCommand(cfg), cancelCommand(cfg), retryCommand(cfg),
-		keysCommand(cfg), chainsCommand(cfg), schedulesCommand(cfg), aliasCommand(cfg), rollbackCommand(cfg),
+		keysCommand(cfg), chainsCommand(cfg), schedulesCommand(cfg), aliasCommand(cfg), rollbackCommand(cfg), secretCommand(cfg),
 	}
 	for _, c := range cmds {
 		c.PersistentFlags().StringVar(&cfg.url, "url", "", "API base URL (env FERRY_URL, default "+defaultURL+")")

@@ -30,6 +30,7 @@ type functionJSON struct {
 	CodeSize      float64           `json:"code_size"`
 	Limits        map[string]any    `json:"limits"`
 	Env           map[string]string `json:"env"`
+	Secrets       []string          `json:"secrets"`
 	Description   string            `json:"description"`
 	CreatedAt     string            `json:"created_at"`
 	UpdatedAt     string            `json:"updated_at"`
@@ -40,7 +41,7 @@ type deployFlags struct {
 	timeout                                      string
 	memory, retries, maxConcurrency              int
 	cpus                                         float64
-	env                                          []string
+	env, secrets                                 []string
 }
 
 func deployCommand(cfg *clientConfig) *cobra.Command {
@@ -84,6 +85,7 @@ func deployCommand(cfg *clientConfig) *cobra.Command {
 	fl.IntVar(&f.memory, "memory", 0, "memory limit in MB (default 128)")
 	fl.Float64Var(&f.cpus, "cpus", 0, "CPU limit, e.g. 0.5 (default 0.5)")
 	fl.StringArrayVar(&f.env, "env", nil, "environment variable KEY=VALUE (repeatable)")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "a secret the function reads, as the env variable of its name (repeatable; see ferry secret)")
 	fl.StringVar(&f.network, "network", "", "allow network access: true or false (default false)")
 	fl.Lookup("network").NoOptDefVal = "true"
 	fl.IntVar(&f.retries, "retries", 0, "retries after a failure of the function (default 0)")
@@ -159,6 +161,9 @@ func deployForm(path string, f deployFlags) (io.Reader, string, error) {
 			return nil, "", usageError("--env %q is not KEY=VALUE", kv)
 		}
 		fields = append(fields, [2]string{"env", kv})
+	}
+	for _, name := range f.secrets {
+		fields = append(fields, [2]string{"secrets", name})
 	}
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -294,6 +299,9 @@ func getCommand(cfg *clientConfig) *cobra.Command {
 			}
 			for _, k := range sortedKeys(v.Env) {
 				row("env "+k, v.Env[k])
+			}
+			for _, name := range v.Secrets {
+				row("secret", name)
 			}
 			row("description", orDash(v.Description))
 			row("created", shortTime(v.CreatedAt))

@@ -9,6 +9,7 @@ import (
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/activities"
 	"github.com/ferry-faas/ferry/runtimes"
+	"github.com/ferry-faas/ferry/secrets"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -35,6 +36,9 @@ type Config struct {
 	MaxCodeMB         int
 	MaxBodyMB         int
 	CodeCacheMB       int
+	// SecretsKey, SecretsKeyFile and SecretsOldKeys are FERRY_SECRETS_KEY,
+	// FERRY_SECRETS_KEY_FILE and FERRY_SECRETS_OLD_KEYS (secrets.LoadKeyring).
+	SecretsKey, SecretsKeyFile, SecretsOldKeys string
 	// PublicURL is the API's address as callers reach it (callback URLs of
 	// durable functions); default http://<FERRY_LISTEN>.
 	PublicURL string
@@ -66,8 +70,27 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		MaxBodyMB:         r.integer("FERRY_MAX_BODY_MB", 6),
 		CodeCacheMB:       r.integer("FERRY_CODE_CACHE_MB", activities.DefaultCodeCacheBytes>>20),
 	}
+	c.SecretsKey, c.SecretsKeyFile, c.SecretsOldKeys = getenv("FERRY_SECRETS_KEY"), getenv("FERRY_SECRETS_KEY_FILE"), getenv("FERRY_SECRETS_OLD_KEYS")
+	if _, err := c.keyring(); err != nil && r.err == nil {
+		r.err = err
+	}
 	c.PublicURL = strings.TrimSuffix(r.str("FERRY_PUBLIC_URL", "http://"+c.Listen), "/")
 	return c, r.err
+}
+
+// keyring is the secrets keyring of the configuration.
+func (c Config) keyring() (*secrets.Keyring, error) {
+	return secrets.LoadKeyring(func(k string) string {
+		switch k {
+		case "FERRY_SECRETS_KEY":
+			return c.SecretsKey
+		case "FERRY_SECRETS_KEY_FILE":
+			return c.SecretsKeyFile
+		case "FERRY_SECRETS_OLD_KEYS":
+			return c.SecretsOldKeys
+		}
+		return ""
+	})
 }
 
 type envReader struct {

@@ -50,6 +50,9 @@ func (c Config) environ() []string {
 		"FERRY_IDLE_TIMEOUT=" + c.IdleTimeout.String(),
 		"FERRY_MAX_CONTAINERS=" + strconv.Itoa(c.MaxContainers),
 		"FERRY_METRICS_LISTEN=" + c.MetricsListen,
+		"FERRY_SECRETS_KEY=" + c.SecretsKey,
+		"FERRY_SECRETS_KEY_FILE=" + c.SecretsKeyFile,
+		"FERRY_SECRETS_OLD_KEYS=" + c.SecretsOldKeys,
 	}
 }
 

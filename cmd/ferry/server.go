@@ -21,6 +21,7 @@ import (
 	"github.com/ferry-faas/ferry/metrics"
 	"github.com/ferry-faas/ferry/reconcile"
 	"github.com/ferry-faas/ferry/runtimes"
+	"github.com/ferry-faas/ferry/secrets"
 	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/ferry-faas/ferry/storage/s3"
 	"github.com/ferry-faas/ferry/worker"
@@ -75,6 +76,20 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 	}
 	if err = a.db.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	keys, err := cfg.keyring()
+	if err != nil {
+		return nil, err
+	}
+	vault := &secrets.Vault{Store: a.db, Keys: keys}
+	// A missing or wrong key is found now, not by the first invocation.
+	if err = vault.Check(ctx); err != nil {
+		return nil, err
+	}
+	if n, err := vault.Rotate(ctx); err != nil {
+		return nil, fmt.Errorf("re-encrypting secrets with the new FERRY_SECRETS_KEY: %w", err)
+	} else if n > 0 {
+		log.Info("secrets re-encrypted with the current key: the old keys may be removed from FERRY_SECRETS_OLD_KEYS", "secrets", n, "key_id", keys.CurrentID())
 	}
 	a.objects, err = s3.New(ctx, s3.Config{Endpoint: cfg.S3Endpoint, AccessKey: cfg.S3AccessKey,
 		SecretKey: cfg.S3SecretKey, Bucket: cfg.S3Bucket, Secure: cfg.S3Secure, MaxCodeSize: int64(cfg.MaxCodeMB) << 20})
@@ -132,6 +147,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 				// A folder stays while a warm container or a running invocation may mount it.
 				KeepFor: cfg.IdleTimeout + time.Duration(ferry.MaxLimits.TimeoutSeconds)*time.Second + 5*time.Minute},
 			Observer:        activities.Observers{m, completions},
+			Secrets:         vault,
 			Logger:          log,
 			CallbackBaseURL: cfg.PublicURL,
 		}
@@ -165,6 +181,9 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 			MaxBodyBytes:   int64(cfg.MaxBodyMB) << 20,
 			MaxCodeBytes:   int64(cfg.MaxCodeMB) << 20,
 			Reconcile:      a.reconciler.Reconcile,
+		}
+		if keys.Configured() {
+			deps.Vault = vault
 		}
 		if completions != nil { // not a nil pointer in a non-nil interface
 			deps.Completions = completions

@@ -13,7 +13,7 @@ import (
 const functionColumns = `id, name, description, latest_version, created_at, updated_at`
 
 const versionColumns = `function_id, function, version, runtime, handler, checksum, code_size, code_key,
-	limits, env, description, created_at`
+	limits, env, description, created_at, secrets`
 
 func scanFunction(row pgx.Row) (ferry.Function, error) {
 	var f ferry.Function
@@ -26,7 +26,7 @@ func scanVersion(row pgx.Row) (ferry.Version, error) {
 	var v ferry.Version
 	var rt string
 	err := row.Scan(&v.FunctionID, &v.Function, &v.Version, &rt, &v.Handler, &v.Checksum, &v.CodeSize, &v.CodeKey,
-		&v.Limits, &v.Env, &v.Description, &v.CreatedAt)
+		&v.Limits, &v.Env, &v.Description, &v.CreatedAt, &v.Secrets)
 	v.Runtime = ferry.Runtime(rt)
 	v.CreatedAt = v.CreatedAt.UTC()
 	return v, err
@@ -90,6 +90,9 @@ func (db *DB) insertVersion(ctx context.Context, v ferry.Version, bump, gone str
 	if v.Env == nil {
 		v.Env = map[string]string{}
 	}
+	if v.Secrets == nil {
+		v.Secrets = []string{}
+	}
 	what := functionName(v.Function)
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, bump, v.FunctionID, v.Function, v.Description).Scan(&v.Version)
@@ -102,11 +105,11 @@ func (db *DB) insertVersion(ctx context.Context, v ferry.Version, bump, gone str
 		what = fmt.Sprintf("function %q version %d", v.Function, v.Version)
 		created, err := scanVersion(tx.QueryRow(ctx, `
 			INSERT INTO function_versions (function_id, function, version, runtime, handler, checksum,
-				code_size, code_key, limits, env, description)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+				code_size, code_key, limits, env, description, secrets)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			RETURNING `+versionColumns,
 			v.FunctionID, v.Function, v.Version, string(v.Runtime), v.Handler, v.Checksum, v.CodeSize,
-			v.CodeKey, v.Limits, v.Env, v.Description))
+			v.CodeKey, v.Limits, v.Env, v.Description, v.Secrets))
 		v = created
 		if err != nil || then == nil {
 			return err

@@ -111,6 +111,7 @@ func TestFunctionRoundTrip(t *testing.T) {
 	in := version("resize", "code/aaa")
 	in.Limits = ferry.Limits{TimeoutSeconds: 5, MemoryMB: 256, CPUs: 1.5, MaxConcurrency: 3, Network: true, Retries: 2}
 	in.Env = map[string]string{"GREETING": "hi", "EMPTY": ""}
+	in.Secrets = []string{"DB_PASSWORD", "API_TOKEN"} // names only; kept in order
 	v1, err := deploy(ctx, db, in)
 	if err != nil {
 		t.Fatal(err)
