@@ -217,6 +217,15 @@ type Outcome struct {
 	FinishedAt time.Time
 }
 
+// LogChunk is a piece of a running invocation's output, stored by the worker
+// as it comes so that followers of its logs see it.
+type LogChunk struct {
+	Seq    int64     // order of storage, over all streams
+	Stream uuid.UUID // one run of the function (an attempt)
+	Offset int       // bytes of the stream's output before Text
+	Text   string
+}
+
 // InvocationFilter narrows a listing of invocations; zero fields match everything.
 type InvocationFilter struct {
 	Function string

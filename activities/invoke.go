@@ -152,7 +152,9 @@ type Invocations struct {
 	Executor Executor
 	Code     *CodeCache
 	Observer Observer // optional
-	Logger   *slog.Logger
+	// Logs, when set, stores output while the function runs, for followers.
+	Logs   LogStore
+	Logger *slog.Logger
 	// Secrets resolves the values of the secrets a version reads, at run time
 	// (*secrets.Vault); nil: a version that reads secrets fails.
 	Secrets SecretResolver
@@ -312,8 +314,16 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	if durable != nil {
 		spec.Checkpoint = durable.checkpoint
 	}
+	var live *liveLogs
+	if a.Logs != nil {
+		live = newLiveLogs(ctx, a.Logs, in.InvocationID, log)
+		spec.OnLogs = live.add
+	}
 	began := time.Now()
 	res, err := a.Executor.Execute(ctx, spec)
+	if live != nil {
+		live.stop()
+	}
 	if err != nil {
 		log.Warn("execute failed", "err", err)
 		if ferry.ErrorCode(err) == ferry.EINVALID {

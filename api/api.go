@@ -42,6 +42,7 @@ type Store interface {
 	GetInvocation(ctx context.Context, id uuid.UUID) (ferry.Invocation, error)
 	ListInvocations(ctx context.Context, f ferry.InvocationFilter, p ferry.Page) ([]ferry.Invocation, string, error)
 	InvocationLogs(ctx context.Context, id uuid.UUID) (string, error)
+	FollowLogs(ctx context.Context, id uuid.UUID, after int64) (ferry.InvocationStatus, string, []ferry.LogChunk, error)
 	FinishInvocation(ctx context.Context, id uuid.UUID, o ferry.Outcome) (ferry.Invocation, bool, error)
 	KeyByHash(ctx context.Context, hash []byte) (ferry.APIKey, error)
 	ListKeys(ctx context.Context) ([]ferry.APIKey, error)

@@ -335,21 +335,6 @@ func (s *server) getInvocation(c echo.Context) error {
 	return c.JSON(http.StatusOK, inv)
 }
 
-func (s *server) invocationLogs(c echo.Context) error {
-	inv, err := s.invocationFor(c, ferry.PermRead)
-	if err != nil {
-		return err
-	}
-	logs, err := s.Store.InvocationLogs(c.Request().Context(), inv.ID)
-	if err != nil {
-		return err
-	}
-	if strings.Contains(c.Request().Header.Get(echo.HeaderAccept), "text/plain") {
-		return c.String(http.StatusOK, logs)
-	}
-	return c.JSON(http.StatusOK, map[string]any{"id": inv.ID, "status": inv.Status, "logs": logs})
-}
-
 // cancelInvocation asks Temporal to cancel the workflow; the worker stops the
 // container and records cancelled. It waits a little for that record: 200 with
 // the final record, or 202 while it is still stopping.

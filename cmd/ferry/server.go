@@ -148,6 +148,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 				KeepFor: cfg.IdleTimeout + time.Duration(ferry.MaxLimits.TimeoutSeconds)*time.Second + 5*time.Minute},
 			Observer:        activities.Observers{m, completions},
 			Secrets:         vault,
+			Logs:            a.db,
 			Logger:          log,
 			CallbackBaseURL: cfg.PublicURL,
 		}

@@ -281,7 +281,9 @@ func (db *DB) FinishInvocation(ctx context.Context, id uuid.UUID, o ferry.Outcom
 		return ferry.Invocation{}, false, err
 	}
 	what := invocationName(id)
+	// The final logs replace the chunks stored while it ran (AppendLogs).
 	inv, err := scanInvocation(db.pool.QueryRow(ctx, `
+		WITH chunks AS (DELETE FROM invocation_log_chunks WHERE invocation_id = $1)
 		UPDATE invocations SET status = $2, result = $3, error = $4, metrics = $5, logs = logs || $6, finished_at = $7
 		WHERE id = $1 AND status IN ('pending', 'running', 'waiting')
 		RETURNING `+invocationColumns,
@@ -294,6 +296,45 @@ func (db *DB) FinishInvocation(ctx context.Context, id uuid.UUID, o ferry.Outcom
 	}
 	inv, err = db.GetInvocation(ctx, id)
 	return inv, false, err
+}
+
+// AppendLogs stores a piece of the output of a running invocation: stream
+// names the run of the function that wrote it, offset is the bytes of that
+// run's output before text. Nothing is stored once the invocation is final.
+func (db *DB) AppendLogs(ctx context.Context, id, stream uuid.UUID, offset int, text string) error {
+	_, err := db.pool.Exec(ctx, `INSERT INTO invocation_log_chunks (invocation_id, stream, "offset", text)
+		SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM invocations WHERE id = $1 AND status IN ('pending', 'running'))`,
+		id, stream, offset, cleanText(text))
+	return db.mapErr(err, invocationName(id))
+}
+
+// FollowLogs returns the status of an invocation and, when it is final, its
+// logs; while it runs, the chunks of output stored after seq after.
+func (db *DB) FollowLogs(ctx context.Context, id uuid.UUID, after int64) (ferry.InvocationStatus, string, []ferry.LogChunk, error) {
+	var status, logs string
+	err := db.pool.QueryRow(ctx, `SELECT status, CASE WHEN status IN ('pending', 'running') THEN '' ELSE logs END
+		FROM invocations WHERE id = $1`, id).Scan(&status, &logs)
+	if err != nil {
+		return "", "", nil, db.mapErr(err, invocationName(id))
+	}
+	st := ferry.InvocationStatus(status)
+	if st.Final() {
+		return st, logs, nil, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT seq, stream, "offset", text FROM invocation_log_chunks
+		WHERE invocation_id = $1 AND seq > $2 ORDER BY seq`, id, after)
+	if err != nil {
+		return "", "", nil, db.mapErr(err, invocationName(id))
+	}
+	chunks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ferry.LogChunk, error) {
+		var c ferry.LogChunk
+		err := r.Scan(&c.Seq, &c.Stream, &c.Offset, &c.Text)
+		return c, err
+	})
+	if err != nil {
+		return "", "", nil, db.mapErr(err, invocationName(id))
+	}
+	return st, "", chunks, nil
 }
 
 // InvocationLogs returns the captured output of an invocation.
