@@ -149,6 +149,9 @@ type request struct {
 	// wait labels a call that may take long (a sync invoke): a progress line
 	// shows on a terminal after a second.
 	wait string
+	// stream, when set, receives a 2xx answer's body as it arrives (followed
+	// logs); do then returns no body.
+	stream io.Writer
 }
 
 // do sends r and returns the status and body of a 2xx answer; other answers
@@ -176,6 +179,12 @@ func (c *client) do(ctx context.Context, r request) (int, http.Header, []byte, e
 		return 0, nil, nil, &cliError{code: exitServer, msg: fmt.Sprintf("cannot reach the Ferry API at %s: %v", c.base, unwrapURLError(err))}
 	}
 	defer res.Body.Close()
+	if r.stream != nil && res.StatusCode < 300 {
+		if _, err := io.Copy(r.stream, res.Body); err != nil {
+			return 0, nil, nil, &cliError{code: exitServer, msg: fmt.Sprintf("reading the answer of %s %s: %v", r.method, r.path, err)}
+		}
+		return res.StatusCode, res.Header, nil, nil
+	}
 	body, err := io.ReadAll(res.Body)
 	if err != nil {
 		return 0, nil, nil, &cliError{code: exitServer, msg: fmt.Sprintf("reading the answer of %s %s: %v", r.method, r.path, err)}

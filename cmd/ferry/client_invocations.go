@@ -67,7 +67,7 @@ func readData(data string, stdin io.Reader) ([]byte, error) {
 type invokeOptions struct {
 	data, idempotencyKey string
 	alias                string // functions only
-	async                bool
+	async, follow        bool
 	version              int
 }
 
@@ -88,7 +88,7 @@ func (c *client) postInvoke(cmd *cobra.Command, path, wait string, opts invokeOp
 	if opts.alias != "" {
 		q.Set("alias", opts.alias)
 	}
-	if opts.async {
+	if opts.async || opts.follow {
 		q.Set("async", "true")
 	}
 	if len(q) > 0 {
@@ -111,12 +111,13 @@ func invokeCommand(cfg *clientConfig) *cobra.Command {
 		Long: `Invoke a function. The event is --data (JSON, @file or @- for stdin).
 Without --async, waits for the end and prints the result on stdout and a status
 line on stderr; the exit code is 1 when the function failed, timed out or was
-cancelled.
+cancelled. With --follow, the function's logs go to stderr as they are written.
 
 ` + exitCodesHelp,
 		Example: `  ferry invoke hello --data '{"name": "Ferry"}'
   ferry invoke hello --alias prod
   ferry invoke resize --data @event.json --async
+  ferry invoke slow --follow
   ferry invoke hello -o json | jq .result`,
 		Args: exactArgs(1, "a function NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -124,7 +125,14 @@ cancelled.
 			if err != nil {
 				return err
 			}
-			status, body, err := c.postInvoke(cmd, "/v1/functions/"+url.PathEscape(args[0])+"/invoke", "running "+args[0], opts)
+			if opts.async && opts.follow {
+				return usageError("--async and --follow exclude each other")
+			}
+			wait := "running " + args[0]
+			if opts.follow {
+				wait = ""
+			}
+			status, body, err := c.postInvoke(cmd, "/v1/functions/"+url.PathEscape(args[0])+"/invoke", wait, opts)
 			if err != nil {
 				return err
 			}
@@ -138,6 +146,12 @@ cancelled.
 				}
 				fmt.Fprintln(c.stdout, inv.ID)
 				return nil
+			}
+			if opts.follow {
+				// The logs end when the invocation does; then its record.
+				if err := c.followLogs(cmd.Context(), inv.ID, c.stderr); err != nil {
+					return err
+				}
 			}
 			if status == 202 || !final(inv.Status) {
 				// The server stopped waiting; keep polling the record.
@@ -154,6 +168,7 @@ cancelled.
 	fl := cmd.Flags()
 	fl.StringVarP(&opts.data, "data", "d", "", "event: JSON, @file, or @- for stdin (default null)")
 	fl.BoolVar(&opts.async, "async", false, "do not wait: print the invocation id")
+	fl.BoolVarP(&opts.follow, "follow", "f", false, "print the function's logs on stderr as they are written")
 	fl.IntVar(&opts.version, "version", 0, "invoke this version instead of the latest")
 	fl.StringVar(&opts.alias, "alias", "", "invoke the version this alias picks (see ferry alias)")
 	fl.StringVar(&opts.idempotencyKey, "idempotency-key", "", "same key, same invocation: a retried command never runs the function twice")
@@ -275,14 +290,18 @@ func invocationsCommand(cfg *clientConfig) *cobra.Command {
 }
 
 func logsCommand(cfg *clientConfig) *cobra.Command {
-	return &cobra.Command{
+	var follow bool
+	cmd := &cobra.Command{
 		Use:   "logs ID",
-		Short: "Print an invocation's captured stdout and stderr",
+		Short: "Print an invocation's captured stdout and stderr (-f: as they are written, until it ends)",
 		Args:  exactArgs(1, "an invocation ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cfg.client(cmd)
 			if err != nil {
 				return err
+			}
+			if follow {
+				return c.followLogs(cmd.Context(), args[0], c.stdout)
 			}
 			_, _, body, err := c.do(cmd.Context(), request{method: "GET", path: "/v1/invocations/" + url.PathEscape(args[0]) + "/logs"})
 			if err != nil {
@@ -301,6 +320,15 @@ func logsCommand(cfg *clientConfig) *cobra.Command {
 			return err
 		},
 	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "print the logs as they are written, until the invocation ends")
+	return cmd
+}
+
+// followLogs copies an invocation's logs to w as they are written, until it ends.
+func (c *client) followLogs(ctx context.Context, id string, w io.Writer) error {
+	_, _, _, err := c.do(ctx, request{method: "GET", path: "/v1/invocations/" + url.PathEscape(id) + "/logs?follow=true",
+		headers: map[string]string{"Accept": "text/plain"}, stream: w})
+	return err
 }
 
 func cancelCommand(cfg *clientConfig) *cobra.Command {
