@@ -3,6 +3,7 @@ package ferry
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Error codes. Every layer returns *Error (or wraps one); the API turns the code
@@ -21,17 +22,38 @@ const (
 )
 
 // Error is an application error with a machine-readable code and a message that
-// is safe to show to the user.
+// is safe to show to the user. Err, when set, is its cause (a driver's, Docker's,
+// the file system's): kept for the logs and for errors.Is and errors.As, never
+// shown to the user.
 type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	Err     error  `json:"-"`
 }
 
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
+// Error is the code and the message, then the cause in parentheses unless the
+// message already says it.
+func (e *Error) Error() string {
+	s := e.Code + ": " + e.Message
+	if e.Err != nil {
+		if c := e.Err.Error(); !strings.Contains(e.Message, c) {
+			s += " (" + c + ")"
+		}
+	}
+	return s
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
 
 // Errorf is a helper that returns an *Error with a formatted message.
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an *Error with a formatted message whose cause is err.
+func Wrap(err error, code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Err: err}
 }
 
 // ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for

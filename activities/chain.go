@@ -45,13 +45,6 @@ func RunInputRef(chainRunID uuid.UUID) Payload {
 	return Payload{Ref: runInputRefPrefix + chainRunID.String()}
 }
 
-// Error types of chain activities.
-const (
-	ErrTypeMapInput     = "MapInputNotArray"
-	ErrTypeMapTooLarge  = "MapTooLarge"
-	ErrTypeStepNotFound = "FunctionNotFound"
-)
-
 // ChainStore is what the chain activities need from PostgreSQL.
 type ChainStore interface {
 	GetVersion(ctx context.Context, name string, version int) (ferry.Version, error)
@@ -176,7 +169,7 @@ func (a *Chains) version(ctx context.Context, name string, version int, path str
 func stepNotFound(err error, path string) error {
 	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
 		return temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("step %s: %s", path, ferry.ErrorMessage(err)), ErrTypeStepNotFound, nil)
+			fmt.Sprintf("step %s: %s", path, ferry.ErrorMessage(err)), ferry.ErrTypeFunctionNotFound, nil)
 	}
 	return err
 }
@@ -401,10 +394,10 @@ func (a *Chains) SplitPayload(ctx context.Context, in SplitInput) ([]Payload, er
 	}
 	var elems []json.RawMessage
 	if err := json.Unmarshal(data, &elems); err != nil {
-		return nil, temporal.NewNonRetryableApplicationError("the input of a map step must be a JSON array", ErrTypeMapInput, nil)
+		return nil, temporal.NewNonRetryableApplicationError("the input of a map step must be a JSON array", ferry.ErrTypeMapInput, nil)
 	}
 	if in.Max > 0 && len(elems) > in.Max {
-		return nil, temporal.NewNonRetryableApplicationError(MapTooLargeMessage(len(elems), in.Max), ErrTypeMapTooLarge, nil)
+		return nil, temporal.NewNonRetryableApplicationError(MapTooLargeMessage(len(elems), in.Max), ferry.ErrTypeMapTooLarge, nil)
 	}
 	out := make([]Payload, len(elems))
 	for i, e := range elems {
@@ -448,10 +441,10 @@ func (a *Chains) SplitList(ctx context.Context, in SplitInput) (PayloadList, err
 	}
 	var elems []json.RawMessage
 	if err := json.Unmarshal(data, &elems); err != nil {
-		return PayloadList{}, temporal.NewNonRetryableApplicationError("the input of a map step must be a JSON array", ErrTypeMapInput, nil)
+		return PayloadList{}, temporal.NewNonRetryableApplicationError("the input of a map step must be a JSON array", ferry.ErrTypeMapInput, nil)
 	}
 	if in.Max > 0 && len(elems) > in.Max {
-		return PayloadList{}, temporal.NewNonRetryableApplicationError(MapTooLargeMessage(len(elems), in.Max), ErrTypeMapTooLarge, nil)
+		return PayloadList{}, temporal.NewNonRetryableApplicationError(MapTooLargeMessage(len(elems), in.Max), ferry.ErrTypeMapTooLarge, nil)
 	}
 	list := PayloadList{Key: in.Key}
 	var chunk []Payload

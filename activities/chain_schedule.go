@@ -22,11 +22,6 @@ const (
 // ScheduleIDPrefix prefixes a schedule's name in its Temporal schedule id.
 const ScheduleIDPrefix = "ferry-schedule-"
 
-// ErrTypeScheduleRefused is the error type of the record of a firing that did
-// not run its target: the schedule's owner key was revoked, or its function
-// was deleted.
-const ErrTypeScheduleRefused = "ScheduleRefused"
-
 // ScheduleStore is what CreateScheduledRun needs besides ChainStore (*postgres.DB).
 type ScheduleStore interface {
 	GetChainVersion(ctx context.Context, name string, version int) (ferry.ChainVersion, error)
@@ -78,13 +73,13 @@ type ScheduledRunRecord struct {
 func (a *Chains) CreateScheduledRun(ctx context.Context, in ScheduledRunInput) (ScheduledRunRecord, error) {
 	store := a.ScheduleStore
 	if store == nil {
-		return ScheduledRunRecord{}, temporal.NewNonRetryableApplicationError("schedule firings are unavailable: no schedule store", "Internal", nil)
+		return ScheduledRunRecord{}, temporal.NewNonRetryableApplicationError("schedule firings are unavailable: no schedule store", ferry.ErrTypeInternal, nil)
 	}
 	wfID := activity.GetInfo(ctx).WorkflowExecution.ID
 	id := uuid.NewSHA1(uuid.NameSpaceURL, []byte("ferry-schedule:"+wfID))
 	notFound := func(err error) error {
 		if ferry.ErrorCode(err) == ferry.ENOTFOUND {
-			return temporal.NewNonRetryableApplicationError(ferry.ErrorMessage(err), ErrTypeStepNotFound, nil)
+			return temporal.NewNonRetryableApplicationError(ferry.ErrorMessage(err), ferry.ErrTypeFunctionNotFound, nil)
 		}
 		return err
 	}
@@ -141,7 +136,7 @@ func (a *Chains) CreateScheduledRun(ctx context.Context, in ScheduledRunInput) (
 		}
 		return ScheduledRunRecord{ID: run.ID, Chain: cv.Chain, ChainVersion: cv.Version, Steps: cv.Steps}, nil
 	}
-	return ScheduledRunRecord{}, temporal.NewNonRetryableApplicationError("unknown schedule target kind "+in.Kind, "InvalidTarget", nil)
+	return ScheduledRunRecord{}, temporal.NewNonRetryableApplicationError("unknown schedule target kind "+in.Kind, ferry.ErrTypeInvalidTarget, nil)
 }
 
 // refusal says why a firing must not run its target, or "": the key that
@@ -192,11 +187,11 @@ func (a *Chains) refuse(ctx context.Context, in ScheduledRunInput, id uuid.UUID,
 	case TargetFunction:
 		_, _, err = a.Store.CreateInvocation(ctx, ferry.Invocation{ID: id, Function: in.Target, FunctionID: in.FunctionID,
 			Version: in.Version, Status: ferry.StatusFailed, Event: in.Payload, WorkflowID: id.String(), CreatedAt: now,
-			FinishedAt: &now, Error: &ferry.FunctionError{Type: ErrTypeScheduleRefused, Message: reason}})
+			FinishedAt: &now, Error: &ferry.FunctionError{Type: ferry.ErrTypeScheduleRefused, Message: reason}})
 	case TargetChain:
 		_, _, err = a.ScheduleStore.CreateChainRun(ctx, ferry.ChainRun{ID: id, Chain: in.Target, Version: in.Version,
 			Status: ferry.StatusFailed, Input: in.Payload, WorkflowID: id.String(), CreatedAt: now, FinishedAt: &now,
-			Error: &ferry.ChainError{Type: ErrTypeScheduleRefused, Message: reason}})
+			Error: &ferry.ChainError{Type: ferry.ErrTypeScheduleRefused, Message: reason}})
 	}
 	if err != nil {
 		return ScheduledRunRecord{}, err

@@ -301,7 +301,7 @@ func TestRunStepFunctionNotFound(t *testing.T) {
 	s.store.versions = nil
 	_, err := s.runStep(t)
 	ae := appError(t, err)
-	if ae.Type() != ErrTypeStepNotFound || !ae.NonRetryable() || !strings.Contains(ae.Error(), "step 1:") {
+	if ae.Type() != ferry.ErrTypeFunctionNotFound || !ae.NonRetryable() || !strings.Contains(ae.Error(), "step 1:") {
 		t.Fatalf("error %q type %s non-retryable %v", ae.Error(), ae.Type(), ae.NonRetryable())
 	}
 	if s.creates() != 0 || len(s.exec.Runs()) != 0 {
@@ -330,9 +330,9 @@ func TestSplitPayload(t *testing.T) {
 		typ  string
 		text string
 	}{
-		"not an array": {SplitInput{Input: Payload{Inline: json.RawMessage(`{"a":1}`)}}, ErrTypeMapInput, "must be a JSON array"},
-		"null":         {SplitInput{Input: Payload{}}, ErrTypeMapInput, "must be a JSON array"},
-		"too many":     {SplitInput{Input: Payload{Inline: json.RawMessage(`[1,2,3]`)}, Max: 2}, ErrTypeMapTooLarge, "has 3 elements, more than the 2 left"},
+		"not an array": {SplitInput{Input: Payload{Inline: json.RawMessage(`{"a":1}`)}}, ferry.ErrTypeMapInput, "must be a JSON array"},
+		"null":         {SplitInput{Input: Payload{}}, ferry.ErrTypeMapInput, "must be a JSON array"},
+		"too many":     {SplitInput{Input: Payload{Inline: json.RawMessage(`[1,2,3]`)}, Max: 2}, ferry.ErrTypeMapTooLarge, "has 3 elements, more than the 2 left"},
 	} {
 		_, err := a.SplitPayload(context.Background(), c.in)
 		ae := appError(t, err)
@@ -511,7 +511,7 @@ func TestCreateScheduledRunRefused(t *testing.T) {
 						typ, msg = run.Error.Type, run.Error.Message
 					}
 				}
-				if status != ferry.StatusFailed || typ != ErrTypeScheduleRefused || !strings.Contains(msg, `schedule "nightly" was not run`) ||
+				if status != ferry.StatusFailed || typ != ferry.ErrTypeScheduleRefused || !strings.Contains(msg, `schedule "nightly" was not run`) ||
 					!strings.Contains(msg, c.why) {
 					t.Fatalf("attempt %d: recorded %s %s %q", attempt, status, typ, msg)
 				}
@@ -534,8 +534,8 @@ func TestCreateScheduledRunNotFound(t *testing.T) {
 		in  ScheduledRunInput
 		typ string
 	}{
-		"function": {ScheduledRunInput{Schedule: "s", Kind: TargetFunction, Target: "nope"}, ErrTypeStepNotFound},
-		"chain":    {ScheduledRunInput{Schedule: "s", Kind: TargetChain, Target: "nope"}, ErrTypeStepNotFound},
+		"function": {ScheduledRunInput{Schedule: "s", Kind: TargetFunction, Target: "nope"}, ferry.ErrTypeFunctionNotFound},
+		"chain":    {ScheduledRunInput{Schedule: "s", Kind: TargetChain, Target: "nope"}, ferry.ErrTypeFunctionNotFound},
 		"kind":     {ScheduledRunInput{Schedule: "s", Kind: "cron", Target: "hello"}, "InvalidTarget"},
 	} {
 		s := newScheduleFixture()

@@ -126,7 +126,7 @@ func (d *durableRun) checkpoint(ctx context.Context, c runtimes.Checkpoint) runt
 		case ferry.OperationFailed:
 			op.Status, op.Error = ferry.OperationFailed, historyError(c.Error)
 			if op.Error == nil {
-				op.Error = &ferry.FunctionError{Type: "Error", Message: "step failed"}
+				op.Error = &ferry.FunctionError{Type: ferry.ErrTypeError, Message: "step failed"}
 			}
 		default:
 			return refuse("Durable.InvalidCheckpoint", "a step checkpoint is succeeded or failed, not %q", c.Status)

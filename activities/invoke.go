@@ -56,15 +56,6 @@ func truncate(s string) string {
 	return strings.ToValidUTF8(s[:MaxErrorText], "") + "... (truncated)"
 }
 
-// ErrTypeFunctionFailed marks a user-code failure that Temporal should retry
-// because the function asked for retries.
-const ErrTypeFunctionFailed = "FunctionFailed"
-
-// ErrTypeInvalidConfig is the error type of an invocation whose function
-// version can never start: its limits are out of bounds, or the container
-// engine refused its settings.
-const ErrTypeInvalidConfig = "InvalidConfiguration"
-
 // Store is what the invocation activities need from PostgreSQL.
 type Store interface {
 	GetVersion(ctx context.Context, name string, version int) (ferry.Version, error)
@@ -214,7 +205,7 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	if ferry.ErrorCode(err) == ferry.ENOTFOUND {
 		// The function was deleted between accept and run: nothing to retry.
 		return a.finish(ctx, in.InvocationID, ferry.Outcome{Status: ferry.StatusFailed,
-			Error: &ferry.FunctionError{Type: "FunctionNotFound", Message: ferry.ErrorMessage(err)}})
+			Error: &ferry.FunctionError{Type: ferry.ErrTypeFunctionNotFound, Message: ferry.ErrorMessage(err)}})
 	}
 	if err != nil {
 		return RunOutput{}, err
@@ -242,7 +233,7 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	if err != nil {
 		if ferry.ErrorCode(err) == ferry.EUNPROCESSABLE { // e.g. a Go bundle that does not compile
 			return a.finish(ctx, in.InvocationID, ferry.Outcome{Status: ferry.StatusFailed,
-				Error: &ferry.FunctionError{Type: "BuildError", Message: ferry.ErrorMessage(err)}})
+				Error: &ferry.FunctionError{Type: ferry.ErrTypeBuild, Message: ferry.ErrorMessage(err)}})
 		}
 		return RunOutput{}, err
 	}
@@ -330,7 +321,7 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 			// Limits out of bounds or settings the engine refuses: no retry
 			// can succeed, so the invocation fails now, saying why.
 			return a.finish(ctx, in.InvocationID, ferry.Outcome{Status: ferry.StatusFailed,
-				Error: &ferry.FunctionError{Type: ErrTypeInvalidConfig, Message: ferry.ErrorMessage(err)}})
+				Error: &ferry.FunctionError{Type: ferry.ErrTypeInvalidConfig, Message: ferry.ErrorMessage(err)}})
 		}
 		return RunOutput{}, err
 	}
@@ -341,7 +332,7 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	if out.Status != ferry.StatusCompleted && int(info.Attempt) <= in.Retries {
 		log.Info("function failed, retrying", "status", out.Status)
 		return RunOutput{}, temporal.NewApplicationError(
-			fmt.Sprintf("function %s: %s", out.Status, errorText(historyError(out.Error))), ErrTypeFunctionFailed)
+			fmt.Sprintf("function %s: %s", out.Status, errorText(historyError(out.Error))), ferry.ErrTypeFunctionFailed)
 	}
 	m := res.Metrics
 	if !in.AcceptedAt.IsZero() {
@@ -426,7 +417,7 @@ func (a *Invocations) suspend(ctx context.Context, d *durableRun, id uuid.UUID, 
 	s, err := d.suspension(res.Suspended)
 	if err != nil {
 		return a.finish(ctx, id, ferry.Outcome{Status: ferry.StatusFailed, Logs: res.Logs,
-			Error: &ferry.FunctionError{Type: runtimes.ErrTypeProtocol, Message: err.Error()}})
+			Error: &ferry.FunctionError{Type: ferry.ErrTypeProtocol, Message: err.Error()}})
 	}
 	logs := res.Logs + fmt.Sprintf("[ferry: suspended at %s %q until %s]\n", s.Kind, s.Operation, s.Until.UTC().Format(time.RFC3339Nano))
 	inv, err := d.store.SuspendInvocation(ctx, id, logs)
@@ -515,16 +506,20 @@ func outcome(res runtimes.Result, l ferry.Limits) ferry.Outcome {
 	case runtimes.StatusTimeout:
 		o.Status = ferry.StatusTimeout
 		if o.Error == nil {
-			o.Error = &ferry.FunctionError{Type: "Timeout", Message: fmt.Sprintf("function did not finish within %d s", l.TimeoutSeconds)}
+			o.Error = &ferry.FunctionError{Type: ferry.ErrTypeTimeout, Message: fmt.Sprintf("function did not finish within %d s", l.TimeoutSeconds)}
 		}
 	case runtimes.StatusOOM:
-		// An OOM kill is the function's failure, recorded as such with its own type.
+		// An OOM kill is the function's failure, recorded as such with its own
+		// type; the executor's message says when it happened (start-up or the
+		// invocation).
 		o.Status = ferry.StatusFailed
-		o.Error = &ferry.FunctionError{Type: "OutOfMemory", Message: fmt.Sprintf("function exceeded its memory limit of %d MB", l.MemoryMB)}
+		if o.Error == nil {
+			o.Error = &ferry.FunctionError{Type: ferry.ErrTypeOutOfMemory, Message: fmt.Sprintf("function exceeded its memory limit of %d MB", l.MemoryMB)}
+		}
 	default:
 		o.Status = ferry.StatusFailed
 		if o.Error == nil {
-			o.Error = &ferry.FunctionError{Type: "Error", Message: "function failed"}
+			o.Error = &ferry.FunctionError{Type: ferry.ErrTypeError, Message: "function failed"}
 		}
 	}
 	return o

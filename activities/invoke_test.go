@@ -493,7 +493,7 @@ func TestRunEngineRefusalIsFinal(t *testing.T) {
 		t.Fatalf("want a final record, not a retry: %v", err)
 	}
 	rec := f.store.invocation(f.in.InvocationID)
-	if out.Invocation.Status != ferry.StatusFailed || rec.Error == nil || rec.Error.Type != ErrTypeInvalidConfig ||
+	if out.Invocation.Status != ferry.StatusFailed || rec.Error == nil || rec.Error.Type != ferry.ErrTypeInvalidConfig ||
 		!strings.Contains(rec.Error.Message, "memory_mb") {
 		t.Fatalf("record %s %+v", rec.Status, rec.Error)
 	}
@@ -523,7 +523,7 @@ func TestRunFailedFunctionRetries(t *testing.T) {
 	f.in.Retries = 1 // the test environment runs attempt 1
 	_, err := f.run(t)
 	ae := appError(t, err)
-	if ae.Type() != ErrTypeFunctionFailed || ae.NonRetryable() || !strings.Contains(ae.Error(), "ValueError: bad n") {
+	if ae.Type() != ferry.ErrTypeFunctionFailed || ae.NonRetryable() || !strings.Contains(ae.Error(), "ValueError: bad n") {
 		t.Fatalf("error %q type %s non-retryable %v", ae.Error(), ae.Type(), ae.NonRetryable())
 	}
 	if s := f.store.invocation(f.in.InvocationID).Status; s.Final() || f.finishes() != 0 {
@@ -561,6 +561,21 @@ func TestRunTimeoutAndOOMRecorded(t *testing.T) {
 		if status == runtimes.StatusTimeout && !strings.Contains(e.Message, "7 s") {
 			t.Fatalf("timeout message %q does not name the step's 7 s", e.Message)
 		}
+	}
+}
+
+// TestRunKeepsTheExecutorsOOMDiagnosis: the executor's message of an OOM kill
+// (which says when it happened) is recorded, not replaced by a generic one.
+func TestRunKeepsTheExecutorsOOMDiagnosis(t *testing.T) {
+	diagnosis := &ferry.FunctionError{Type: ferry.ErrTypeOutOfMemory,
+		Message: "the function ran out of memory (limit 64 MB) during start-up"}
+	f := newInvokeFixture(t, returns(runtimes.Result{Status: runtimes.StatusOOM, Error: diagnosis}))
+	out, err := f.run(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := out.Invocation.Error; out.Invocation.Status != ferry.StatusFailed || e == nil || *e != *diagnosis {
+		t.Fatalf("recorded %s %+v, want failed %+v", out.Invocation.Status, e, diagnosis)
 	}
 }
 

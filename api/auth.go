@@ -43,7 +43,7 @@ func GenerateKey() (string, error) {
 	for range keyRandomLen {
 		n, err := rand.Int(rand.Reader, max)
 		if err != nil {
-			return "", ferry.Errorf(ferry.EINTERNAL, "generating an API key: %v", err)
+			return "", ferry.Wrap(err, ferry.EINTERNAL, "generating an API key: %v", err)
 		}
 		b.WriteByte(base62[n.Int64()])
 	}

@@ -272,7 +272,7 @@ func (s *server) invokeChain(c echo.Context) error {
 	ctx := c.Request().Context()
 	id, err := uuid.NewV7()
 	if err != nil {
-		return ferry.Errorf(ferry.EINTERNAL, "generating a chain run id: %v", err)
+		return ferry.Wrap(err, ferry.EINTERNAL, "generating a chain run id: %v", err)
 	}
 	asked, _ := versionParam(c) // valid: chainVersionFor read it
 	run, created, err := cs.CreateChainRun(ctx, ferry.ChainRun{ID: id, Chain: v.Chain, ChainID: v.ChainID, Version: v.Version,

@@ -53,7 +53,7 @@ func (s *server) invoke(c echo.Context) error {
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return ferry.Errorf(ferry.EINTERNAL, "generating an invocation id: %v", err)
+		return ferry.Wrap(err, ferry.EINTERNAL, "generating an invocation id: %v", err)
 	}
 	inv, created, err := s.Store.CreateInvocation(ctx, ferry.Invocation{
 		ID: id, Function: v.Function, FunctionID: v.FunctionID, Version: v.Version, Status: ferry.StatusPending,
@@ -427,7 +427,7 @@ func (s *server) retryInvocation(c echo.Context) error {
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return ferry.Errorf(ferry.EINTERNAL, "generating an invocation id: %v", err)
+		return ferry.Wrap(err, ferry.EINTERNAL, "generating an invocation id: %v", err)
 	}
 	inv, _, err := s.Store.CreateInvocation(ctx, ferry.Invocation{
 		ID: id, Function: old.Function, FunctionID: old.FunctionID, Version: old.Version, Status: ferry.StatusPending,

@@ -109,7 +109,7 @@ func (k runs[R]) launch(ctx context.Context, r R, st workflows.Start, created, k
 func (k runs[R]) abandon(id uuid.UUID, cause error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := k.finish(ctx, id, ferry.StatusFailed, "StartError", ferry.ErrorMessage(cause)); err != nil {
+	if _, err := k.finish(ctx, id, ferry.StatusFailed, ferry.ErrTypeStartError, ferry.ErrorMessage(cause)); err != nil {
 		k.s.Logger.Warn("recording a "+k.what+" that could not start", k.logKey, id, "err", err)
 	}
 }
@@ -249,7 +249,7 @@ func (k runs[R]) cancel(c echo.Context, r R, closeRun func(ctx context.Context) 
 
 // cancelled records run id as cancelled by request.
 func (k runs[R]) cancelled(ctx context.Context, id uuid.UUID) (R, error) {
-	return k.finish(ctx, id, ferry.StatusCancelled, "Cancelled", "cancelled by request")
+	return k.finish(ctx, id, ferry.StatusCancelled, ferry.ErrTypeCancelled, "cancelled by request")
 }
 
 // eagerIf keeps eager start only for a caller that waits: the worker in this

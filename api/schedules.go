@@ -280,7 +280,7 @@ func (s *server) describe(ctx context.Context, sc client.ScheduleClient, name st
 	if d.Memo != nil {
 		if p, ok := d.Memo.Fields[scheduleMemoKey]; ok {
 			if err := converter.GetDefaultDataConverter().FromPayload(p, &sch); err != nil {
-				return Schedule{}, ferry.Errorf(ferry.EINTERNAL, "schedule %s: unreadable memo: %v", name, err)
+				return Schedule{}, ferry.Wrap(err, ferry.EINTERNAL, "schedule %s: unreadable memo: %v", name, err)
 			}
 		}
 	}

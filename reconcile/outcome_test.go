@@ -26,12 +26,12 @@ func TestCloseOutcome(t *testing.T) {
 		typ    string
 		msg    string
 	}{
-		{enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, terminated, ferry.StatusFailed, ErrTypeTerminated, "the workflow was terminated: too big"},
-		{enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, nil, ferry.StatusFailed, ErrTypeTerminated, "the workflow was terminated"},
-		{enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, nil, ferry.StatusTimeout, ErrTypeTimeout, "the workflow timed out"},
-		{enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, nil, ferry.StatusCancelled, ErrTypeCancelled, "cancelled"},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, terminated, ferry.StatusFailed, ferry.ErrTypeTerminated, "the workflow was terminated: too big"},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, nil, ferry.StatusFailed, ferry.ErrTypeTerminated, "the workflow was terminated"},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT, nil, ferry.StatusTimeout, ferry.ErrTypeTimeout, "the workflow timed out"},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, nil, ferry.StatusCancelled, ferry.ErrTypeCancelled, "cancelled"},
 		{enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, failed, ferry.StatusFailed, "StepFailed", "the workflow failed: boom"},
-		{enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, nil, ferry.StatusFailed, ErrTypeUnrecorded, "the workflow completed without recording its outcome"},
+		{enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, nil, ferry.StatusFailed, ferry.ErrTypeUnrecorded, "the workflow completed without recording its outcome"},
 		{enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW, nil, "", "", ""},
 		{enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, nil, "", "", ""},
 	} {

@@ -31,16 +31,6 @@ import (
 	"github.com/ferry-faas/ferry/storage/s3"
 )
 
-// Error types of records closed by the reconciler.
-const (
-	ErrTypeTerminated       = "Terminated"
-	ErrTypeTimeout          = "Timeout"
-	ErrTypeWorkflowFailed   = "WorkflowFailed"
-	ErrTypeUnrecorded       = "Unrecorded"
-	ErrTypeWorkflowNotFound = "WorkflowNotFound"
-	ErrTypeCancelled        = "Cancelled"
-)
-
 // Defaults of a Reconciler.
 const (
 	DefaultEvery  = time.Minute
@@ -190,7 +180,7 @@ func (r *Reconciler) outcome(ctx context.Context, workflowID string) (ferry.Invo
 	desc, err := r.Temporal.DescribeWorkflowExecution(ctx, workflowID, "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
-		return ferry.StatusFailed, ferry.FunctionError{Type: ErrTypeWorkflowNotFound,
+		return ferry.StatusFailed, ferry.FunctionError{Type: ferry.ErrTypeWorkflowNotFound,
 			Message: "Temporal has no workflow for this record: it never started, or its history was deleted"}, nil
 	}
 	if err != nil {
@@ -222,20 +212,20 @@ func closeOutcome(s enumspb.WorkflowExecutionStatus, ev *historypb.HistoryEvent)
 		if reason := ev.GetWorkflowExecutionTerminatedEventAttributes().GetReason(); reason != "" {
 			msg += ": " + reason
 		}
-		return ferry.StatusFailed, ferry.FunctionError{Type: ErrTypeTerminated, Message: msg}, nil
+		return ferry.StatusFailed, ferry.FunctionError{Type: ferry.ErrTypeTerminated, Message: msg}, nil
 	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
-		return ferry.StatusTimeout, ferry.FunctionError{Type: ErrTypeTimeout, Message: "the workflow timed out"}, nil
+		return ferry.StatusTimeout, ferry.FunctionError{Type: ferry.ErrTypeTimeout, Message: "the workflow timed out"}, nil
 	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
-		return ferry.StatusCancelled, ferry.FunctionError{Type: ErrTypeCancelled, Message: "cancelled"}, nil
+		return ferry.StatusCancelled, ferry.FunctionError{Type: ferry.ErrTypeCancelled, Message: "cancelled"}, nil
 	case enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:
 		f := ev.GetWorkflowExecutionFailedEventAttributes().GetFailure()
 		typ := f.GetApplicationFailureInfo().GetType()
 		if typ == "" {
-			typ = ErrTypeWorkflowFailed
+			typ = ferry.ErrTypeWorkflowFailed
 		}
 		return ferry.StatusFailed, ferry.FunctionError{Type: typ, Message: "the workflow failed: " + f.GetMessage()}, nil
 	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
-		return ferry.StatusFailed, ferry.FunctionError{Type: ErrTypeUnrecorded,
+		return ferry.StatusFailed, ferry.FunctionError{Type: ferry.ErrTypeUnrecorded,
 			Message: "the workflow completed without recording its outcome"}, nil
 	}
 	// Continued as new: the describe of the latest run says running, so this

@@ -117,7 +117,7 @@ func TestSweepClosesRecordsOfEndedWorkflows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if run.Status != ferry.StatusFailed || run.Error == nil || run.Error.Type != reconcile.ErrTypeTerminated ||
+	if run.Status != ferry.StatusFailed || run.Error == nil || run.Error.Type != ferry.ErrTypeTerminated ||
 		!strings.Contains(run.Error.Message, "exceeds size limit") || run.FinishedAt == nil {
 		t.Errorf("chain run: %s %+v", run.Status, run.Error)
 	}
@@ -125,9 +125,9 @@ func TestSweepClosesRecordsOfEndedWorkflows(t *testing.T) {
 		status ferry.InvocationStatus
 		typ    string
 	}{
-		step:     {ferry.StatusFailed, reconcile.ErrTypeTerminated},
-		timedOut: {ferry.StatusTimeout, reconcile.ErrTypeTimeout},
-		missing:  {ferry.StatusFailed, reconcile.ErrTypeWorkflowNotFound},
+		step:     {ferry.StatusFailed, ferry.ErrTypeTerminated},
+		timedOut: {ferry.StatusTimeout, ferry.ErrTypeTimeout},
+		missing:  {ferry.StatusFailed, ferry.ErrTypeWorkflowNotFound},
 		running:  {ferry.StatusRunning, ""},
 	} {
 		inv, err := db.GetInvocation(ctx, id)

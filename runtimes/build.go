@@ -84,11 +84,11 @@ func (e *Executor) BuildGo(ctx context.Context, srcDir, handler, outDir string) 
 	}
 	src, err := filepath.Abs(srcDir)
 	if err != nil {
-		return ferry.Errorf(ferry.EINVALID, "source folder %q: %v", srcDir, err)
+		return ferry.Wrap(err, ferry.EINVALID, "source folder %q: %v", srcDir, err)
 	}
 	out, err := filepath.Abs(outDir)
 	if err != nil {
-		return ferry.Errorf(ferry.EINVALID, "output folder %q: %v", outDir, err)
+		return ferry.Wrap(err, ferry.EINVALID, "output folder %q: %v", outDir, err)
 	}
 	select {
 	case e.builds <- struct{}{}:
@@ -99,10 +99,10 @@ func (e *Executor) BuildGo(ctx context.Context, srcDir, handler, outDir string) 
 	// The builder runs as uid 1000 and must write the binary. The folder is
 	// world-writable only while the build runs, never while it waits for a slot.
 	if err := os.MkdirAll(out, 0o777); err != nil {
-		return ferry.Errorf(ferry.EINTERNAL, "create %s: %v", out, err)
+		return ferry.Wrap(err, ferry.EINTERNAL, "create %s: %v", out, err)
 	}
 	if err := os.Chmod(out, 0o777); err != nil {
-		return ferry.Errorf(ferry.EINTERNAL, "chmod %s: %v", out, err)
+		return ferry.Wrap(err, ferry.EINTERNAL, "chmod %s: %v", out, err)
 	}
 	defer os.Chmod(out, 0o755) // only the build needed a world-writable folder
 	img := e.cfg.Images[goBuilderRuntime]

@@ -74,17 +74,6 @@ const (
 	StatusOOM       Status = "oom"
 )
 
-// Error types the executor itself reports in Result.Error (user-code errors
-// carry the language's own type, e.g. ValueError or TypeError).
-const (
-	ErrTypeTimeout        = "Runtime.Timeout"
-	ErrTypeOutOfMemory    = "Runtime.OutOfMemory"
-	ErrTypeExit           = "Runtime.ExitError"
-	ErrTypeInit           = "Runtime.InitError"
-	ErrTypeProtocol       = "Runtime.ProtocolError"
-	ErrTypeResultTooLarge = "Runtime.ResultTooLarge"
-)
-
 // Result is what one execution produced. Metrics.QueueMS is the time spent
 // waiting for a free container; TotalMS is left to the caller.
 type Result struct {
@@ -279,7 +268,7 @@ func newExecutor(ctx context.Context, docker dockerAPI, cfg Config) (*Executor, 
 	cfg = cfg.withDefaults()
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
-		return nil, ferry.Errorf(ferry.EINVALID, "runtimes: data dir %q: %v", cfg.DataDir, err)
+		return nil, ferry.Wrap(err, ferry.EINVALID, "runtimes: data dir %q: %v", cfg.DataDir, err)
 	}
 	cfg.DataDir = dataDir
 	runDir := filepath.Join(dataDir, "run")
@@ -290,7 +279,7 @@ func newExecutor(ctx context.Context, docker dockerAPI, cfg Config) (*Executor, 
 	taskDir := filepath.Join(dataDir, "task")
 	for _, d := range []string{runDir, taskDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, ferry.Errorf(ferry.EINTERNAL, "runtimes: create %s: %v", d, err)
+			return nil, ferry.Wrap(err, ferry.EINTERNAL, "runtimes: create %s: %v", d, err)
 		}
 	}
 	e := &Executor{
@@ -351,7 +340,7 @@ func (e *Executor) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, err := e.docker.Ping(ctx); err != nil {
-		return ferry.Errorf(ferry.EUNAVAILABLE, "docker engine unreachable: %v", err)
+		return ferry.Wrap(err, ferry.EUNAVAILABLE, "docker engine unreachable: %v", err)
 	}
 	return nil
 }
@@ -523,7 +512,7 @@ func (e *Executor) checkSpec(s *Spec) (string, error) {
 	}
 	abs, err := filepath.Abs(s.CodeDir)
 	if err != nil {
-		return "", ferry.Errorf(ferry.EINVALID, "code folder %q: %v", s.CodeDir, err)
+		return "", ferry.Wrap(err, ferry.EINVALID, "code folder %q: %v", s.CodeDir, err)
 	}
 	s.CodeDir = abs
 	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {

@@ -354,7 +354,7 @@ func TestExecuteBasics(t *testing.T) {
 				before := e.Stats().Total
 				res := execute(t, e, c.spec("crash", map[string]any{"op": "exit", "code": 3}, ferry.Limits{}))
 				wantStatus(t, res, StatusFailed)
-				eq(t, "error type", res.Error.Type, ErrTypeExit)
+				eq(t, "error type", res.Error.Type, ferry.ErrTypeExit)
 				if !strings.Contains(res.Error.Message, "code 3") {
 					t.Errorf("message %q lacks the exit code", res.Error.Message)
 				}
@@ -412,7 +412,7 @@ func TestExecuteLimits(t *testing.T) {
 					res := execute(t, e, c.spec("timeout", map[string]any{"op": op, "s": 10}, lim))
 					took := time.Since(start)
 					wantStatus(t, res, StatusTimeout)
-					eq(t, "error type", res.Error.Type, ErrTypeTimeout)
+					eq(t, "error type", res.Error.Type, ferry.ErrTypeRuntimeTimeout)
 					fn := c.spec("timeout", nil, lim).Function
 					var late time.Duration
 					waitFor(t, "the kill", func() bool {
@@ -452,7 +452,7 @@ func TestExecuteLimits(t *testing.T) {
 				res := execute(t, e, c.spec("oom", map[string]any{"op": "hog"}, ferry.Limits{MemoryMB: 128, TimeoutSeconds: 90}))
 				t.Logf("out of memory reported after %v", time.Since(start))
 				wantStatus(t, res, StatusOOM)
-				eq(t, "error type", res.Error.Type, ErrTypeOutOfMemory)
+				eq(t, "error type", res.Error.Type, ferry.ErrTypeOutOfMemory)
 			})
 			t.Run("fork bomb contained", func(t *testing.T) {
 				res := execute(t, e, c.spec("fork", map[string]any{"op": "forkbomb"}, ferry.Limits{TimeoutSeconds: 20}))
@@ -561,7 +561,7 @@ func TestResultLimit(t *testing.T) {
 		t.Run(string(c.rt), func(t *testing.T) {
 			res := execute(t, e, c.spec("big", map[string]any{"op": "echo", "name": strings.Repeat("x", 2000)}, ferry.Limits{}))
 			wantStatus(t, res, StatusFailed)
-			eq(t, "error type", res.Error.Type, ErrTypeResultTooLarge)
+			eq(t, "error type", res.Error.Type, ferry.ErrTypeResultTooLarge)
 			res = execute(t, e, c.spec("big", map[string]any{"op": "echo"}, ferry.Limits{}))
 			wantStatus(t, res, StatusCompleted)
 			if res.Metrics.Cold {

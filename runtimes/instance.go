@@ -354,7 +354,7 @@ func (e *Executor) readInit(ctx context.Context, in *instance, deadline time.Tim
 	case frameInitError:
 		fe := f.Error
 		if fe == nil {
-			fe = &ferry.FunctionError{Type: ErrTypeInit, Message: "the handler could not be loaded"}
+			fe = &ferry.FunctionError{Type: ferry.ErrTypeInit, Message: "the handler could not be loaded"}
 		}
 		var logs string
 		if c != nil {
@@ -363,7 +363,7 @@ func (e *Executor) readInit(ctx context.Context, in *instance, deadline time.Tim
 		return f, &Result{Status: StatusFailed, Error: fe, Logs: logs}, nil
 	default:
 		return f, &Result{Status: StatusFailed, Error: &ferry.FunctionError{
-			Type: ErrTypeProtocol, Message: fmt.Sprintf("runner sent %q instead of %s", f.Type, want)}}, nil
+			Type: ferry.ErrTypeProtocol, Message: fmt.Sprintf("runner sent %q instead of %s", f.Type, want)}}, nil
 	}
 	_ = in.conn.SetDeadline(time.Time{})
 	return f, nil, nil
@@ -379,7 +379,7 @@ func (e *Executor) initTimeout(ctx context.Context, in *instance, msg string, c 
 	if logs == "" {
 		logs = e.tailLogs(ctx, in)
 	}
-	return Result{Status: StatusTimeout, Error: &ferry.FunctionError{Type: ErrTypeTimeout, Message: msg}, Logs: logs}
+	return Result{Status: StatusTimeout, Error: &ferry.FunctionError{Type: ferry.ErrTypeRuntimeTimeout, Message: msg}, Logs: logs}
 }
 
 // syncWait bounds the wait for the log FIFO to be read up to a point (the
@@ -441,7 +441,7 @@ func (e *Executor) invoke(ctx context.Context, in *instance, s Spec) (res Result
 			// The frame was skipped whole: the runner is still usable.
 			_ = in.conn.SetDeadline(time.Time{})
 			return Result{Status: StatusFailed, Error: &ferry.FunctionError{
-				Type:    ErrTypeResultTooLarge,
+				Type:    ferry.ErrTypeResultTooLarge,
 				Message: fmt.Sprintf("the response of %d bytes exceeds the limit of %d bytes", tooLarge.size, tooLarge.limit),
 			}, Logs: e.endedLogs(in, c), Metrics: ferry.Metrics{DurationMS: elapsed}}, true, nil
 		case ctx.Err() != nil:
@@ -458,7 +458,7 @@ func (e *Executor) invoke(ctx context.Context, in *instance, s Spec) (res Result
 			in.logs.sync(syncWait)
 			logs, _, _ := in.logs.result(c)
 			return Result{Status: StatusTimeout, Error: &ferry.FunctionError{
-				Type:    ErrTypeTimeout,
+				Type:    ferry.ErrTypeRuntimeTimeout,
 				Message: fmt.Sprintf("function timed out after %d s", s.Limits.TimeoutSeconds),
 			}, Logs: logs, Metrics: ferry.Metrics{DurationMS: elapsed}}, false, nil
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
@@ -469,7 +469,7 @@ func (e *Executor) invoke(ctx context.Context, in *instance, s Spec) (res Result
 			in.logs.sync(syncWait)
 			logs, _, _ := in.logs.result(c)
 			return Result{Status: StatusFailed, Error: &ferry.FunctionError{
-				Type: ErrTypeProtocol, Message: "runner protocol error: " + err.Error(),
+				Type: ferry.ErrTypeProtocol, Message: "runner protocol error: " + err.Error(),
 			}, Logs: logs, Metrics: ferry.Metrics{DurationMS: elapsed}}, false, nil
 		}
 	}
@@ -478,7 +478,7 @@ func (e *Executor) invoke(ctx context.Context, in *instance, s Spec) (res Result
 		in.logs.sync(syncWait)
 		logs, _, _ := in.logs.result(c)
 		return Result{Status: StatusFailed, Error: &ferry.FunctionError{
-			Type: ErrTypeProtocol, Message: fmt.Sprintf("runner sent %q instead of a result", f.Type),
+			Type: ferry.ErrTypeProtocol, Message: fmt.Sprintf("runner sent %q instead of a result", f.Type),
 		}, Logs: logs, Metrics: ferry.Metrics{DurationMS: elapsed}}, false, nil
 	}
 
@@ -493,11 +493,11 @@ func (e *Executor) invoke(ctx context.Context, in *instance, s Spec) (res Result
 		res.Status = StatusFailed
 		res.Error = f.Error
 		if res.Error == nil {
-			res.Error = &ferry.FunctionError{Type: "Error", Message: "the function failed without an error message"}
+			res.Error = &ferry.FunctionError{Type: ferry.ErrTypeError, Message: "the function failed without an error message"}
 		}
 	case len(f.Result) > e.cfg.ResultLimit:
 		res.Status = StatusFailed
-		res.Error = &ferry.FunctionError{Type: ErrTypeResultTooLarge,
+		res.Error = &ferry.FunctionError{Type: ferry.ErrTypeResultTooLarge,
 			Message: fmt.Sprintf("the result of %d bytes exceeds the limit of %d bytes", len(f.Result), e.cfg.ResultLimit)}
 	case f.Suspended != "":
 		res.Status = StatusCompleted
@@ -517,7 +517,7 @@ func (e *Executor) checkpoint(ctx context.Context, s Spec, f frame) CheckpointAc
 	c := f.Checkpoint
 	c.Result, c.Error, c.DurationMS = f.Result, f.Error, f.DurationMS
 	if s.Checkpoint == nil {
-		return CheckpointAck{Type: frameCheckpointAck, Error: &ferry.FunctionError{Type: "Runtime.DurableUnavailable",
+		return CheckpointAck{Type: frameCheckpointAck, Error: &ferry.FunctionError{Type: ferry.ErrTypeDurableUnavailable,
 			Message: "durable operations are not available to this invocation"}}
 	}
 	ack := s.Checkpoint(ctx, c)
@@ -556,7 +556,7 @@ func (e *Executor) diagnose(ctx context.Context, in *instance, during string, c 
 		e.kill(ctx, in)
 		logs, _ := e.deathLogs(ctx, in, c)
 		return Result{Status: StatusFailed, Error: &ferry.FunctionError{
-			Type: ErrTypeProtocol, Message: "the runner closed its connection during " + during,
+			Type: ferry.ErrTypeProtocol, Message: "the runner closed its connection during " + during,
 		}, Logs: logs}, nil
 	}
 	if !st.OOMKilled && st.ExitCode == 137 {
@@ -573,7 +573,7 @@ func (e *Executor) diagnose(ctx context.Context, in *instance, during string, c 
 			mb = int(info.HostConfig.Memory >> 20)
 		}
 		return Result{Status: StatusOOM, Error: &ferry.FunctionError{
-			Type:    ErrTypeOutOfMemory,
+			Type:    ferry.ErrTypeOutOfMemory,
 			Message: fmt.Sprintf("the function ran out of memory (limit %d MB) during %s", mb, during),
 		}, Logs: logs}, nil
 	}
@@ -587,7 +587,7 @@ func (e *Executor) diagnose(ctx context.Context, in *instance, during string, c 
 	if words.line != "" {
 		msg += ": " + words.line
 	}
-	return Result{Status: StatusFailed, Error: &ferry.FunctionError{Type: ErrTypeExit, Message: msg, Stack: words.stack}, Logs: logs}, nil
+	return Result{Status: StatusFailed, Error: &ferry.FunctionError{Type: ferry.ErrTypeExit, Message: msg, Stack: words.stack}, Logs: logs}, nil
 }
 
 // deathLogs returns, once the process is gone, the logs of c (everything
@@ -792,16 +792,17 @@ func (e *Executor) ensureNetwork(ctx context.Context) error {
 	return ferry.Errorf(ferry.EUNAVAILABLE, "docker network %s was created but cannot be found", functionNetwork)
 }
 
-// dockerError turns a Docker client error into a *ferry.Error: an unreachable
+// dockerError turns a Docker client error into a *ferry.Error whose cause it
+// is: an unreachable
 // engine is EUNAVAILABLE (retryable); settings the engine refuses (its
 // "invalid parameter" answer, such as Docker's "Range of CPUs" or minimum
 // memory) are EINVALID, since no retry can succeed; anything else EINTERNAL.
 func dockerError(op string, err error) error {
 	if client.IsErrConnectionFailed(err) || cerrdefs.IsUnavailable(err) {
-		return ferry.Errorf(ferry.EUNAVAILABLE, "docker: %s: engine unreachable: %v", op, err)
+		return ferry.Wrap(err, ferry.EUNAVAILABLE, "docker: %s: engine unreachable: %v", op, err)
 	}
 	if cerrdefs.IsInvalidArgument(err) {
-		return ferry.Errorf(ferry.EINVALID, "docker refused to %s: %v", op, err)
+		return ferry.Wrap(err, ferry.EINVALID, "docker refused to %s: %v", op, err)
 	}
-	return ferry.Errorf(ferry.EINTERNAL, "docker: %s: %v", op, err)
+	return ferry.Wrap(err, ferry.EINTERNAL, "docker: %s: %v", op, err)
 }

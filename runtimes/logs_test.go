@@ -36,7 +36,7 @@ func TestLogsSurviveTheEnd(t *testing.T) {
 			})
 			t.Run("kill -9 of itself", func(t *testing.T) {
 				res := execute(t, e, c.spec("logs-kill", map[string]any{"op": "kill9", "say": say}, ferry.Limits{}))
-				wantError(t, res, ErrTypeExit, "the runtime was killed by SIGKILL (exit code 137) during the invocation")
+				wantError(t, res, ferry.ErrTypeExit, "the runtime was killed by SIGKILL (exit code 137) during the invocation")
 				eq(t, "logs", res.Logs, before)
 			})
 			t.Run("error in a background thread", func(t *testing.T) {
@@ -51,7 +51,7 @@ func TestLogsSurviveTheEnd(t *testing.T) {
 				case ferry.RuntimeNode: // fails the invocation that started it
 					wantError(t, res, "Error", "bg boom")
 				case ferry.RuntimeGo: // ends the process
-					wantError(t, res, ErrTypeExit, "the runtime exited with code 2 during the invocation: panic: bg boom")
+					wantError(t, res, ferry.ErrTypeExit, "the runtime exited with code 2 during the invocation: panic: bg boom")
 					if !strings.Contains(res.Error.Stack, "goroutine ") || !strings.Contains(res.Error.Stack, "main.go") {
 						t.Errorf("stack %q is not the goroutine's", res.Error.Stack)
 					}
@@ -61,7 +61,7 @@ func TestLogsSurviveTheEnd(t *testing.T) {
 			if c.rt == ferry.RuntimePython {
 				t.Run("native crash", func(t *testing.T) {
 					res := execute(t, e, c.spec("logs-segv", map[string]any{"op": "segv", "say": say}, ferry.Limits{}))
-					wantError(t, res, ErrTypeExit, "the runtime was killed by SIGSEGV (exit code 139) during the invocation: Fatal Python error: Segmentation fault")
+					wantError(t, res, ferry.ErrTypeExit, "the runtime was killed by SIGSEGV (exit code 139) during the invocation: Fatal Python error: Segmentation fault")
 					if !strings.Contains(res.Error.Stack, "app.py") {
 						t.Errorf("stack %q does not name the function's file", res.Error.Stack)
 					}

@@ -204,7 +204,7 @@ func aliveSocket(runDir, pool string) string {
 func listenAlive(runDir, pool string) (*net.UnixListener, error) {
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: aliveSocket(runDir, pool), Net: "unix"})
 	if err != nil {
-		return nil, ferry.Errorf(ferry.EINTERNAL, "runtimes: listen on the liveness socket: %v", err)
+		return nil, ferry.Wrap(err, ferry.EINTERNAL, "runtimes: listen on the liveness socket: %v", err)
 	}
 	go func() {
 		for {

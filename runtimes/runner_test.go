@@ -213,7 +213,7 @@ func TestRunnerInitBoundedByTimeout(t *testing.T) {
 				took := time.Since(start)
 				t.Logf("a 30 s load under a 3 s timeout ended after %v (init_ms %.0f)", took, res.Metrics.InitMS)
 				wantStatus(t, res, StatusTimeout)
-				eq(t, "error", res.Error.Type+": "+res.Error.Message, ErrTypeTimeout+": the function did not finish loading within its timeout of 3 s")
+				eq(t, "error", res.Error.Type+": "+res.Error.Message, ferry.ErrTypeRuntimeTimeout+": the function did not finish loading within its timeout of 3 s")
 				if !res.Metrics.Cold || took < 3*time.Second || took > 10*time.Second {
 					t.Errorf("ended after %v, cold %v; want cold, after the 3 s timeout plus the container's start", took, res.Metrics.Cold)
 				}

@@ -28,8 +28,7 @@ const (
 	// MaxHistoryBytes: past this history size a top-level map batch starts no
 	// more elements and the run continues as new (Temporal warns at 10 MiB and
 	// terminates a workflow at 50 MiB).
-	MaxHistoryBytes   = 4 << 20
-	ErrTypeStepFailed = "StepFailed"
+	MaxHistoryBytes = 4 << 20
 )
 
 // versionBoundedHistory marks runs that keep their history bounded for any
@@ -297,7 +296,7 @@ func (r *chainRun) invoke(ctx workflow.Context, fn string, version, timeout, ret
 				Key: activities.PayloadKey(r.in.ChainRunID, path+"/input"), Value: in.Input.Inline}).Get(ctx, &ref)
 			in.Input = ref
 			if err != nil {
-				st.Status, st.Error = ferry.StatusFailed, errorOf(err, "InfrastructureError")
+				st.Status, st.Error = ferry.StatusFailed, errorOf(err, ferry.ErrTypeInfrastructure)
 				r.setStatus(st)
 				return Payload{}, &stepError{path: path, err: st.Error}
 			}
@@ -312,7 +311,7 @@ func (r *chainRun) invoke(ctx workflow.Context, fn string, version, timeout, ret
 			r.setStatus(st)
 			return Payload{}, err
 		}
-		st.Status, st.Error = ferry.StatusFailed, errorOf(err, "InfrastructureError")
+		st.Status, st.Error = ferry.StatusFailed, errorOf(err, ferry.ErrTypeInfrastructure)
 		r.setStatus(st)
 		return Payload{}, &stepError{path: path, err: st.Error}
 	}
@@ -321,7 +320,7 @@ func (r *chainRun) invoke(ctx workflow.Context, fn string, version, timeout, ret
 	if out.Status != ferry.StatusCompleted {
 		e := out.Error
 		if e == nil {
-			e = &ferry.FunctionError{Type: "Error", Message: "function " + string(out.Status)}
+			e = &ferry.FunctionError{Type: ferry.ErrTypeError, Message: "function " + string(out.Status)}
 		}
 		return Payload{}, &stepError{path: path, err: e}
 	}
@@ -392,7 +391,7 @@ func (r *chainRun) topMap(ctx workflow.Context, step ferry.Step, path string, in
 		err := workflow.ExecuteLocalActivity(bookkeeping(ctx), chainActs.StorePayloadList, activities.StoreListInput{
 			Key: activities.PayloadKey(r.in.ChainRunID, fmt.Sprintf("%s/results-%d", path, done)), Items: outs}).Get(ctx, &key)
 		if err != nil {
-			return Payload{}, &stepError{path: path, err: errorOf(err, "InfrastructureError")}
+			return Payload{}, &stepError{path: path, err: errorOf(err, ferry.ErrTypeInfrastructure)}
 		}
 		next := &ChainResume{MapDone: end, MapLists: append(append([]string(nil), lists...), key), Continued: at.Continued + 1}
 		if r.bounded {
@@ -400,7 +399,7 @@ func (r *chainRun) topMap(ctx workflow.Context, step ferry.Step, path string, in
 			// continue-as-new carries keeps only the other steps.
 			r.dropProgress(path + ".map[")
 			if err := r.storeCompleted(ctx, path, done); err != nil {
-				return Payload{}, &stepError{path: path, err: errorOf(err, "InfrastructureError")}
+				return Payload{}, &stepError{path: path, err: errorOf(err, ferry.ErrTypeInfrastructure)}
 			}
 			if items.list.Key != "" {
 				next.MapList = &items.list
@@ -481,7 +480,7 @@ func (r *chainRun) split(ctx workflow.Context, path string, input Payload, count
 	if input.Ref == "" {
 		var elems []json.RawMessage
 		if err := json.Unmarshal(input.Inline, &elems); err != nil || input.Inline == nil {
-			return nil, &stepError{path: path, err: &ferry.FunctionError{Type: activities.ErrTypeMapInput,
+			return nil, &stepError{path: path, err: &ferry.FunctionError{Type: ferry.ErrTypeMapInput,
 				Message: "the input of a map step must be a JSON array"}}
 		}
 		items.inline = make([]Payload, len(elems))
@@ -500,7 +499,7 @@ func (r *chainRun) split(ctx workflow.Context, path string, input Payload, count
 			err = workflow.ExecuteLocalActivity(bookkeeping(ctx), chainActs.SplitPayload, in).Get(ctx, &items.inline)
 		}
 		if err != nil {
-			return nil, &stepError{path: path, err: errorOf(err, "InfrastructureError")}
+			return nil, &stepError{path: path, err: errorOf(err, ferry.ErrTypeInfrastructure)}
 		}
 	}
 	if !count {
@@ -510,7 +509,7 @@ func (r *chainRun) split(ctx workflow.Context, path string, input Payload, count
 	r.mapItems += n
 	// Runs recorded before the cap replay as they ran.
 	if n > left && workflow.GetVersion(ctx, "map-item-cap", workflow.DefaultVersion, 1) == 1 {
-		return nil, &stepError{path: path, err: &ferry.FunctionError{Type: activities.ErrTypeMapTooLarge,
+		return nil, &stepError{path: path, err: &ferry.FunctionError{Type: ferry.ErrTypeMapTooLarge,
 			Message: activities.MapTooLargeMessage(n, left)}}
 	}
 	return items, nil
@@ -550,7 +549,7 @@ func (r *chainRun) mapRange(ctx workflow.Context, step ferry.Step, path string, 
 		item, err := items.get(ctx, i)
 		if err != nil {
 			sem.Release(1)
-			errs[i-from] = &stepError{path: path, err: errorOf(err, "InfrastructureError")}
+			errs[i-from] = &stepError{path: path, err: errorOf(err, ferry.ErrTypeInfrastructure)}
 			end = i + 1
 			break
 		}
@@ -611,7 +610,7 @@ func (r *chainRun) combine(ctx workflow.Context, name string, parts []Payload, l
 	err := workflow.ExecuteLocalActivity(bookkeeping(ctx), chainActs.CombinePayloads, activities.CombineInput{
 		Key: activities.PayloadKey(r.in.ChainRunID, name), Lists: lists, Parts: parts, Keys: keys}).Get(ctx, &out)
 	if err != nil {
-		return Payload{}, &stepError{path: name, err: errorOf(err, "InfrastructureError")}
+		return Payload{}, &stepError{path: name, err: errorOf(err, ferry.ErrTypeInfrastructure)}
 	}
 	return out, nil
 }
@@ -624,13 +623,13 @@ func (r *chainRun) fail(ctx workflow.Context, cause error) (ChainOutput, error) 
 		status = ferry.StatusCancelled
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	ce := &ferry.ChainError{Type: ErrTypeStepFailed, Message: cause.Error()}
+	ce := &ferry.ChainError{Type: ferry.ErrTypeStepFailed, Message: cause.Error()}
 	var se *stepError
 	if errors.As(cause, &se) {
 		ce.Step, ce.Type, ce.Message = se.path, se.err.Type, se.err.Message
 	}
 	if status == ferry.StatusCancelled {
-		ce.Type, ce.Message = "Cancelled", "chain run cancelled"
+		ce.Type, ce.Message = ferry.ErrTypeCancelled, "chain run cancelled"
 	}
 	for i := len(r.completed) - 1; i >= 0; i-- {
 		c := r.completed[i]
@@ -646,7 +645,7 @@ func (r *chainRun) fail(ctx workflow.Context, cause error) (ChainOutput, error) 
 				activities.LoadCompletedInput{Key: c.List, End: end}).Get(dctx, &sl)
 			if err != nil {
 				ce.Compensations = append(ce.Compensations, ferry.CompensationReport{Step: c.Path, Status: ferry.StatusFailed,
-					Error: errorOf(err, "InfrastructureError")})
+					Error: errorOf(err, ferry.ErrTypeInfrastructure)})
 				break
 			}
 			for j := len(sl.Items) - 1; j >= 0; j-- {
@@ -668,7 +667,7 @@ func (r *chainRun) fail(ctx workflow.Context, cause error) (ChainOutput, error) 
 	if status == ferry.StatusCancelled {
 		return out, temporal.NewCanceledError()
 	}
-	return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %s", ce.Type, ce.Message), ErrTypeStepFailed, nil, ce)
+	return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s: %s", ce.Type, ce.Message), ferry.ErrTypeStepFailed, nil, ce)
 }
 
 // compensate runs the compensation of a completed step and reports it.
@@ -683,7 +682,7 @@ func (r *chainRun) compensate(ctx workflow.Context, c Completed) ferry.Compensat
 	if errors.As(err, &se) {
 		rep.Status, rep.Error = ferry.StatusFailed, se.err
 	} else if err != nil {
-		rep.Status, rep.Error = ferry.StatusFailed, errorOf(err, "InfrastructureError")
+		rep.Status, rep.Error = ferry.StatusFailed, errorOf(err, ferry.ErrTypeInfrastructure)
 	}
 	return rep
 }

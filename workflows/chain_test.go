@@ -209,10 +209,10 @@ func TestChainMapNeedsArray(t *testing.T) {
 	env, f := chainEnv(t)
 	_, err := runChain(t, env, `{"not":"array"}`, ferry.Step{Map: &ferry.Step{Function: "inc"}})
 	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) || appErr.Type() != ErrTypeStepFailed {
+	if !errors.As(err, &appErr) || appErr.Type() != ferry.ErrTypeStepFailed {
 		t.Fatalf("want StepFailed, got %v", err)
 	}
-	if f.finished.Status != ferry.StatusFailed || f.finished.Error.Type != activities.ErrTypeMapInput {
+	if f.finished.Status != ferry.StatusFailed || f.finished.Error.Type != ferry.ErrTypeMapInput {
 		t.Fatalf("finish %+v", f.finished.Error)
 	}
 }
@@ -264,7 +264,7 @@ func TestChainCompensatesInReverseOrder(t *testing.T) {
 		fn("fail"),
 		ferry.Step{Function: "inc", Compensate: "undo-never"})
 	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) || appErr.Type() != ErrTypeStepFailed {
+	if !errors.As(err, &appErr) || appErr.Type() != ferry.ErrTypeStepFailed {
 		t.Fatalf("want StepFailed, got %v", err)
 	}
 	want := []string{"3.compensate", "1.parallel[0].compensate", "0.compensate"}
@@ -363,14 +363,14 @@ func TestChainBeginFailureFailsRun(t *testing.T) {
 	Register(env)
 	env.RegisterActivity(&activities.Chains{})
 	env.OnActivity(chainActs.BeginChain, mock.Anything, mock.Anything).Return(activities.BeginOutput{},
-		temporal.NewNonRetryableApplicationError("step 0: function \"nope\" not found", activities.ErrTypeStepNotFound, nil))
+		temporal.NewNonRetryableApplicationError("step 0: function \"nope\" not found", ferry.ErrTypeFunctionNotFound, nil))
 	var finished activities.FinishChainInput
 	env.OnActivity(chainActs.FinishChain, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.FinishChainInput) error {
 		finished = in
 		return nil
 	})
 	env.ExecuteWorkflow(RunChain, ChainInput{ChainRunID: uuid.New(), Steps: []ferry.Step{fn("nope")}})
-	if env.GetWorkflowError() == nil || finished.Status != ferry.StatusFailed || finished.Error.Type != activities.ErrTypeStepNotFound {
+	if env.GetWorkflowError() == nil || finished.Status != ferry.StatusFailed || finished.Error.Type != ferry.ErrTypeFunctionNotFound {
 		t.Fatalf("finish %+v", finished.Error)
 	}
 }
@@ -387,7 +387,7 @@ func TestChainMapItemCap(t *testing.T) {
 
 	env, f := chainEnv(t)
 	_, err := runChain(t, env, array(ferry.MaxMapItems+1), ferry.Step{Map: &ferry.Step{Function: "inc"}})
-	if err == nil || f.finished.Status != ferry.StatusFailed || f.finished.Error.Type != activities.ErrTypeMapTooLarge ||
+	if err == nil || f.finished.Status != ferry.StatusFailed || f.finished.Error.Type != ferry.ErrTypeMapTooLarge ||
 		f.finished.Error.Step != "0" || !strings.Contains(f.finished.Error.Message, fmt.Sprintf("has %d elements", ferry.MaxMapItems+1)) {
 		t.Fatalf("map of %d elements: err %v, finish %+v", ferry.MaxMapItems+1, err, f.finished.Error)
 	}
@@ -399,7 +399,7 @@ func TestChainMapItemCap(t *testing.T) {
 	rows := "[" + strings.TrimSuffix(strings.Repeat(array(100)+",", 100), ",") + "]"
 	env, f = chainEnv(t)
 	_, err = runChain(t, env, rows, ferry.Step{Map: &ferry.Step{Map: &ferry.Step{Function: "inc"}}, MaxConcurrency: 1})
-	if err == nil || f.finished.Error == nil || f.finished.Error.Type != activities.ErrTypeMapTooLarge ||
+	if err == nil || f.finished.Error == nil || f.finished.Error.Type != ferry.ErrTypeMapTooLarge ||
 		f.finished.Error.Step != "0.map[99]" {
 		t.Fatalf("nested maps: err %v, finish %+v", err, f.finished.Error)
 	}

@@ -15,12 +15,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 )
 
-// Error types of a workflow that ended because the function did not complete.
-const (
-	ErrTypeFunctionFailed  = "FunctionFailed"
-	ErrTypeFunctionTimeout = "FunctionTimeout"
-)
-
 // InvokeStart starts the workflow of a recorded invocation of version v, over
 // the API or as a retry: workflow id = invocation id, eager start (the worker in
 // the same process takes the first task without a round trip), and the search
@@ -89,7 +83,7 @@ func InvokeFunction(ctx workflow.Context, in InvokeInput) (InvokeOutput, error) 
 	switch {
 	case err != nil && temporal.IsCanceledError(err) || ctx.Err() != nil:
 		out, err = finish(ctx, activities.FinishInput{InvocationID: in.InvocationID, Status: ferry.StatusCancelled,
-			Error: &ferry.FunctionError{Type: "Cancelled", Message: "invocation cancelled"}})
+			Error: &ferry.FunctionError{Type: ferry.ErrTypeCancelled, Message: "invocation cancelled"}})
 		if err != nil {
 			return out, err
 		}
@@ -103,9 +97,9 @@ func InvokeFunction(ctx workflow.Context, in InvokeInput) (InvokeOutput, error) 
 		if errors.As(err, &appErr) {
 			msg = appErr.Message()
 		}
-		typ := "InfrastructureError"
-		if appErr != nil && appErr.Type() == activities.ErrTypeFunctionFailed {
-			typ = "FunctionFailed"
+		typ := ferry.ErrTypeInfrastructure
+		if appErr != nil && appErr.Type() == ferry.ErrTypeFunctionFailed {
+			typ = ferry.ErrTypeFunctionFailed
 		}
 		out, ferr := finish(ctx, activities.FinishInput{InvocationID: in.InvocationID, Status: ferry.StatusFailed,
 			Error: &ferry.FunctionError{Type: typ, Message: msg}})
@@ -118,9 +112,9 @@ func InvokeFunction(ctx workflow.Context, in InvokeInput) (InvokeOutput, error) 
 	if status == ferry.StatusCompleted {
 		return out, nil
 	}
-	typ := ErrTypeFunctionFailed
+	typ := ferry.ErrTypeFunctionFailed
 	if status == ferry.StatusTimeout {
-		typ = ErrTypeFunctionTimeout
+		typ = ferry.ErrTypeFunctionTimeout
 	}
 	msg := string(status)
 	if e := out.Invocation.Error; e != nil {

@@ -79,8 +79,8 @@ func TestInvokeLongFunctionRunsRegularActivity(t *testing.T) {
 
 func TestInvokeFunctionFailureFailsWorkflowWithType(t *testing.T) {
 	for status, typ := range map[ferry.InvocationStatus]string{
-		ferry.StatusFailed:  ErrTypeFunctionFailed,
-		ferry.StatusTimeout: ErrTypeFunctionTimeout,
+		ferry.StatusFailed:  ferry.ErrTypeFunctionFailed,
+		ferry.StatusTimeout: ferry.ErrTypeFunctionTimeout,
 	} {
 		env := newEnv(t)
 		id := uuid.New()

@@ -14,7 +14,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ferry-faas/ferry"
-	"github.com/ferry-faas/ferry/activities"
 )
 
 // get fetches url without a key and returns the status and body.
@@ -137,7 +136,7 @@ func TestAccessE2E(t *testing.T) {
 			n := len(in)
 			run, resp := s.runChain(t, "fan-out", in)
 			if resp.StatusCode != http.StatusOK || run.Status != "failed" || run.Error == nil ||
-				run.Error.Type != activities.ErrTypeMapTooLarge || run.Error.Step != "0" ||
+				run.Error.Type != ferry.ErrTypeMapTooLarge || run.Error.Step != "0" ||
 				!strings.Contains(run.Error.Message, fmt.Sprintf("has %d elements, more than the %d left", n, ferry.MaxMapItems)) {
 				t.Fatalf("map of %d elements: %s %+v", n, resp.Status, run.Error)
 			}
@@ -183,7 +182,7 @@ func TestAccessE2E(t *testing.T) {
 				continue // fired before the revocation (1 s of slack for clocks)
 			}
 			switch {
-			case inv.Status == ferry.StatusFailed && inv.Error != nil && inv.Error.Type == activities.ErrTypeScheduleRefused &&
+			case inv.Status == ferry.StatusFailed && inv.Error != nil && inv.Error.Type == ferry.ErrTypeScheduleRefused &&
 				strings.Contains(inv.Error.Message, "revoked"):
 				refused++
 			case inv.Status == ferry.StatusCompleted && inv.CreatedAt.Before(revoked):
@@ -239,7 +238,7 @@ func TestAccessE2E(t *testing.T) {
 		refused := 0
 		for _, inv := range records {
 			if inv.CreatedAt.After(resumed.Add(-time.Second)) && inv.Status == ferry.StatusFailed && inv.Error != nil &&
-				inv.Error.Type == activities.ErrTypeScheduleRefused && strings.Contains(inv.Error.Message, idA) {
+				inv.Error.Type == ferry.ErrTypeScheduleRefused && strings.Contains(inv.Error.Message, idA) {
 				refused++
 			}
 		}

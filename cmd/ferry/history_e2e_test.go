@@ -45,7 +45,7 @@ func TestE2EMapOf200000Elements(t *testing.T) {
 	}
 	run, resp := s.runChain(t, "wide", in)
 	if resp.StatusCode != http.StatusOK || run.Status != "failed" || run.Error == nil ||
-		run.Error.Type != activities.ErrTypeMapTooLarge || run.Error.Step != "0" {
+		run.Error.Type != ferry.ErrTypeMapTooLarge || run.Error.Step != "0" {
 		t.Fatalf("%s %s %+v", resp.Status, run.Status, run.Error)
 	}
 	d, err := s.temporal.DescribeWorkflow(context.Background(), run.ID, "")
@@ -183,7 +183,7 @@ func TestE2ETerminatedWorkflowsGetFinalRecords(t *testing.T) {
 		var got invocationJSON
 		resp = s.do(t, http.MethodPost, "/v1/invocations/"+inv.ID+"/cancel", nil, &got)
 		if resp.StatusCode != http.StatusOK || got.Status != "failed" || got.Error == nil ||
-			got.Error.Type != reconcile.ErrTypeTerminated || !strings.Contains(got.Error.Message, "stopped by the operator") {
+			got.Error.Type != ferry.ErrTypeTerminated || !strings.Contains(got.Error.Message, "stopped by the operator") {
 			t.Fatalf("cancel: %s %+v %+v", resp.Status, got, got.Error)
 		}
 	})
@@ -216,7 +216,7 @@ func TestE2ETerminatedWorkflowsGetFinalRecords(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := <-got
-			if a.status != http.StatusOK || a.rec.Status != "failed" || a.rec.Error == nil || a.rec.Error.Type != reconcile.ErrTypeTerminated {
+			if a.status != http.StatusOK || a.rec.Status != "failed" || a.rec.Error == nil || a.rec.Error.Type != ferry.ErrTypeTerminated {
 				t.Fatalf("%s: %d %+v %+v", path, a.status, a.rec, a.rec.Error)
 			}
 		}
@@ -279,13 +279,13 @@ func TestE2ETerminatedWorkflowsGetFinalRecords(t *testing.T) {
 		}
 		var got chainRunJSON
 		s.do(t, http.MethodGet, "/v1/chain-runs/"+run.ID, nil, &got)
-		if got.Status != "failed" || got.Error == nil || got.Error.Type != reconcile.ErrTypeTerminated ||
+		if got.Status != "failed" || got.Error == nil || got.Error.Type != ferry.ErrTypeTerminated ||
 			got.Error.Message != "the workflow was terminated: "+reason {
 			t.Fatalf("run %s %+v", got.Status, got.Error)
 		}
 		var inv invocationJSON
 		s.do(t, http.MethodGet, step, nil, &inv)
-		if inv.Status != "failed" || inv.Error == nil || inv.Error.Type != reconcile.ErrTypeTerminated {
+		if inv.Status != "failed" || inv.Error == nil || inv.Error.Type != ferry.ErrTypeTerminated {
 			t.Fatalf("step %s %+v", inv.Status, inv.Error)
 		}
 		// A cancel now answers 409: the run is final.

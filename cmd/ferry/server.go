@@ -108,7 +108,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 	m := metrics.New(reg)
 	a.metrics = reg
 	if a.metricsListener, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
-		return nil, ferry.Errorf(ferry.EINVALID, "FERRY_METRICS_LISTEN=%s: %v", cfg.MetricsListen, err)
+		return nil, ferry.Wrap(err, ferry.EINVALID, "FERRY_METRICS_LISTEN=%s: %v", cfg.MetricsListen, err)
 	}
 	var completions *activities.Completions
 	a.reconciler = &reconcile.Reconciler{Store: a.db, Temporal: a.temporal, Objects: a.objects, Logger: log}
@@ -125,7 +125,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 		completions = &activities.Completions{}
 		docker, err := dockerclient.NewClientWithOpts(dockerclient.FromEnv, dockerclient.WithAPIVersionNegotiation())
 		if err != nil {
-			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "docker: %v", err)
+			return nil, ferry.Wrap(err, ferry.EUNAVAILABLE, "docker: %v", err)
 		}
 		a.executor, err = runtimes.NewExecutor(ctx, docker, runtimes.Config{DataDir: cfg.DataDir,
 			IdleTimeout: cfg.IdleTimeout, MaxContainers: cfg.MaxContainers, MaxBuilds: cfg.MaxBuilds, Logger: log})
@@ -156,7 +156,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 			Schedules: a.temporal.ScheduleClient()}
 		a.worker = worker.New(a.temporal, cfg.TaskQueue, invocations, chains)
 		if err = a.worker.Start(); err != nil {
-			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "start Temporal worker: %v", err)
+			return nil, ferry.Wrap(err, ferry.EUNAVAILABLE, "start Temporal worker: %v", err)
 		}
 		rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		done := make(chan struct{})
@@ -201,7 +201,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 		a.http.Any(console.Prefix, cons)
 		a.http.Any(console.Prefix+"/*", cons)
 		if a.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
-			return nil, ferry.Errorf(ferry.EINVALID, "FERRY_LISTEN=%s: %v", cfg.Listen, err)
+			return nil, ferry.Wrap(err, ferry.EINVALID, "FERRY_LISTEN=%s: %v", cfg.Listen, err)
 		}
 	}
 	return a, nil
@@ -243,7 +243,7 @@ func dialTemporal(ctx context.Context, cfg Config, log *slog.Logger) (temporalcl
 			return c, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, ferry.Errorf(ferry.EUNAVAILABLE, "Temporal at %s (FERRY_TEMPORAL_ADDRESS): %v", cfg.TemporalAddress, err)
+			return nil, ferry.Wrap(err, ferry.EUNAVAILABLE, "Temporal at %s (FERRY_TEMPORAL_ADDRESS): %v", cfg.TemporalAddress, err)
 		}
 		log.Info("waiting for Temporal", "address", cfg.TemporalAddress, "err", err)
 		time.Sleep(time.Second)

@@ -230,7 +230,7 @@ func (db *DB) CreateChainRun(ctx context.Context, r ferry.ChainRun) (ferry.Chain
 	if r.ID == uuid.Nil {
 		id, err := uuid.NewV7()
 		if err != nil {
-			return ferry.ChainRun{}, false, ferry.Errorf(ferry.EINTERNAL, "generating a chain run id: %v", err)
+			return ferry.ChainRun{}, false, ferry.Wrap(err, ferry.EINTERNAL, "generating a chain run id: %v", err)
 		}
 		r.ID = id
 	}
@@ -276,7 +276,6 @@ func (db *DB) GetChainRun(ctx context.Context, id uuid.UUID) (ferry.ChainRun, er
 	}
 	return r, nil
 }
-
 
 // ListChainRuns lists chain runs newest first, without input, output and steps.
 func (db *DB) ListChainRuns(ctx context.Context, f ferry.ChainRunFilter, p ferry.Page) ([]ferry.ChainRun, string, error) {
@@ -330,7 +329,6 @@ func (db *DB) StartChainRun(ctx context.Context, id uuid.UUID, runID string, at 
 	}
 	return nil
 }
-
 
 // FinishChainRun records the outcome of a chain run that is not final yet;
 // once final a run never changes (updated=false, the stored run).

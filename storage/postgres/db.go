@@ -42,7 +42,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgconn's parse errors redact the password.
-		return nil, ferry.Errorf(ferry.EINVALID, "FERRY_DATABASE_URL is not a valid PostgreSQL URL: %v", err)
+		return nil, ferry.Wrap(err, ferry.EINVALID, "FERRY_DATABASE_URL is not a valid PostgreSQL URL: %v", err)
 	}
 	if !strings.Contains(url, "pool_max_conns") {
 		// pgxpool's default (max(4, CPUs)) is too small for an API and a worker sharing one pool.
@@ -65,7 +65,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, ferry.Errorf(ferry.EINVALID, "FERRY_DATABASE_URL: %v", err)
+		return nil, ferry.Wrap(err, ferry.EINVALID, "FERRY_DATABASE_URL: %v", err)
 	}
 	db := &DB{pool: pool, addr: addr}
 	if err := db.Ping(ctx); err != nil {
@@ -81,10 +81,7 @@ func (db *DB) Close() { db.pool.Close() }
 // Ping checks that the database answers.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.pool.Ping(ctx); err != nil {
-		return &dbError{
-			fe:    ferry.Errorf(ferry.EUNAVAILABLE, "PostgreSQL at %s is unreachable: %s", db.addr, causeText(err)),
-			cause: err,
-		}
+		return ferry.Wrap(err, ferry.EUNAVAILABLE, "PostgreSQL at %s is unreachable: %s", db.addr, causeText(err))
 	}
 	return nil
 }
@@ -97,30 +94,17 @@ func (db *DB) Migrate(ctx context.Context) error {
 		if isUnavailable(err) {
 			return db.unavailable(err)
 		}
-		return &dbError{fe: ferry.Errorf(ferry.EINTERNAL, "applying database migrations failed: %v", err), cause: err}
+		return ferry.Wrap(err, ferry.EINTERNAL, "applying database migrations failed")
 	}
 	return nil
 }
-
-// dbError is a *ferry.Error that also keeps the driver's cause for logs and for
-// errors.Is (context.Canceled, for instance). errors.As finds the *ferry.Error.
-type dbError struct {
-	fe    *ferry.Error
-	cause error
-}
-
-func (e *dbError) Error() string   { return e.fe.Error() + " (" + e.cause.Error() + ")" }
-func (e *dbError) Unwrap() []error { return []error{e.fe, e.cause} }
 
 func notFound(format string, args ...any) error {
 	return ferry.Errorf(ferry.ENOTFOUND, format, args...)
 }
 
 func (db *DB) unavailable(err error) error {
-	return &dbError{
-		fe:    ferry.Errorf(ferry.EUNAVAILABLE, "PostgreSQL at %s is unavailable: %s", db.addr, causeText(err)),
-		cause: err,
-	}
+	return ferry.Wrap(err, ferry.EUNAVAILABLE, "PostgreSQL at %s is unavailable: %s", db.addr, causeText(err))
 }
 
 // causeText is a short, user-safe description of a connection failure.
@@ -182,20 +166,20 @@ func (db *DB) mapErr(err error, what string) error {
 	if errors.As(err, &pe) {
 		switch pe.Code {
 		case "23505": // unique_violation
-			return &dbError{fe: ferry.Errorf(ferry.ECONFLICT, "%s already exists", what), cause: err}
+			return ferry.Wrap(err, ferry.ECONFLICT, "%s already exists", what)
 		case "23503": // foreign_key_violation
-			return &dbError{fe: ferry.Errorf(ferry.ENOTFOUND, "%s refers to a missing row", what), cause: err}
+			return ferry.Wrap(err, ferry.ENOTFOUND, "%s refers to a missing row", what)
 		case "22P05", "22021": // untranslatable character, character not in repertoire
-			return &dbError{fe: ferry.Errorf(ferry.EINVALID, "invalid %s: text must be UTF-8 without NUL characters", what), cause: err}
+			return ferry.Wrap(err, ferry.EINVALID, "invalid %s: text must be UTF-8 without NUL characters", what)
 		case "23514", "23502", "22P02", "22001", "22003", "22023":
 			// check, not null, invalid text/json, bad unicode, bad encoding, too long, out of range
-			return &dbError{fe: ferry.Errorf(ferry.EINVALID, "invalid %s: %s", what, pe.Message), cause: err}
+			return ferry.Wrap(err, ferry.EINVALID, "invalid %s: %s", what, pe.Message)
 		}
 	}
 	if isUnavailable(err) {
 		return db.unavailable(err)
 	}
-	return &dbError{fe: ferry.Errorf(ferry.EINTERNAL, "database error on %s", what), cause: err}
+	return ferry.Wrap(err, ferry.EINTERNAL, "database error on %s", what)
 }
 
 // durableCommit makes a transaction wait for its WAL flush although the

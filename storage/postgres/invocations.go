@@ -102,7 +102,7 @@ func (db *DB) CreateInvocation(ctx context.Context, inv ferry.Invocation) (ferry
 	if inv.ID == uuid.Nil {
 		id, err := uuid.NewV7()
 		if err != nil {
-			return ferry.Invocation{}, false, ferry.Errorf(ferry.EINTERNAL, "generating an invocation id: %v", err)
+			return ferry.Invocation{}, false, ferry.Wrap(err, ferry.EINTERNAL, "generating an invocation id: %v", err)
 		}
 		inv.ID = id
 	}
@@ -353,7 +353,7 @@ func jsonOrNil[T any](v *T) (any, error) {
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, ferry.Errorf(ferry.EINVALID, "cannot encode %T: %v", v, err)
+		return nil, ferry.Wrap(err, ferry.EINVALID, "cannot encode %T: %v", v, err)
 	}
 	return string(b), nil
 }

@@ -68,7 +68,7 @@ func New(ctx context.Context, c Config) (*Store, error) {
 		MaxRetries: maxRetries,
 	})
 	if err != nil {
-		return nil, ferry.Errorf(ferry.EINVALID, "FERRY_S3_ENDPOINT %q: %v", c.Endpoint, err)
+		return nil, ferry.Wrap(err, ferry.EINVALID, "FERRY_S3_ENDPOINT %q: %v", c.Endpoint, err)
 	}
 	s := &Store{client: client, bucket: c.Bucket, endpoint: endpoint, maxCode: c.MaxCodeSize}
 	exists, err := client.BucketExists(ctx, c.Bucket)
@@ -237,22 +237,13 @@ func (s *Store) Ping(ctx context.Context) error {
 
 func objectName(key string) string { return fmt.Sprintf("object %q", key) }
 
-// s3Error is a *ferry.Error that keeps minio-go's cause for logs and errors.Is.
-type s3Error struct {
-	fe    *ferry.Error
-	cause error
-}
-
-func (e *s3Error) Error() string   { return e.fe.Error() + " (" + e.cause.Error() + ")" }
-func (e *s3Error) Unwrap() []error { return []error{e.fe, e.cause} }
-
 // mapErr turns a minio-go error into a *ferry.Error; what names the object.
 func (s *Store) mapErr(err error, what string) error {
 	if err == nil {
 		return nil
 	}
 	wrap := func(code, format string, args ...any) error {
-		return &s3Error{fe: ferry.Errorf(code, format, args...), cause: err}
+		return ferry.Wrap(err, code, format, args...)
 	}
 	resp := minio.ToErrorResponse(err)
 	switch resp.Code {
