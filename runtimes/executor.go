@@ -64,6 +64,11 @@ type Spec struct {
 	OnLogs func(text string)
 }
 
+// timeout is the function's time limit (its default when unset).
+func (s Spec) timeout() time.Duration {
+	return time.Duration(s.Limits.WithDefaults().TimeoutSeconds) * time.Second
+}
+
 // Status is the outcome of one execution.
 type Status string
 
@@ -448,28 +453,9 @@ func (e *Executor) Execute(ctx context.Context, s Spec) (Result, error) {
 
 	var initMS float64
 	cold := in == nil || viaSpare
-	if viaSpare {
-		go e.fillSpares() // replace the spare taken
-		initRes, err := e.assign(ctx, in, s)
-		switch {
-		case errors.Is(err, errSpareUnusable) && ctx.Err() == nil:
-			// Keep the slot and create a container for the function instead.
-			e.log.Warn("spare unusable, starting a container", "function", s.Function, "err", err)
-			in, viaSpare = nil, false
-		case err != nil || initRes != nil:
-			e.releaseSlot(key)
-			if initRes != nil {
-				initRes.Metrics.QueueMS = queueMS
-				return *initRes, nil
-			}
-			return Result{}, err
-		default:
-			initMS = in.initMS
-		}
-	}
-	if in == nil {
+	if cold {
 		var initRes *Result
-		in, initRes, err = e.start(ctx, s, key, img, false)
+		in, initRes, err = e.coldStart(ctx, s, key, img, in)
 		if err != nil || initRes != nil {
 			e.releaseSlot(key)
 			if initRes != nil {
@@ -490,6 +476,26 @@ func (e *Executor) Execute(ctx context.Context, s Spec) (Result, error) {
 	res.Metrics.InitMS = initMS
 	res.Metrics.QueueMS = queueMS
 	return res, nil
+}
+
+// coldStart readies a container for s in the slot acquire counted under key:
+// the spare acquire handed over, if any (falling back to a container of its
+// own when the spare proves unusable), or a container created for s. A
+// handler that fails to load yields a Result instead.
+func (e *Executor) coldStart(ctx context.Context, s Spec, key, img string, spare *instance) (*instance, *Result, error) {
+	if spare != nil {
+		go e.fillSpares() // replace the spare taken
+		res, err := e.assign(ctx, spare, s)
+		if !errors.Is(err, errSpareUnusable) || ctx.Err() != nil {
+			if res != nil || err != nil {
+				return nil, res, err
+			}
+			return spare, nil, nil
+		}
+		// Keep the slot and create a container for the function instead.
+		e.log.Warn("spare unusable, starting a container", "function", s.Function, "err", err)
+	}
+	return e.startFor(ctx, s, key, img)
 }
 
 func (e *Executor) checkSpec(s *Spec) (string, error) {

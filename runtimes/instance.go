@@ -42,6 +42,7 @@ type instance struct {
 	conn    *net.UnixConn
 	r       *bufio.Reader
 	logs    *logPipe // the container's output (logpipe.go)
+	marks   logMarks // the markers its runner writes into the log FIFO
 	initMS  float64
 
 	lastUsed time.Time // guarded by Executor.mu
@@ -91,131 +92,215 @@ func (in *instance) alive() bool {
 	return errors.Is(rerr, syscall.EAGAIN)
 }
 
-// start creates and starts a container for s and waits for its runner's ready
-// frame. A function whose handler fails to load yields a Result (status
-// failed, timeout or oom) instead of an instance. With spare set it starts a
-// spare of s.Runtime instead (only s.Runtime is used) and waits for the
-// runner's waiting frame.
-func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare bool) (*instance, *Result, error) {
-	began := time.Now()
+// launch is one container for start to create, built by the caller from
+// containerConfig (startFor) or spareConfig (startSpare).
+type launch struct {
+	cfg  *container.Config
+	host *container.HostConfig
+	// timeout is the function's own bound on its load, besides the worker's
+	// InitTimeout; 0 for a spare, which loads no function.
+	timeout time.Duration
+	// loadsFirst: the function loads before its runner connects (a Go
+	// binary's package initialisation), so its load counts from the
+	// container's start plus goStartAllowance.
+	loadsFirst bool
+	// captureLoad: the container's output from its start on is the
+	// function's load (every container created for a function: a Go binary
+	// prints from its packages' initialisation, before its runner can write a
+	// marker).
+	captureLoad bool
+	want        string // the runner's first frame: frameReady, or frameWaiting for a spare
+	what        string // the log line once ready: "container ready" or "spare ready"
+	logAttrs    []any  // what that line says about the container
+}
+
+// newInstance names a new container of the executor and its run folder; a
+// spare (spare set) also gets its own code folder. Nothing is created yet.
+func (e *Executor) newInstance(key string, spare bool) *instance {
 	name := "ferry-" + e.poolID + "-" + randomHex(4)
-	in := &instance{name: name, key: key, runDir: filepath.Join(e.runDir, name)}
+	in := &instance{name: name, key: key, runDir: filepath.Join(e.runDir, name), marks: newLogMarks()}
 	if spare {
 		in.taskDir = filepath.Join(e.taskDir, name)
 	}
 	in.pidfd.Store(-1)
-	fail := func(res *Result, err error) (*instance, *Result, error) {
-		e.mu.Lock()
-		delete(e.all, in)
-		e.mu.Unlock()
-		e.removeInstance(ctx, in)
-		if res != nil {
-			res.Metrics.Cold = true
-			res.Metrics.InitMS = msSince(began)
-		}
-		return nil, res, err
-	}
+	return in
+}
 
+func (e *Executor) params(in *instance, img string) containerParams {
+	return containerParams{Image: img, RunDir: in.runDir, PoolID: e.poolID, Key: in.key, LogMark: in.marks.token}
+}
+
+// startFor creates and starts a container for the function of s and waits
+// for its runner's ready frame. A function whose handler fails to load
+// yields a Result (status failed, timeout or oom) instead of an instance.
+func (e *Executor) startFor(ctx context.Context, s Spec, key, img string) (*instance, *Result, error) {
+	in := e.newInstance(key, false)
+	cfg, host := containerConfig(s, e.params(in, img))
+	return e.start(ctx, in, launch{
+		cfg: cfg, host: host,
+		timeout:     s.timeout(),
+		loadsFirst:  s.Runtime == ferry.RuntimeGo,
+		captureLoad: true,
+		want:        frameReady,
+		what:        "container ready",
+		logAttrs:    []any{"runtime", s.Runtime, "function", s.Function, "version", s.Version},
+	})
+}
+
+// start runs the steps every container goes through: its folders and socket
+// (prepare), the engine's create and start (createAndStart), then the
+// runner's connection and first frame (awaitRunner). On any failure the
+// container is discarded; a runner that fails to load yields a Result.
+func (e *Executor) start(ctx context.Context, in *instance, l launch) (*instance, *Result, error) {
+	began := time.Now()
+	if err := e.prepare(in); err != nil {
+		return nil, nil, e.discard(ctx, in, nil, began, err)
+	}
+	var load *capture
+	if l.captureLoad {
+		load = in.logs.start(true, nil)
+	}
+	exited, stopWait, err := e.createAndStart(ctx, in, l)
+	if err != nil {
+		return nil, nil, e.discard(ctx, in, nil, began, err)
+	}
+	defer stopWait()
+	startedAt := time.Now()
+	runnerInitMS, res, err := e.awaitRunner(ctx, in, l, load, began, startedAt, exited)
+	if res != nil || err != nil {
+		return nil, res, e.discard(ctx, in, res, began, err)
+	}
+	readyAt := time.Now()
+	in.initMS = msSince(began)
+	e.watch(ctx, in)
+	e.mu.Lock()
+	closed := e.closed
+	in.ready = !closed
+	e.mu.Unlock()
+	if closed {
+		return nil, nil, e.discard(ctx, in, nil, began, ferry.Errorf(ferry.EUNAVAILABLE, "executor is shut down"))
+	}
+	e.log.Debug(l.what, append([]any{"container", in.name}, append(l.logAttrs,
+		"init_ms", in.initMS, "start_ms", ms(startedAt.Sub(began)), "ready_ms", ms(readyAt.Sub(startedAt)),
+		"runner_init_ms", runnerInitMS)...)...)
+	return in, nil, nil
+}
+
+// discard removes a container whose start or assignment failed and returns
+// err. A Result, if any, is marked cold with the time spent since began.
+func (e *Executor) discard(ctx context.Context, in *instance, res *Result, began time.Time, err error) error {
+	e.mu.Lock()
+	delete(e.all, in)
+	e.mu.Unlock()
+	e.removeInstance(ctx, in)
+	if res != nil {
+		res.Metrics.Cold = true
+		res.Metrics.InitMS = msSince(began)
+	}
+	return err
+}
+
+// prepare creates the instance's run folder with its listening socket and
+// its log FIFO and, for a spare, its empty code folder.
+func (e *Executor) prepare(in *instance) error {
 	// The runner (uid 1000) must be able to reach the socket in this folder,
 	// and nothing more: it is mounted read-only (connecting needs no write).
 	if err := os.Mkdir(in.runDir, 0o755); err != nil {
-		return fail(nil, ferry.Errorf(ferry.EINTERNAL, "create run folder: %v", err))
+		return ferry.Errorf(ferry.EINTERNAL, "create run folder: %v", err)
 	}
 	if err := os.Chmod(in.runDir, 0o755); err != nil {
-		return fail(nil, ferry.Errorf(ferry.EINTERNAL, "chmod run folder: %v", err))
+		return ferry.Errorf(ferry.EINTERNAL, "chmod run folder: %v", err)
 	}
-	if spare {
+	if in.taskDir != "" {
 		// Read-only in the container; uid 1000 must be able to list it.
 		if err := os.Mkdir(in.taskDir, 0o755); err != nil {
-			return fail(nil, ferry.Errorf(ferry.EINTERNAL, "create code folder: %v", err))
+			return ferry.Errorf(ferry.EINTERNAL, "create code folder: %v", err)
 		}
 		if err := os.Chmod(in.taskDir, 0o755); err != nil {
-			return fail(nil, ferry.Errorf(ferry.EINTERNAL, "chmod code folder: %v", err))
+			return ferry.Errorf(ferry.EINTERNAL, "chmod code folder: %v", err)
 		}
 	}
 	sock := filepath.Join(in.runDir, socketName)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
-		return fail(nil, ferry.Errorf(ferry.EINTERNAL, "listen on runner socket: %v", err))
+		return ferry.Errorf(ferry.EINTERNAL, "listen on runner socket: %v", err)
 	}
 	in.ln = ln
 	if err := os.Chmod(sock, 0o666); err != nil {
-		return fail(nil, ferry.Errorf(ferry.EINTERNAL, "chmod runner socket: %v", err))
+		return ferry.Errorf(ferry.EINTERNAL, "chmod runner socket: %v", err)
 	}
+	if in.logs, err = openLogPipe(in.runDir, in.marks, e.cfg.LogLimit); err != nil {
+		return ferry.Errorf(ferry.EINTERNAL, "%v", err)
+	}
+	return nil
+}
 
-	marks := newLogMarks()
-	if in.logs, err = openLogPipe(in.runDir, marks, e.cfg.LogLimit); err != nil {
-		return fail(nil, ferry.Errorf(ferry.EINTERNAL, "%v", err))
-	}
-	// A function container's load prints from its first instruction on (Go:
-	// its packages' initialisation, before the runner can write a marker).
-	var load *capture
-	if !spare {
-		load = in.logs.start(true, nil)
-	}
-	params := containerParams{Image: img, RunDir: in.runDir, PoolID: e.poolID, Key: key, LogMark: marks.token}
-	cfg, host := containerConfig(s, params)
-	if spare {
-		cfg, host = spareConfig(s.Runtime, in.taskDir, params)
-	}
-	if spare {
-		// No user code runs in a spare until it is assigned, which applies
-		// the function's own quota: it may start with the larger one.
-		host.NanoCPUs = max(host.NanoCPUs, nanoCPUs(min(e.cfg.InitCPUs, e.engineCPUs)))
-	}
-	created, err := e.docker.ContainerCreate(ctx, cfg, host, nil, nil, name)
+// exitWatch reports the container's exit: exitC fires when it exits, errC
+// when the engine's wait itself failed (then exitC never fires).
+type exitWatch struct {
+	exitC <-chan container.WaitResponse
+	errC  <-chan error
+}
+
+// createAndStart creates the container of l, registers it with the executor
+// and starts it. The returned watch reports its exit until stop is called.
+func (e *Executor) createAndStart(ctx context.Context, in *instance, l launch) (w exitWatch, stop func(), err error) {
+	created, err := e.docker.ContainerCreate(ctx, l.cfg, l.host, nil, nil, in.name)
 	if err != nil {
 		if ctx.Err() != nil {
 			// The engine may have created it before the cancellation arrived.
-			in.id = name
-			return fail(nil, ctx.Err())
+			in.id = in.name
+			return w, nil, ctx.Err()
 		}
 		if cerrdefs.IsNotFound(err) {
-			return fail(nil, ferry.Errorf(ferry.EUNAVAILABLE, "runtime image %s is missing (build it with `make images`)", img))
+			return w, nil, ferry.Errorf(ferry.EUNAVAILABLE, "runtime image %s is missing (build it with `make images`)", l.cfg.Image)
 		}
-		return fail(nil, dockerError("create container", err))
+		return w, nil, dockerError("create container", err)
 	}
 	in.id = created.ID
-	createdAt := time.Now()
 	e.mu.Lock()
 	closed := e.closed
 	e.all[in] = struct{}{}
 	e.mu.Unlock()
 	if closed {
-		return fail(nil, ferry.Errorf(ferry.EUNAVAILABLE, "executor is shut down"))
+		return w, nil, ferry.Errorf(ferry.EUNAVAILABLE, "executor is shut down")
 	}
 
 	// Registered before the start so that an early exit cannot be missed.
 	waitCtx, cancelWait := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWait()
-	exitC, waitErrC := e.docker.ContainerWait(waitCtx, in.id, container.WaitConditionNextExit)
-
+	w.exitC, w.errC = e.docker.ContainerWait(waitCtx, in.id, container.WaitConditionNextExit)
 	if err := e.docker.ContainerStart(ctx, in.id, container.StartOptions{}); err != nil {
+		cancelWait()
 		if ctx.Err() != nil {
-			return fail(nil, ctx.Err())
+			return w, nil, ctx.Err()
 		}
-		return fail(nil, dockerError("start container", err))
+		return w, nil, dockerError("start container", err)
 	}
+	return w, cancelWait, nil
+}
 
-	startedAt := time.Now()
+// awaitRunner accepts the runner's connection and reads its first frame,
+// l.want, within the start-up's deadlines (initDeadline). It returns the
+// runner's own init time, or a Result when the container exited, ran out of
+// time or failed to load the function.
+func (e *Executor) awaitRunner(ctx context.Context, in *instance, l launch, load *capture, began, startedAt time.Time, w exitWatch) (float64, *Result, error) {
 	// The runtime's own start (interpreter, runner) gets the worker's limit;
 	// the runner connects before it loads the function, whose load then
 	// gets the function's (initDeadline). A Go binary runs its packages'
 	// initialisation (the function's load) before its runner can connect:
 	// there the load counts from the container's start.
 	var loadFrom time.Time
-	bootDeadline, bootMsg := e.initDeadline(s, began, time.Time{}, true)
-	if s.Runtime == ferry.RuntimeGo && !spare {
+	if l.loadsFirst {
 		loadFrom = startedAt.Add(goStartAllowance)
-		bootDeadline, bootMsg = e.initDeadline(s, began, loadFrom, false)
 	}
+	bootDeadline, bootMsg := e.initDeadline(l.timeout, began, loadFrom)
 	type accepted struct {
 		c   *net.UnixConn
 		err error
 	}
 	accC := make(chan accepted, 1)
 	go func() {
-		c, err := ln.AcceptUnix()
+		c, err := in.ln.AcceptUnix()
 		accC <- accepted{c, err}
 	}()
 	timer := time.NewTimer(time.Until(bootDeadline))
@@ -224,39 +309,40 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 		select {
 		case a := <-accC:
 			if a.err != nil {
-				return fail(nil, ferry.Errorf(ferry.EINTERNAL, "accept runner connection: %v", a.err))
+				return 0, nil, ferry.Errorf(ferry.EINTERNAL, "accept runner connection: %v", a.err)
 			}
 			in.conn = a.c
-		case <-exitC:
+		case <-w.exitC:
 			res, err := e.diagnose(ctx, in, "start-up", load)
-			return fail(&res, err)
-		case <-waitErrC:
-			exitC, waitErrC = nil, nil // keep waiting for the connection or the timer
+			return 0, &res, err
+		case <-w.errC:
+			w = exitWatch{} // keep waiting for the connection or the timer
 		case <-timer.C:
 			res := e.initTimeout(ctx, in, bootMsg, load)
-			return fail(&res, nil)
+			return 0, &res, nil
 		case <-ctx.Done():
-			return fail(nil, ctx.Err())
+			return 0, nil, ctx.Err()
 		}
 	}
 	in.r = bufio.NewReader(in.conn)
 
-	want := frameReady
-	if spare {
-		want = frameWaiting
-	}
 	if loadFrom.IsZero() {
 		loadFrom = time.Now()
 	}
-	initDeadline, initMsg := e.initDeadline(s, began, loadFrom, spare)
-	f, res, err := e.readInit(ctx, in, initDeadline, initMsg, want, load)
+	deadline, msg := e.initDeadline(l.timeout, began, loadFrom)
+	f, res, err := e.readInit(ctx, in, deadline, msg, l.want, load)
 	if res != nil || err != nil {
-		return fail(res, err)
+		return 0, res, err
 	}
 	_ = in.conn.SetDeadline(time.Time{})
-	readyAt := time.Now()
-	in.initMS = msSince(began)
+	return f.InitMS, nil, nil
+}
 
+// watch runs the background work of a ready instance: it opens the pidfd of
+// the container's init process, and keeps the listener open, answering
+// nothing, so that another executor's reaper can tell that the container's
+// owner is still alive (see reap).
+func (e *Executor) watch(ctx context.Context, in *instance) {
 	in.pidfdDone = make(chan struct{})
 	go func() {
 		defer close(in.pidfdDone)
@@ -266,33 +352,15 @@ func (e *Executor) start(ctx context.Context, s Spec, key, img string, spare boo
 			in.pidfd.Store(int64(openProcess(info.State.Pid, in.id)))
 		}
 	}()
-
-	// Keep the listener open: another executor's reaper probes it to tell
-	// whether the container's owner is still alive (see reap).
 	go func() {
 		for {
-			c, err := ln.Accept()
+			c, err := in.ln.Accept()
 			if err != nil {
 				return
 			}
 			_ = c.Close()
 		}
 	}()
-	e.mu.Lock()
-	closed = e.closed
-	in.ready = !closed
-	e.mu.Unlock()
-	if closed {
-		return fail(nil, ferry.Errorf(ferry.EUNAVAILABLE, "executor is shut down"))
-	}
-	what := "container ready"
-	if spare {
-		what = "spare ready"
-	}
-	e.log.Debug(what, "container", name, "runtime", s.Runtime, "function", s.Function, "version", s.Version,
-		"init_ms", in.initMS, "create_ms", ms(createdAt.Sub(began)), "start_ms", ms(startedAt.Sub(createdAt)),
-		"ready_ms", ms(readyAt.Sub(startedAt)), "update_ms", ms(time.Since(readyAt)), "runner_init_ms", f.InitMS)
-	return in, nil, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -304,20 +372,20 @@ const goStartAllowance = 500 * time.Millisecond
 
 // initDeadline bounds a start-up (runtimes/README.md, "Loading"): the
 // engine's part and the runtime's together get the worker's InitTimeout;
-// loading the function (the module's top-level code, from loadFrom on, when
-// the runner has connected or a spare got its init frame; for Go, from the
-// container's start plus goStartAllowance) also gets no more
-// than the function's own timeout. It returns the deadline and what to say
-// when it passes; without a function (spare) only InitTimeout applies.
-func (e *Executor) initDeadline(s Spec, began, loadFrom time.Time, spare bool) (time.Time, string) {
+// loading the function (from loadFrom on: when the runner has connected or a
+// spare got its init frame; for Go, the container's start plus
+// goStartAllowance) also gets no more than the function's own timeout. It
+// returns the deadline and what to say when it passes. Without a function
+// (timeout 0: a spare) or before its load began (loadFrom zero) only
+// InitTimeout applies.
+func (e *Executor) initDeadline(timeout time.Duration, began, loadFrom time.Time) (time.Time, string) {
 	deadline := began.Add(e.cfg.InitTimeout)
 	msg := "the runtime did not become ready within " + fmtMS(e.cfg.InitTimeout)
-	if spare {
+	if timeout <= 0 || loadFrom.IsZero() {
 		return deadline, msg
 	}
-	timeout := time.Duration(s.Limits.WithDefaults().TimeoutSeconds) * time.Second
 	if d := loadFrom.Add(timeout); d.Before(deadline) {
-		return d, fmt.Sprintf("the function did not finish loading within its timeout of %d s", s.Limits.WithDefaults().TimeoutSeconds)
+		return d, fmt.Sprintf("the function did not finish loading within its timeout of %d s", int(timeout/time.Second))
 	}
 	return deadline, msg
 }

@@ -144,7 +144,12 @@ func (e *Executor) startSpare(rt ferry.Runtime) {
 	defer e.spareWG.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.InitTimeout+10*time.Second)
 	defer cancel()
-	in, res, err := e.start(ctx, Spec{Runtime: rt}, "", e.cfg.Images[rt], true)
+	in := e.newInstance("", true)
+	cfg, host := spareConfig(rt, in.taskDir, e.params(in, e.cfg.Images[rt]))
+	// No user code runs in a spare until it is assigned, which applies the
+	// function's own quota: it may start with the larger one.
+	host.NanoCPUs = max(host.NanoCPUs, nanoCPUs(min(e.cfg.InitCPUs, e.engineCPUs)))
+	in, res, err := e.start(ctx, in, launch{cfg: cfg, host: host, want: frameWaiting, what: "spare ready", logAttrs: []any{"runtime", rt}})
 	if err == nil && res != nil {
 		msg := string(res.Status)
 		if res.Error != nil {
@@ -196,17 +201,7 @@ var errSpareUnusable = errors.New("spare unusable")
 // yields a Result, as in start; on any failure the container is removed.
 func (e *Executor) assign(ctx context.Context, in *instance, s Spec) (*Result, error) {
 	began := time.Now()
-	fail := func(res *Result, err error) (*Result, error) {
-		e.mu.Lock()
-		delete(e.all, in)
-		e.mu.Unlock()
-		e.removeInstance(ctx, in)
-		if res != nil {
-			res.Metrics.Cold = true
-			res.Metrics.InitMS = msSince(began)
-		}
-		return res, err
-	}
+	fail := func(res *Result, err error) (*Result, error) { return res, e.discard(ctx, in, res, began, err) }
 	if err := fillCode(in.taskDir, s.CodeDir); err != nil {
 		return fail(nil, fmt.Errorf("%w: fill its code folder: %v", errSpareUnusable, err))
 	}
@@ -226,7 +221,7 @@ func (e *Executor) assign(ctx context.Context, in *instance, s Spec) (*Result, e
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
-	deadline, timeoutMsg := e.initDeadline(s, began, began, false)
+	deadline, timeoutMsg := e.initDeadline(s.timeout(), began, began)
 	load := in.logs.start(false, nil) // before the runner can begin the load
 	_ = in.conn.SetWriteDeadline(deadline)
 	err = writeFrame(in.conn, initFrame{
