@@ -16,7 +16,6 @@ import (
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/metrics"
-	"github.com/ferry-faas/ferry/runtimes"
 )
 
 // Store is what the API keeps: functions, invocations and API keys (*postgres.DB).
@@ -97,10 +96,6 @@ type Deps struct {
 	TaskQueue string
 	// Vault seals secret values (nil: setting secrets answers 503).
 	Vault Vault
-	// ValidateBundle checks a code bundle at deploy time (runtimes.ValidateBundle).
-	ValidateBundle func(rt ferry.Runtime, handler string, bundle []byte, filename string) error
-	// ReservedEnv reports env names a function may not set (default runtimes.ReservedEnv).
-	ReservedEnv func(name string) bool
 	// Ready are the readiness checks of /readyz by name (postgres, temporal, s3, docker).
 	Ready   map[string]func(ctx context.Context) error
 	Metrics *metrics.Metrics // served apart from the API, see metrics.Handler
@@ -161,9 +156,6 @@ func New(d Deps) *echo.Echo {
 	}
 	if d.CancelWait == 0 {
 		d.CancelWait = DefaultCancelWait
-	}
-	if d.ReservedEnv == nil {
-		d.ReservedEnv = runtimes.ReservedEnv
 	}
 	if d.TaskQueue == "" {
 		d.TaskQueue = "ferry"

@@ -24,7 +24,6 @@ import (
 	"github.com/ferry-faas/ferry/api"
 	"github.com/ferry-faas/ferry/internal/testenv"
 	"github.com/ferry-faas/ferry/metrics"
-	"github.com/ferry-faas/ferry/runtimes"
 	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/ferry-faas/ferry/storage/postgres/pgtest"
 	"github.com/ferry-faas/ferry/storage/s3"
@@ -77,7 +76,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	reg := metrics.NewRegistry()
 	d := api.Deps{
-		Store: db, Chains: db, Code: code, ValidateBundle: runtimes.ValidateBundle,
+		Store: db, Chains: db, Code: code,
 		Ready:        map[string]func(context.Context) error{"postgres": db.Ping, "s3": code.Ping},
 		Metrics:      metrics.New(reg),
 		MaxBodyBytes: 64 << 10,

@@ -20,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/bundle"
 	"github.com/ferry-faas/ferry/storage/s3"
 )
 
@@ -107,10 +108,8 @@ func (s *server) deploy(c echo.Context) error {
 	if err := s.checkSecrets(c, v, prev); err != nil {
 		return err
 	}
-	if s.ValidateBundle != nil {
-		if err := s.ValidateBundle(v.Runtime, v.Handler, req.bundle, req.Filename); err != nil {
-			return bundleError(err)
-		}
+	if err := bundle.Validate(v.Runtime, v.Handler, req.bundle, req.Filename); err != nil {
+		return bundleError(err)
 	}
 	key, sum, uploaded, err := s.Code.PutCode(ctx, v.FunctionID, req.bundle)
 	if err != nil {
@@ -399,7 +398,7 @@ func validateHandler(h string) error {
 	case len(h) > maxHandler || strings.ContainsAny(h, " \t\r\n\x00"):
 		return ferry.Errorf(ferry.EINVALID, "handler: must be at most %d characters without spaces", maxHandler)
 	}
-	// The syntax per runtime is checked with the bundle (ValidateBundle).
+	// The syntax per runtime is checked with the bundle (bundle.Validate).
 	return nil
 }
 
@@ -429,7 +428,7 @@ func (s *server) validateEnv(env map[string]string) error {
 		switch {
 		case !envPattern.MatchString(k):
 			return ferry.Errorf(ferry.EINVALID, "env: %q is not a valid variable name", k)
-		case s.ReservedEnv != nil && s.ReservedEnv(k):
+		case bundle.ReservedEnv(k):
 			return ferry.Errorf(ferry.EINVALID, "env: %s is reserved: Ferry sets the FERRY_* and AWS_LAMBDA_* names, LAMBDA_TASK_ROOT, _HANDLER and HOME", k)
 		case strings.ContainsRune(env[k], 0):
 			return ferry.Errorf(ferry.EINVALID, "env: value of %s contains a NUL byte", k)

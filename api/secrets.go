@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/bundle"
 )
 
 // Vault seals secret values (*secrets.Vault); nil: secrets are unavailable.
@@ -138,7 +139,7 @@ func (s *server) checkSecrets(c echo.Context, v ferry.Version, prev *ferry.Versi
 		switch {
 		case seen[name]:
 			return ferry.Errorf(ferry.EINVALID, "%s: %s is named twice", field, name)
-		case s.ReservedEnv != nil && s.ReservedEnv(name):
+		case bundle.ReservedEnv(name):
 			return ferry.Errorf(ferry.EINVALID, "%s: %s is a reserved environment variable name", field, name)
 		}
 		if _, ok := v.Env[name]; ok {

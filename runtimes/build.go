@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/bundle"
 )
 
 // Limits of one Go build.
@@ -79,7 +80,7 @@ func buildConfig(img, srcDir, outDir, handler, poolID string) (*container.Config
 // network. A compile error is EUNPROCESSABLE with the compiler's output as
 // message; a missing builder image or Docker failure is EUNAVAILABLE.
 func (e *Executor) BuildGo(ctx context.Context, srcDir, handler, outDir string) error {
-	if err := CheckHandler(ferry.RuntimeGo, handler); err != nil {
+	if err := bundle.CheckHandler(ferry.RuntimeGo, handler); err != nil {
 		return err
 	}
 	src, err := filepath.Abs(srcDir)

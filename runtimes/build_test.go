@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/bundle"
 	"github.com/ferry-faas/ferry/internal/testenv"
 )
 
@@ -26,7 +27,7 @@ func TestBuildGoConcurrencyBound(t *testing.T) {
 	// A compile error is the quickest complete build.
 	src := filepath.Join(e.cfg.DataDir, "src")
 	code := "package main\n\nimport \"context\"\n\nfunc Handle(ctx context.Context, e int) (int, error) { return e + \"x\", nil }\n"
-	if err := Unpack([]byte(code), "main.go", src); err != nil {
+	if err := bundle.Unpack([]byte(code), "main.go", src); err != nil {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})

@@ -10,6 +10,7 @@ import (
 	"github.com/docker/docker/api/types/mount"
 
 	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/bundle"
 )
 
 // Paths inside every function container (runtimes/README.md).
@@ -58,26 +59,6 @@ type containerParams struct {
 	LogMark string // token of the log markers (logpipe.go)
 }
 
-// ReservedEnvPrefixes and reservedEnv are variables the runner protocol sets
-// or reads (FERRY_SOCKET, FERRY_SPARE, ...); a function's own env cannot set
-// them. The prefixes are reserved whole, for what later versions add.
-var (
-	ReservedEnvPrefixes = []string{"FERRY_", "AWS_LAMBDA_"}
-	reservedEnv         = map[string]bool{"LAMBDA_TASK_ROOT": true, "_HANDLER": true, "HOME": true}
-)
-
-// ReservedEnv reports whether name is set by Ferry itself and therefore not
-// allowed in a function's env (the API rejects such deployments; versions
-// stored before a name was reserved run without it).
-func ReservedEnv(name string) bool {
-	for _, p := range ReservedEnvPrefixes {
-		if strings.HasPrefix(name, p) {
-			return true
-		}
-	}
-	return reservedEnv[name]
-}
-
 // functionEnv is the environment that names the function: the protocol's
 // variables, then the function's own (sorted, reserved names dropped). A
 // container created for the function gets it at creation; a spare receives it
@@ -98,7 +79,7 @@ func functionEnv(s Spec) (protocol, user []string) {
 	}
 	user = make([]string, 0, len(s.Env))
 	for k, v := range s.Env {
-		if !ReservedEnv(k) {
+		if !bundle.ReservedEnv(k) {
 			user = append(user, k+"="+v)
 		}
 	}
@@ -240,7 +221,7 @@ func canUseSpare(s Spec) bool {
 		return false
 	}
 	for k := range s.Env {
-		if ReservedEnv(k) {
+		if bundle.ReservedEnv(k) {
 			continue
 		}
 		if startupEnvNames[k] {

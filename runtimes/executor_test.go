@@ -1,6 +1,8 @@
 package runtimes
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +22,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/ferry-faas/ferry"
+	"github.com/ferry-faas/ferry/bundle"
 	"github.com/ferry-faas/ferry/internal/testenv"
 )
 
@@ -146,30 +149,46 @@ func availableRuntimes(tb testing.TB, e *Executor) ([]rtCase, map[ferry.Runtime]
 	return out, missing
 }
 
+// zipFolder zips the files of a folder (not its sub-folders) as a bundle.
+func zipFolder(t testing.TB, dir string) []byte {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, de := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, de.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := zw.Create(de.Name())
+		if err == nil {
+			_, err = w.Write(b)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 // codeFor prepares the test function of a runtime: unpacked from a zip of
 // testdata/<runtime>, and for Go built with the builder image once per run.
 func codeFor(t testing.TB, e *Executor, rt ferry.Runtime) rtCase {
 	t.Helper()
 	src := filepath.Join("testdata", string(rt))
-	var ms []member
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, de := range entries {
-		b, err := os.ReadFile(filepath.Join(src, de.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ms = append(ms, member{name: de.Name(), body: string(b)})
-	}
-	bundle := makeZip(t, ms...)
+	code := zipFolder(t, src)
 	handler := map[ferry.Runtime]string{ferry.RuntimePython: "app.handler", ferry.RuntimeNode: "index.handler", ferry.RuntimeGo: "Handle"}[rt]
-	if err := ValidateBundle(rt, handler, bundle, "test.zip"); err != nil {
-		t.Fatalf("ValidateBundle(%s): %v", rt, err)
+	if err := bundle.Validate(rt, handler, code, "test.zip"); err != nil {
+		t.Fatalf("bundle.Validate(%s): %v", rt, err)
 	}
 	dir := filepath.Join(e.cfg.DataDir, "code", string(rt))
-	if err := Unpack(bundle, "", dir); err != nil {
+	if err := bundle.Unpack(code, "", dir); err != nil {
 		t.Fatalf("Unpack: %v", err)
 	}
 	if rt != ferry.RuntimeGo {
@@ -777,7 +796,7 @@ func TestBuildGoCompileError(t *testing.T) {
 	}
 	src := filepath.Join(e.cfg.DataDir, "badsrc")
 	code := "package main\n\nimport \"context\"\n\nfunc Handle(ctx context.Context, e int) (int, error) { return e + \"x\", nil }\n"
-	if err := Unpack([]byte(code), "main.go", src); err != nil {
+	if err := bundle.Unpack([]byte(code), "main.go", src); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(e.cfg.DataDir, "badout")

@@ -12,7 +12,6 @@ import (
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/api"
 	"github.com/ferry-faas/ferry/internal/testenv"
-	"github.com/ferry-faas/ferry/runtimes"
 	"github.com/ferry-faas/ferry/secrets"
 	"github.com/ferry-faas/ferry/storage/postgres/pgtest"
 	"github.com/ferry-faas/ferry/storage/s3"
@@ -34,7 +33,7 @@ func TestClientSecretCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys, _ := secrets.NewKeyring([]byte(strings.Repeat("k", secrets.KeySize)))
-	srv := httptest.NewServer(api.New(api.Deps{Store: db, Code: code, ValidateBundle: runtimes.ValidateBundle,
+	srv := httptest.NewServer(api.New(api.Deps{Store: db, Code: code,
 		Vault: &secrets.Vault{Store: db, Keys: keys}}))
 	t.Cleanup(srv.Close)
 	url := srv.URL

@@ -20,7 +20,6 @@ import (
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/api"
 	"github.com/ferry-faas/ferry/internal/testenv"
-	"github.com/ferry-faas/ferry/runtimes"
 	"github.com/ferry-faas/ferry/storage/postgres/pgtest"
 	"github.com/ferry-faas/ferry/storage/s3"
 )
@@ -87,7 +86,7 @@ func apiServer(t *testing.T) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(api.Deps{Store: db, Chains: db, Code: code, ValidateBundle: runtimes.ValidateBundle}))
+	srv := httptest.NewServer(api.New(api.Deps{Store: db, Chains: db, Code: code}))
 	t.Cleanup(srv.Close)
 	return srv.URL, admin
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/activities"
 	"github.com/ferry-faas/ferry/api"
+	"github.com/ferry-faas/ferry/bundle"
 	"github.com/ferry-faas/ferry/console"
 	"github.com/ferry-faas/ferry/internal/temporalsetup"
 	"github.com/ferry-faas/ferry/metrics"
@@ -142,7 +143,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 			Store:    a.db,
 			Objects:  a.objects,
 			Executor: a.executor,
-			Code: &activities.CodeCache{Root: codeRoot, Objects: a.objects, Builder: a.executor, Unpack: runtimes.UnpackFor,
+			Code: &activities.CodeCache{Root: codeRoot, Objects: a.objects, Builder: a.executor, Unpack: bundle.UnpackFor,
 				MaxBytes: int64(cfg.CodeCacheMB) << 20, Logger: log,
 				// A folder stays while a warm container or a running invocation may mount it.
 				KeepFor: cfg.IdleTimeout + time.Duration(ferry.MaxLimits.TimeoutSeconds)*time.Second + 5*time.Minute},
@@ -168,20 +169,19 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 			return nil, err
 		}
 		deps := api.Deps{
-			Store:          a.db,
-			Chains:         a.db,
-			Code:           a.objects,
-			Temporal:       a.temporal,
-			Schedules:      a.temporal.ScheduleClient(),
-			Queries:        a.temporal,
-			TaskQueue:      cfg.TaskQueue,
-			ValidateBundle: runtimes.ValidateBundle,
-			Ready:          ready,
-			Metrics:        m,
-			Logger:         log,
-			MaxBodyBytes:   int64(cfg.MaxBodyMB) << 20,
-			MaxCodeBytes:   int64(cfg.MaxCodeMB) << 20,
-			Reconcile:      a.reconciler.Reconcile,
+			Store:        a.db,
+			Chains:       a.db,
+			Code:         a.objects,
+			Temporal:     a.temporal,
+			Schedules:    a.temporal.ScheduleClient(),
+			Queries:      a.temporal,
+			TaskQueue:    cfg.TaskQueue,
+			Ready:        ready,
+			Metrics:      m,
+			Logger:       log,
+			MaxBodyBytes: int64(cfg.MaxBodyMB) << 20,
+			MaxCodeBytes: int64(cfg.MaxCodeMB) << 20,
+			Reconcile:    a.reconciler.Reconcile,
 		}
 		if keys.Configured() {
 			deps.Vault = vault

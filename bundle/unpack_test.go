@@ -1,4 +1,4 @@
-package runtimes
+package bundle
 
 import (
 	"archive/tar"
@@ -210,9 +210,9 @@ func TestUnpackRejects(t *testing.T) {
 				if len(entries) != 1 {
 					t.Errorf("parent holds %d entries, want only code/", len(entries))
 				}
-				// ValidateBundle rejects it the same way.
-				if err := ValidateBundle(ferry.RuntimePython, "x.handler", b, "b."+kind); ferry.ErrorCode(err) != ferry.EUNPROCESSABLE {
-					t.Errorf("ValidateBundle = %v", err)
+				// Validate rejects it the same way.
+				if err := Validate(ferry.RuntimePython, "x.handler", b, "b."+kind); ferry.ErrorCode(err) != ferry.EUNPROCESSABLE {
+					t.Errorf("Validate = %v", err)
 				}
 			})
 		}
@@ -220,7 +220,7 @@ func TestUnpackRejects(t *testing.T) {
 }
 
 func TestUnpackTooManyFiles(t *testing.T) {
-	ms := make([]member, MaxBundleFiles+1)
+	ms := make([]member, MaxFiles+1)
 	for i := range ms {
 		ms[i] = member{name: "f" + strconv.Itoa(i)}
 	}
@@ -253,7 +253,7 @@ func TestUnpackGzipBomb(t *testing.T) {
 	}
 }
 
-func TestValidateBundle(t *testing.T) {
+func TestValidate(t *testing.T) {
 	goMain := "package main\n\nimport \"context\"\n\nfunc Handle(ctx context.Context, e map[string]any) (map[string]any, error) { return e, nil }\n"
 	tests := []struct {
 		name     string
@@ -300,16 +300,23 @@ func TestValidateBundle(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := ValidateBundle(tc.rt, tc.handler, tc.bundle, tc.filename)
+			err := Validate(tc.rt, tc.handler, tc.bundle, tc.filename)
 			if tc.code == "" {
 				if err != nil {
-					t.Fatalf("ValidateBundle: %v", err)
+					t.Fatalf("Validate: %v", err)
 				}
 				return
 			}
 			if ferry.ErrorCode(err) != tc.code || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("ValidateBundle = %v, want %s containing %q", err, tc.code, tc.want)
+				t.Fatalf("Validate = %v, want %s containing %q", err, tc.code, tc.want)
 			}
 		})
+	}
+}
+
+func eq[T comparable](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s = %v, want %v", what, got, want)
 	}
 }

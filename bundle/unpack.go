@@ -1,4 +1,4 @@
-package runtimes
+package bundle
 
 import (
 	"archive/tar"
@@ -10,8 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/ferry-faas/ferry"
@@ -20,7 +18,7 @@ import (
 // Bounds of an unpacked bundle (the zip bomb guard). The size of the uploaded
 // bundle itself is the API's concern.
 const (
-	MaxBundleFiles    = 10000
+	MaxFiles          = 10000
 	MaxUnpackedSize   = 250 << 20 // bytes of all files together, as on AWS Lambda
 	maxSymlinkHops    = 40
 	maxSymlinkTarget  = 1024
@@ -79,8 +77,8 @@ func walkArchive(kind bundleKind, b []byte, fn func(raw string, typ entryType, m
 		if err != nil {
 			return unprocessable("the bundle is not a valid zip archive: %v", err)
 		}
-		if len(zr.File) > MaxBundleFiles {
-			return unprocessable("the bundle has %d entries, more than the limit of %d", len(zr.File), MaxBundleFiles)
+		if len(zr.File) > MaxFiles {
+			return unprocessable("the bundle has %d entries, more than the limit of %d", len(zr.File), MaxFiles)
 		}
 		for _, f := range zr.File {
 			mode := f.Mode()
@@ -134,8 +132,8 @@ func walkArchive(kind bundleKind, b []byte, fn func(raw string, typ entryType, m
 				}
 				return unprocessable("the bundle is not a valid tar archive: %v", err)
 			}
-			if n >= MaxBundleFiles {
-				return unprocessable("the bundle has more than %d entries", MaxBundleFiles)
+			if n >= MaxFiles {
+				return unprocessable("the bundle has more than %d entries", MaxFiles)
 			}
 			mode := fs.FileMode(h.Mode).Perm()
 			var typ entryType
@@ -325,7 +323,7 @@ func resolveInside(links map[string]string, dir, target string) error {
 // Unpack writes a bundle into dst (created if missing): a .zip, .tar.gz or
 // .tar archive (told by magic bytes), or otherwise a single source file named
 // name (use SourceFileName). It rejects path traversal, absolute paths, links
-// that leave the bundle, devices and pipes, more than MaxBundleFiles entries
+// that leave the bundle, devices and pipes, more than MaxFiles entries
 // and more than MaxUnpackedSize bytes, each as EUNPROCESSABLE naming the
 // entry. Files are world-readable: containers run as an unprivileged user.
 func Unpack(bundle []byte, name, dst string) error {
@@ -479,226 +477,4 @@ func (s *rootSink) hardlink(name, target string) (int64, error) {
 
 func writeError(name string, err error) error {
 	return unprocessable("bundle entry %q cannot be unpacked: %v", name, err)
-}
-
-// Handler syntax per runtime (AWS Lambda conventions).
-var (
-	pyHandlerRE   = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*/)*[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$`)
-	nodeHandlerRE = regexp.MustCompile(`^([A-Za-z0-9_.@-]+/)*[A-Za-z0-9_-]+(\.[A-Za-z_$][A-Za-z0-9_$]*)+$`)
-	goHandlerRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	esmRE         = regexp.MustCompile(`(?m)^\s*(import\s*[\w{*'"]|export\s+(default|const|let|var|function|async|class)\b|export\s*[{*])`)
-	goPackageRE   = regexp.MustCompile(`(?m)^package\s+(\w+)`)
-	goMainRE      = regexp.MustCompile(`(?m)^func\s+main\s*\(`)
-)
-
-// CheckHandler validates the handler's syntax for the runtime (EINVALID).
-func CheckHandler(rt ferry.Runtime, handler string) error {
-	switch rt {
-	case ferry.RuntimePython:
-		if !pyHandlerRE.MatchString(handler) {
-			return ferry.Errorf(ferry.EINVALID, "python handler %q must look like file.function, package.module.function or dir/file.function, with Python identifiers as names", handler)
-		}
-	case ferry.RuntimeNode:
-		if !nodeHandlerRE.MatchString(handler) || strings.Contains("/"+handler, "/../") || strings.Contains("/"+handler, "/./") {
-			return ferry.Errorf(ferry.EINVALID, "nodejs handler %q must look like file.export or dir/file.export", handler)
-		}
-	case ferry.RuntimeGo:
-		if strings.ContainsAny(handler, "/.") {
-			// A Go function is built from the package main at the bundle's
-			// root; code in sub-folders is a package that main imports.
-			return ferry.Errorf(ferry.EINVALID, "go handler %q must be the name of a function of package main at the bundle root (such as Handle), not a path: Ferry builds the root package, which may import packages from sub-folders", handler)
-		}
-		if !goHandlerRE.MatchString(handler) || handler == "main" || handler == "init" {
-			return ferry.Errorf(ferry.EINVALID, "go handler %q must be the name of a Go function such as Handle", handler)
-		}
-	default:
-		return ferry.Errorf(ferry.EINVALID, "unknown runtime %q", rt)
-	}
-	return nil
-}
-
-// nodeModule splits a Node.js handler into its module path (without
-// extension) and export: "src/index.handler" -> "src/index".
-func nodeModule(handler string) string {
-	dir, base := path.Split(handler)
-	if i := strings.IndexByte(base, '.'); i >= 0 {
-		base = base[:i]
-	}
-	return dir + base
-}
-
-// pyModule returns the module part of a Python handler as a path:
-// "pkg.mod.fn" and "pkg/mod.fn" -> "pkg/mod".
-func pyModule(handler string) string {
-	i := strings.LastIndexByte(handler, '.')
-	if i < 0 {
-		return handler
-	}
-	return strings.ReplaceAll(handler[:i], ".", "/")
-}
-
-// SourceFileName names a single-file bundle after its handler: python
-// "app.handler" -> app.py; nodejs "index.handler" -> index.js, or index.mjs
-// when the source uses ES module syntax; go -> main.go.
-func SourceFileName(rt ferry.Runtime, handler string, src []byte) string {
-	switch rt {
-	case ferry.RuntimePython:
-		return pyModule(handler) + ".py"
-	case ferry.RuntimeNode:
-		if esmRE.Match(src) {
-			return nodeModule(handler) + ".mjs"
-		}
-		return nodeModule(handler) + ".js"
-	default:
-		return "main.go"
-	}
-}
-
-// listSink records what a bundle holds without writing it: the names, and the
-// content of Go files at the root (for the deploy-time handler check).
-type listSink struct {
-	names  map[string]entryType
-	goSrcs map[string][]byte
-}
-
-func (s *listSink) dir(name string) error {
-	if _, ok := s.names[name]; !ok {
-		s.names[name] = entDir
-	}
-	return nil
-}
-
-func (s *listSink) file(name string, _ bool, r io.Reader) (int64, error) {
-	s.names[name] = entFile
-	if path.Dir(name) == "." && strings.HasSuffix(name, ".go") {
-		var buf bytes.Buffer
-		n, err := io.Copy(&buf, r)
-		s.goSrcs[name] = buf.Bytes()
-		return n, err
-	}
-	return io.Copy(io.Discard, r)
-}
-
-func (s *listSink) symlink(name, _ string) error {
-	s.names[name] = entSymlink
-	return nil
-}
-
-func (s *listSink) hardlink(name, target string) (int64, error) {
-	s.names[name] = entFile
-	return 0, nil
-}
-
-// ValidateBundle is the deploy-time check of a code bundle: a safe archive (or
-// a single source file), a handler with valid syntax, and the handler's file
-// at the bundle root. filename is the uploaded file's name, or "" when
-// unknown; it only improves the messages. Errors are EINVALID (handler) or
-// EUNPROCESSABLE (bundle).
-func ValidateBundle(rt ferry.Runtime, handler string, bundle []byte, filename string) error {
-	if err := CheckHandler(rt, handler); err != nil {
-		return err
-	}
-	if len(bundle) == 0 {
-		return unprocessable("the code bundle is empty")
-	}
-	kind := detectBundle(bundle)
-	lower := strings.ToLower(filename)
-	if kind == kindFile {
-		switch {
-		case strings.HasSuffix(lower, ".zip"):
-			return unprocessable("%s is not a valid zip archive", filename)
-		case strings.HasSuffix(lower, ".tar.gz"), strings.HasSuffix(lower, ".tgz"):
-			return unprocessable("%s is not a valid .tar.gz archive", filename)
-		}
-		if bytes.IndexByte(bundle, 0) >= 0 {
-			return unprocessable("the code is neither a .zip or .tar.gz archive nor a text source file")
-		}
-		want := map[ferry.Runtime][]string{
-			ferry.RuntimePython: {".py"}, ferry.RuntimeNode: {".js", ".cjs", ".mjs"}, ferry.RuntimeGo: {".go"},
-		}[rt]
-		if filename != "" && !hasAnySuffix(lower, want) {
-			return unprocessable("a %s function's source file must end in %s, not %q", rt, strings.Join(want, " or "), path.Base(filename))
-		}
-	}
-	ls := &listSink{names: map[string]entryType{}, goSrcs: map[string][]byte{}}
-	if err := extract(bundle, SourceFileName(rt, handler, bundle), ls); err != nil {
-		return err
-	}
-	switch rt {
-	case ferry.RuntimePython:
-		mod := pyModule(handler)
-		if ls.names[mod+".py"] == entFile || ls.names[mod+"/__init__.py"] == entFile || isLink(ls.names, mod+".py") {
-			return nil
-		}
-		return missingHandlerFile(ls.names, handler, mod+".py")
-	case ferry.RuntimeNode:
-		mod := nodeModule(handler)
-		for _, ext := range []string{".js", ".cjs", ".mjs"} {
-			if t, ok := ls.names[mod+ext]; ok && t != entDir {
-				return nil
-			}
-		}
-		return missingHandlerFile(ls.names, handler, mod+".js")
-	case ferry.RuntimeGo:
-		return checkGoSources(ls.goSrcs, handler)
-	}
-	return nil
-}
-
-func isLink(names map[string]entryType, name string) bool { return names[name] == entSymlink }
-
-func hasAnySuffix(s string, suffixes []string) bool {
-	for _, x := range suffixes {
-		if strings.HasSuffix(s, x) {
-			return true
-		}
-	}
-	return false
-}
-
-// missingHandlerFile explains a missing handler file, pointing at a copy one
-// folder down (the usual mistake: zipping the folder instead of its content).
-func missingHandlerFile(names map[string]entryType, handler, want string) error {
-	var nested []string
-	for n, t := range names {
-		if t != entDir && strings.HasSuffix(n, "/"+want) {
-			nested = append(nested, n)
-		}
-	}
-	sort.Strings(nested)
-	if len(nested) > 0 {
-		return unprocessable("handler %q needs %s at the bundle root, but it is at %s: archive the folder's content, not the folder", handler, want, nested[0])
-	}
-	return unprocessable("handler %q needs %s at the bundle root, which the bundle does not contain", handler, want)
-}
-
-// checkGoSources checks a Go bundle's root: package main, a function named by
-// the handler, and no main (Ferry adds it).
-func checkGoSources(srcs map[string][]byte, handler string) error {
-	var files []string
-	for n := range srcs {
-		if !strings.HasSuffix(n, "_test.go") {
-			files = append(files, n)
-		}
-	}
-	if len(files) == 0 {
-		return unprocessable("a go bundle needs .go files at its root")
-	}
-	sort.Strings(files)
-	handlerRE := regexp.MustCompile(`(?m)^func\s+` + regexp.QuoteMeta(handler) + `\s*[\[(]`)
-	found := false
-	for _, n := range files {
-		src := srcs[n]
-		if m := goPackageRE.FindSubmatch(src); m != nil && string(m[1]) != "main" {
-			return unprocessable("%s is package %s; a go function's files must be package main", n, m[1])
-		}
-		if goMainRE.Match(src) {
-			return unprocessable("%s declares func main; remove it, Ferry adds the main that serves %s", n, handler)
-		}
-		found = found || handlerRE.Match(src)
-	}
-	if !found {
-		return unprocessable("no .go file at the bundle root declares func %s(ctx context.Context, event T) (R, error)", handler)
-	}
-	return nil
 }
