@@ -45,31 +45,38 @@ func reportPercentiles(b *testing.B, prefix string, ds []time.Duration) {
 }
 
 // BenchmarkWarm measures a warm round trip: Execute of an echo function whose
-// container is ready, to the handler and back.
+// container is ready, to the handler and back; and of one that prints ten
+// lines (/10-lines), through the log FIFO.
 func BenchmarkWarm(b *testing.B) {
 	e := newTestExecutor(b, Config{})
 	ctx := context.Background()
 	for _, c := range benchCases(b, e) {
-		b.Run(string(c.rt), func(b *testing.B) {
-			s := c.spec("bench-warm", map[string]any{"op": "echo", "n": 1}, ferry.Limits{MaxConcurrency: 1})
-			for range 20 { // start the container and let the runtime settle
-				if _, err := e.Execute(ctx, s); err != nil {
-					b.Fatal(err)
+		// Quiet, and printing ten lines of 100 bytes (the logs' path).
+		for _, tc := range []struct {
+			name  string
+			event map[string]any
+		}{{"", map[string]any{"op": "echo", "n": 1}}, {"/10-lines", map[string]any{"op": "spam", "lines": 10}}} {
+			b.Run(string(c.rt)+tc.name, func(b *testing.B) {
+				s := c.spec("bench-warm", tc.event, ferry.Limits{MaxConcurrency: 1})
+				for range 20 { // start the container and let the runtime settle
+					if _, err := e.Execute(ctx, s); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			ds := make([]time.Duration, 0, b.N)
-			b.ResetTimer()
-			for b.Loop() {
-				t0 := time.Now()
-				res, err := e.Execute(ctx, s)
-				ds = append(ds, time.Since(t0))
-				if err != nil || res.Status != StatusCompleted || res.Metrics.Cold {
-					b.Fatalf("Execute: %v %+v", err, res)
+				ds := make([]time.Duration, 0, b.N)
+				b.ResetTimer()
+				for b.Loop() {
+					t0 := time.Now()
+					res, err := e.Execute(ctx, s)
+					ds = append(ds, time.Since(t0))
+					if err != nil || res.Status != StatusCompleted || res.Metrics.Cold {
+						b.Fatalf("Execute: %v %+v", err, res)
+					}
 				}
-			}
-			b.StopTimer()
-			reportPercentiles(b, "", ds)
-		})
+				b.StopTimer()
+				reportPercentiles(b, "", ds)
+			})
+		}
 	}
 }
 
