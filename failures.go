@@ -43,6 +43,9 @@ const (
 	// ErrTypeInvalidConfig: the function's version can never start (limits out
 	// of bounds, settings the container engine refuses).
 	ErrTypeInvalidConfig = "InvalidConfiguration"
+	// ErrTypeSecret: the function's secrets could not be resolved (deleted,
+	// or sealed with a key the worker does not hold).
+	ErrTypeSecret = "SecretUnavailable"
 	// ErrTypeTimeout: the function timed out without the executor's own
 	// diagnosis, or its workflow timed out (found by the reconciler).
 	ErrTypeTimeout = "Timeout"

@@ -132,10 +132,6 @@ type SecretResolver interface {
 	Resolve(ctx context.Context, names []string) (map[string]string, error)
 }
 
-// ErrTypeSecret is the error type of an invocation whose secrets could not be
-// resolved: deleted, or sealed with a key the worker does not hold.
-const ErrTypeSecret = "SecretUnavailable"
-
 // Invocations runs function invocations. Its exported methods are activities.
 type Invocations struct {
 	Store    Store
@@ -244,7 +240,7 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 			// Deleted, or sealed with a key this worker lacks: no retry helps.
 			// The message names the secret, never a value.
 			return a.finish(ctx, in.InvocationID, ferry.Outcome{Status: ferry.StatusFailed,
-				Error: &ferry.FunctionError{Type: ErrTypeSecret, Message: ferry.ErrorMessage(err)}})
+				Error: &ferry.FunctionError{Type: ferry.ErrTypeSecret, Message: ferry.ErrorMessage(err)}})
 		}
 		return RunOutput{}, err
 	}

@@ -103,7 +103,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 	// A fresh Temporal server (docker compose, a cluster) needs no setup job.
 	if err = temporalsetup.Ensure(ctx, a.temporal, cfg.TemporalNamespace, time.Minute, log,
 		workflows.AttrFunction, workflows.AttrRuntime, workflows.AttrStatus); err != nil {
-		return nil, ferry.Errorf(ferry.EUNAVAILABLE, "Temporal at %s: %v", cfg.TemporalAddress, err)
+		return nil, ferry.Wrap(err, ferry.EUNAVAILABLE, "Temporal at %s: %v", cfg.TemporalAddress, err)
 	}
 	reg := metrics.NewRegistry()
 	m := metrics.New(reg)
