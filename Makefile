@@ -4,7 +4,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: dev stop test lint tools images build stack-up stack-down status test-stack-up test-stack-down env
+.PHONY: dev stop test lint tools images deploy-images build stack-up stack-down status test-stack-up test-stack-down env
 
 ## dev: tools, runtime images, dev stack, then `ferry server` in the foreground
 dev: tools images
@@ -15,14 +15,14 @@ stop:
 	scripts/stack.sh down dev
 
 ## test: tidy check, darwin build, lint, go vet + every test with -race against the test stack (ports 1xxxx)
-test: tools images
+test: tools images deploy-images
 	scripts/test.sh
 
 ## lint: staticcheck over the module, workflowcheck over ./workflows/...
 lint: tools
 	scripts/lint.sh
 
-## tools: install the pinned Temporal CLI, versitygw, staticcheck and workflowcheck into ./bin, and Debian packages
+## tools: install the pinned Temporal CLI, Temporal server, UI server, versitygw, staticcheck and workflowcheck into ./bin, and Debian packages
 tools:
 	scripts/tools.sh
 
@@ -30,6 +30,10 @@ tools:
 images:
 	@if [ -f scripts/images.sh ]; then bash scripts/images.sh; \
 	else echo "scripts/images.sh not there yet: no runtime images built"; fi
+
+## deploy-images: build the images of docker-compose.yml and the cluster test (ferry/*:local)
+deploy-images: tools images
+	scripts/deploy-images.sh
 
 ## build: build bin/ferry
 build:

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs the tools the local stack needs, each only when it is missing:
 #   ./bin/temporal   Temporal CLI (dev server + Web UI), pinned version
+#   ./bin/temporal-server, ./bin/temporal-sql-tool, ./bin/temporal-ui-server
+#                    the Temporal server (PostgreSQL), its schema tool and the Web UI
+#                    server, pinned in scripts/temporal and scripts/temporal-ui
 #   ./bin/versitygw  S3 server over a POSIX folder, pinned version
 #   ./bin/staticcheck, ./bin/workflowcheck  linters of `make lint`, pinned versions
 #   Debian packages: PostgreSQL server, debootstrap (runtime images), curl,
@@ -42,6 +45,23 @@ go_tool() {
 	local start=$SECONDS
 	go install "$pkg@$version"
 	log "$1 $version: built in $((SECONDS - start))s"
+}
+
+# module_tool BINARY DIR PACKAGE builds PACKAGE, a tool of the main module in DIR
+# (whose go.mod pins it), into ./bin/BINARY unless it was built from the same
+# go.sum.
+module_tool() {
+	local bin=$GOBIN/$1 dir=$2 pkg=$3 want
+	want=$(sha256sum "$dir/go.sum" | cut -c1-16)
+	if [ -x "$bin" ] && [ "$(cat "$bin.gosum" 2>/dev/null)" = "$want" ]; then
+		log "$1 ($dir, go.sum $want): present"
+		return
+	fi
+	log "$1: building $pkg from $dir (takes minutes the first time)"
+	local start=$SECONDS
+	(cd "$dir" && go build -trimpath -o "$bin" "$pkg")
+	echo "$want" >"$bin.gosum"
+	log "$1: built in $((SECONDS - start))s"
 }
 
 # temporal_tool builds ./bin/temporal from $TEMPORAL_DIR unless it was built
@@ -99,6 +119,9 @@ command -v go >/dev/null 2>&1 || {
 mkdir -p "$GOBIN"
 apt_packages
 temporal_tool
+module_tool temporal-server scripts/temporal go.temporal.io/server/cmd/server
+module_tool temporal-sql-tool scripts/temporal go.temporal.io/server/cmd/tools/sql
+module_tool temporal-ui-server scripts/temporal-ui github.com/temporalio/ui-server/v2/cmd/server
 go_tool versitygw "$VERSITYGW_MOD" "$VERSITYGW_VERSION"
 go_tool staticcheck "$STATICCHECK_MOD" "$STATICCHECK_VERSION"
 go_tool workflowcheck "$WORKFLOWCHECK_MOD" "$WORKFLOWCHECK_VERSION"

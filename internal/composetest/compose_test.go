@@ -72,29 +72,44 @@ func repoRoot(t *testing.T) string {
 	}
 }
 
-// composeCommand finds Compose v2 (`docker compose`) or v1 (`docker-compose`).
-func composeCommand(t *testing.T) []string {
-	t.Helper()
+// lookCompose finds Compose v2 (`docker compose`) or v1 (`docker-compose`).
+func lookCompose() ([]string, error) {
 	if docker, err := exec.LookPath("docker"); err == nil {
 		if exec.Command(docker, "compose", "version").Run() == nil {
-			return []string{docker, "compose"}
+			return []string{docker, "compose"}, nil
 		}
 	}
 	if dc, err := exec.LookPath("docker-compose"); err == nil {
-		return []string{dc}
+		return []string{dc}, nil
 	}
-	testenv.Unavailable(t, "Docker Compose", errors.New("neither `docker compose` nor `docker-compose` found"))
-	return nil
+	return nil, errors.New("neither `docker compose` nor `docker-compose` found")
 }
 
-func runCompose(t *testing.T, root string, args ...string) []byte {
+func composeCommand(t *testing.T) []string {
+	t.Helper()
+	cmd, err := lookCompose()
+	if err != nil {
+		testenv.Unavailable(t, "Docker Compose", err)
+	}
+	return cmd
+}
+
+func execCommand(ctx context.Context, cmdline []string, dir string, env []string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, cmdline[0], cmdline[1:]...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	return cmd
+}
+
+// runCompose runs Compose on the repository's file with env added to this
+// process's environment.
+func runCompose(t *testing.T, root string, env []string, args ...string) []byte {
 	t.Helper()
 	cmdline := append(composeCommand(t), "--project-directory", root, "-f", filepath.Join(root, "docker-compose.yml"))
 	cmdline = append(cmdline, args...)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, cmdline[0], cmdline[1:]...)
-	cmd.Dir = root
+	cmd := execCommand(ctx, cmdline, root, env)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -105,71 +120,65 @@ func runCompose(t *testing.T, root string, args ...string) []byte {
 
 func TestComposeConfigIsValid(t *testing.T) {
 	root := repoRoot(t)
-	runCompose(t, root, "config", "-q")
+	runCompose(t, root, nil, "config", "-q")
 
 	var cfg composeFile
-	if err := yaml.Unmarshal(runCompose(t, root, "config"), &cfg); err != nil {
+	if err := yaml.Unmarshal(runCompose(t, root, nil, "config"), &cfg); err != nil {
 		t.Fatalf("parsing the resolved compose file: %v", err)
 	}
-	for _, name := range []string{"postgres", "temporal", "temporal-ui", "minio", "ferry-api", "ferry-worker"} {
-		if _, ok := cfg.Services[name]; !ok {
+	for _, name := range []string{"postgres", "temporal-schema", "temporal", "temporal-ui", "s3", "ferry"} {
+		svc, ok := cfg.Services[name]
+		if !ok {
 			t.Errorf("service %q missing", name)
+			continue
+		}
+		// Every image is one that scripts/deploy-images.sh builds here.
+		img, ok := strings.CutPrefix(svc.Image, "ferry/")
+		img, _, _ = strings.Cut(img, ":")
+		if !ok || svc.Build != nil {
+			t.Errorf("%s: image %q (build %+v), want a ferry/ image of scripts/deploy-images.sh", name, svc.Image, svc.Build)
+		} else if _, err := os.Stat(filepath.Join(root, "deploy", img, "Dockerfile")); err != nil {
+			t.Errorf("%s: image %s has no deploy/%s/Dockerfile: %v", name, svc.Image, img, err)
 		}
 	}
 
-	for name, want := range map[string]string{"ferry-api": "api", "ferry-worker": "worker"} {
-		svc := cfg.Services[name]
-		if !slices.Equal(svc.Command, []string{want}) {
-			t.Errorf("%s command = %q, want [%s]", name, svc.Command, want)
-		}
-		if svc.Build == nil || svc.Build.Context != root {
-			t.Errorf("%s is not built from the repository's Dockerfile: %+v", name, svc.Build)
-		}
-		for _, key := range []string{"FERRY_DATABASE_URL", "FERRY_TEMPORAL_ADDRESS", "FERRY_S3_ENDPOINT",
-			"FERRY_S3_ACCESS_KEY", "FERRY_S3_SECRET_KEY", "FERRY_S3_BUCKET", "FERRY_DATA_DIR"} {
-			if svc.Environment[key] == "" {
-				t.Errorf("%s: %s not set", name, key)
-			}
+	svc := cfg.Services["ferry"]
+	if !slices.Equal(svc.Command, []string{"server"}) {
+		t.Errorf("ferry command = %q, want [server]", svc.Command)
+	}
+	for _, key := range []string{"FERRY_DATABASE_URL", "FERRY_TEMPORAL_ADDRESS", "FERRY_S3_ENDPOINT",
+		"FERRY_S3_ACCESS_KEY", "FERRY_S3_SECRET_KEY", "FERRY_S3_BUCKET", "FERRY_DATA_DIR"} {
+		if svc.Environment[key] == "" {
+			t.Errorf("ferry: %s not set", key)
 		}
 	}
-
 	// The worker drives the host's Docker engine and shares its data folder
 	// with function containers at the same path as on the host.
-	worker := cfg.Services["ferry-worker"]
 	var socket, sameDataDir bool
-	for _, v := range worker.Volumes {
+	for _, v := range svc.Volumes {
 		socket = socket || v.Target == "/var/run/docker.sock"
-		sameDataDir = sameDataDir || (v.Target == worker.Environment["FERRY_DATA_DIR"] && v.Source == v.Target)
+		sameDataDir = sameDataDir || (v.Target == svc.Environment["FERRY_DATA_DIR"] && v.Source == v.Target)
 	}
 	if !socket {
-		t.Error("ferry-worker does not mount the Docker socket")
+		t.Error("ferry does not mount the Docker socket")
 	}
 	if !sameDataDir {
-		t.Errorf("ferry-worker does not mount FERRY_DATA_DIR (%s) at the same path as on the host: %+v",
-			worker.Environment["FERRY_DATA_DIR"], worker.Volumes)
+		t.Errorf("ferry does not mount FERRY_DATA_DIR (%s) at the same path as on the host: %+v",
+			svc.Environment["FERRY_DATA_DIR"], svc.Volumes)
 	}
 }
 
-// The Dockerfile must build the command that the compose services run.
-func TestDockerfileBuildsFerry(t *testing.T) {
+// scripts/deploy-images.sh must build the command that the ferry service runs.
+func TestDeployImagesBuildFerry(t *testing.T) {
 	root := repoRoot(t)
-	df, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	script, err := os.ReadFile(filepath.Join(root, "scripts", "deploy-images.sh"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(df, []byte("./cmd/ferry")) {
-		t.Fatal("Dockerfile does not build ./cmd/ferry")
+	if !bytes.Contains(script, []byte("./cmd/ferry")) {
+		t.Fatal("scripts/deploy-images.sh does not build ./cmd/ferry")
 	}
 	if _, err := os.Stat(filepath.Join(root, "cmd", "ferry")); err != nil {
-		t.Fatalf("Dockerfile builds ./cmd/ferry, which does not exist: %v", err)
-	}
-	ignore, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// .data holds database files only the postgres user may read: a build
-	// context that includes it fails.
-	if !slices.Contains(strings.Fields(string(ignore)), ".data") {
-		t.Error(".dockerignore does not exclude .data")
+		t.Fatalf("scripts/deploy-images.sh builds ./cmd/ferry, which does not exist: %v", err)
 	}
 }

@@ -1,3 +1,4 @@
-// Package composetest checks docker-compose.yml and the Dockerfile: they cannot
-// run where no image registry is reachable, but Compose can still validate them.
+// Package composetest checks docker-compose.yml: Compose validates it, and
+// TestComposeUp brings the whole stack up from the images that
+// scripts/deploy-images.sh builds (no registry) and invokes a function through it.
 package composetest
