@@ -17,6 +17,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ferry-faas/ferry"
+	apiclient "github.com/ferry-faas/ferry/client"
 )
 
 // Exit codes of the client commands; scripts may rely on them.
@@ -96,12 +99,11 @@ func noArgs(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-// client is an API client built from the flags at run time.
+// client is an API client built from the flags at run time, with where and
+// how to print.
 type client struct {
-	base   string
-	key    string
+	api    *apiclient.Client
 	json   bool
-	http   *http.Client
 	stdout io.Writer
 	stderr io.Writer
 }
@@ -127,16 +129,8 @@ func (cfg *clientConfig) client(cmd *cobra.Command) (*client, error) {
 	default:
 		return nil, usageError("--output must be table or json, not %q", cfg.output)
 	}
-	return &client{base: strings.TrimRight(base, "/"), key: key, json: cfg.output == "json", http: cfg.http,
-		stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr()}, nil
-}
-
-// apiError is the API's error body.
-type apiError struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
+	api := &apiclient.Client{URL: strings.TrimRight(base, "/"), APIKey: key, HTTP: cfg.http}
+	return &client{api: api, json: cfg.output == "json", stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr()}, nil
 }
 
 // request is one API call.
@@ -157,65 +151,52 @@ type request struct {
 // do sends r and returns the status and body of a 2xx answer; other answers
 // and connection failures become cliErrors with the matching exit code.
 func (c *client) do(ctx context.Context, r request) (int, http.Header, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, r.method, c.base+r.path, r.body)
+	path, query, _ := strings.Cut(r.path, "?")
+	q, err := url.ParseQuery(query)
 	if err != nil {
 		return 0, nil, nil, usageError("%v", err)
 	}
-	if r.ctype != "" {
-		req.Header.Set("Content-Type", r.ctype)
-	}
-	if c.key != "" {
-		req.Header.Set("Authorization", "Bearer "+c.key)
-	}
+	h := http.Header{}
 	for k, v := range r.headers {
-		req.Header.Set(k, v)
+		h.Set(k, v)
 	}
-	if r.wait != "" {
-		stop := startProgress(c.stderr, r.wait)
-		defer stop()
-	}
-	res, err := c.http.Do(req)
+	var res *apiclient.Response
+	err = c.waiting(r.wait, func() error {
+		res, err = c.api.Do(ctx, apiclient.Request{Method: r.method, Path: path, Query: q, Body: r.body, ContentType: r.ctype, Header: h, Stream: r.stream})
+		return err
+	})
 	if err != nil {
-		return 0, nil, nil, &cliError{code: exitServer, msg: fmt.Sprintf("cannot reach the Ferry API at %s: %v", c.base, unwrapURLError(err))}
+		return 0, nil, nil, err
 	}
-	defer res.Body.Close()
-	if r.stream != nil && res.StatusCode < 300 {
-		if _, err := io.Copy(r.stream, res.Body); err != nil {
-			return 0, nil, nil, &cliError{code: exitServer, msg: fmt.Sprintf("reading the answer of %s %s: %v", r.method, r.path, err)}
-		}
-		return res.StatusCode, res.Header, nil, nil
-	}
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		return 0, nil, nil, &cliError{code: exitServer, msg: fmt.Sprintf("reading the answer of %s %s: %v", r.method, r.path, err)}
-	}
-	if res.StatusCode < 300 {
-		return res.StatusCode, res.Header, body, nil
-	}
-	code := exitAPI
-	if res.StatusCode >= 500 {
-		code = exitServer
-	}
-	var ae apiError
-	msg := strings.TrimSpace(string(body))
-	if json.Unmarshal(body, &ae) == nil && ae.Error.Message != "" {
-		msg = ae.Error.Message
-	}
-	if msg == "" {
-		msg = http.StatusText(res.StatusCode)
-	}
-	if res.StatusCode == http.StatusUnauthorized && c.key == "" {
-		msg += " (set FERRY_API_KEY or --api-key)"
-	}
-	return res.StatusCode, res.Header, body, &cliError{code: code, msg: fmt.Sprintf("%s (HTTP %d)", msg, res.StatusCode)}
+	return res.StatusCode, res.Header, res.Body, nil
 }
 
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
+// waiting runs call, showing a progress line labelled label (if not "") on a
+// terminal after a second, and turns the client's errors into cliErrors.
+func (c *client) waiting(label string, call func() error) error {
+	if label != "" {
+		stop := startProgress(c.stderr, label)
+		defer stop()
 	}
-	return err
+	return c.exitError(call())
+}
+
+// exitError gives an error of the API client the exit code of its kind:
+// exitServer for no answer or a server error, exitAPI for a refusal.
+func (c *client) exitError(err error) error {
+	var ae *apiclient.Error
+	if !errors.As(err, &ae) {
+		return err
+	}
+	code := exitAPI
+	if ae.Code == ferry.EUNAVAILABLE || ae.Code == ferry.EINTERNAL || ae.StatusCode >= 500 {
+		code = exitServer
+	}
+	msg := ae.Error()
+	if ae.StatusCode == http.StatusUnauthorized && c.api.APIKey == "" {
+		msg = fmt.Sprintf("%s (set FERRY_API_KEY or --api-key) (HTTP %d)", ae.Message, ae.StatusCode)
+	}
+	return &cliError{code: code, msg: msg}
 }
 
 // getJSON GETs path and decodes the answer into out.
@@ -314,13 +295,28 @@ func humanBytes(n float64) string {
 	return fmt.Sprintf("%.0f B", n)
 }
 
-// shortTime formats an API timestamp for tables, in local time.
-func shortTime(s string) string {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil || s == "" {
+// shortTime formats a time for tables, in local time; "-" for none.
+func shortTime(t time.Time) string {
+	if t.IsZero() {
 		return "-"
 	}
 	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+func shortTimePtr(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return shortTime(*t)
+}
+
+// shortTimeOf formats an API timestamp (RFC 3339) for tables.
+func shortTimeOf(s string) string {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return "-"
+	}
+	return shortTime(t)
 }
 
 func orDash(s string) string {
@@ -329,8 +325,6 @@ func orDash(s string) string {
 	}
 	return s
 }
-
-type jsonRaw = json.RawMessage
 
 // jsonUnmarshal decodes an API answer; a mismatch is the server's fault.
 func jsonUnmarshal(b []byte, v any) error {

@@ -126,7 +126,7 @@ func aliasCommand(cfg *clientConfig) *cobra.Command {
 				if a.Previous != nil {
 					prev = a.Previous.String()
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Name, a.aliasTargetJSON, prev, shortTime(a.UpdatedAt), orDash(a.Description))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Name, a.aliasTargetJSON, prev, shortTimeOf(a.UpdatedAt), orDash(a.Description))
 			}
 			return tw.Flush()
 		},

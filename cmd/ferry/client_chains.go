@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	apiclient "github.com/ferry-faas/ferry/client"
 	yaml3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 )
@@ -177,8 +179,11 @@ func chainRunsCommand(cfg *clientConfig) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			runs, err := fetchAll[chainRunRecord](c, cmd, "/v1/chains/"+url.PathEscape(args[0])+"/runs", "runs", limit)
-			if err != nil {
+			var runs []chainRunRecord
+			if err := c.waiting("", func() (err error) {
+				runs, err = apiclient.List[chainRunRecord](cmd.Context(), c.api, "/v1/chains/"+url.PathEscape(args[0])+"/runs", nil, "runs", limit)
+				return err
+			}); err != nil {
 				return err
 			}
 			if c.json {
@@ -186,7 +191,7 @@ func chainRunsCommand(cfg *clientConfig) *cobra.Command {
 			}
 			tw := c.table("ID", "VERSION", "STATUS", "CREATED")
 			for _, r := range runs {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.ID, r.Version, r.Status, shortTime(r.CreatedAt))
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.ID, r.Version, r.Status, shortTimeOf(r.CreatedAt))
 			}
 			return tw.Flush()
 		},
@@ -251,8 +256,11 @@ func chainLsCommand(cfg *clientConfig) *cobra.Command {
 				LatestVersion int    `json:"latest_version"`
 				UpdatedAt     string `json:"updated_at"`
 			}
-			chains, err := fetchAll[chainJSON](c, cmd, "/v1/chains", "chains", 0)
-			if err != nil {
+			var chains []chainJSON
+			if err := c.waiting("", func() (err error) {
+				chains, err = apiclient.List[chainJSON](cmd.Context(), c.api, "/v1/chains", nil, "chains", 0)
+				return err
+			}); err != nil {
 				return err
 			}
 			if c.json {
@@ -260,7 +268,7 @@ func chainLsCommand(cfg *clientConfig) *cobra.Command {
 			}
 			tw := c.table("NAME", "VERSION", "UPDATED")
 			for _, ch := range chains {
-				fmt.Fprintf(tw, "%s\t%d\t%s\n", ch.Name, ch.LatestVersion, shortTime(ch.UpdatedAt))
+				fmt.Fprintf(tw, "%s\t%d\t%s\n", ch.Name, ch.LatestVersion, shortTimeOf(ch.UpdatedAt))
 			}
 			return tw.Flush()
 		},
@@ -268,22 +276,8 @@ func chainLsCommand(cfg *clientConfig) *cobra.Command {
 }
 
 func chainRmCommand(cfg *clientConfig) *cobra.Command {
-	return &cobra.Command{
-		Use:   "rm NAME",
-		Short: "Delete a chain and its versions (its runs stay)",
-		Args:  exactArgs(1, "a chain NAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cfg.client(cmd)
-			if err != nil {
-				return err
-			}
-			if _, _, _, err := c.do(cmd.Context(), request{method: "DELETE", path: "/v1/chains/" + url.PathEscape(args[0])}); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.stdout, "deleted chain %s\n", args[0])
-			return nil
-		},
-	}
+	return deleteCommand(cfg, "rm NAME", "Delete a chain and its versions (its runs stay)", "a chain NAME", "deleted",
+		(*apiclient.Client).DeleteChain)
 }
 
 func chainCancelCommand(cfg *clientConfig) *cobra.Command {

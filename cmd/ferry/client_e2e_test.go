@@ -7,6 +7,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ferry-faas/ferry"
 )
 
 const pyCLI = `import time
@@ -39,14 +43,14 @@ func TestCLIEndToEnd(t *testing.T) {
 
 	// A failing function: exit 1; retry re-runs it as a new, linked invocation.
 	r = runCLI(t, url, key, "invoke", "cli-fn", "--data", `{"op": "fail"}`, "-o", "json").want(t, exitFunctionFailed, "failing invoke")
-	var failed invocationRecord
+	var failed ferry.Invocation
 	cliMust(t, json.Unmarshal([]byte(r.stdout), &failed))
 	if failed.Status != "failed" || failed.Error == nil || failed.Error.Type != "ValueError" {
 		t.Fatalf("failed invocation: %s", r.stdout)
 	}
-	r = runCLI(t, url, key, "retry", failed.ID).want(t, 0, "retry")
+	r = runCLI(t, url, key, "retry", failed.ID.String()).want(t, 0, "retry")
 	retried := waitCLI(t, url, strings.TrimSpace(r.stdout))
-	if retried.Status != "failed" || retried.RetryOf != failed.ID {
+	if retried.Status != "failed" || retried.RetryOf == nil || *retried.RetryOf != failed.ID {
 		t.Errorf("retried invocation: %+v", retried)
 	}
 
@@ -70,10 +74,10 @@ func TestCLIEndToEnd(t *testing.T) {
 	// The same idempotency key twice: one invocation.
 	a := runCLI(t, url, key, "invoke", "cli-fn", "--idempotency-key", "once", "-o", "json").want(t, 0, "idempotent 1")
 	b := runCLI(t, url, key, "invoke", "cli-fn", "--idempotency-key", "once", "-o", "json").want(t, 0, "idempotent 2")
-	var ia, ib invocationRecord
+	var ia, ib ferry.Invocation
 	cliMust(t, json.Unmarshal([]byte(a.stdout), &ia))
 	cliMust(t, json.Unmarshal([]byte(b.stdout), &ib))
-	if ia.ID == "" || ia.ID != ib.ID {
+	if ia.ID == uuid.Nil || ia.ID != ib.ID {
 		t.Errorf("idempotency key gave %s and %s", ia.ID, ib.ID)
 	}
 
@@ -81,7 +85,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	r = runCLI(t, url, key, "invoke", "cli-fn", "--async", "--data", `{"op": "sleep", "seconds": 15}`).want(t, 0, "long async")
 	long := strings.TrimSpace(r.stdout)
 	deadline := time.Now().Add(30 * time.Second)
-	for getCLI(t, url, long).Status != "running" && time.Now().Before(deadline) {
+	for getCLI(t, url, long).Status != ferry.StatusRunning && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	r = runCLI(t, url, key, "cancel", long).want(t, 0, "cancel")
@@ -92,7 +96,7 @@ func TestCLIEndToEnd(t *testing.T) {
 
 	r = runCLI(t, url, key, "invocations", "--function", "cli-fn", "--status", "failed", "-o", "json").want(t, 0, "dead letters")
 	var dl struct {
-		Invocations []invocationRecord `json:"invocations"`
+		Invocations []ferry.Invocation `json:"invocations"`
 	}
 	cliMust(t, json.Unmarshal([]byte(r.stdout), &dl))
 	if len(dl.Invocations) != 2 {
@@ -100,28 +104,28 @@ func TestCLIEndToEnd(t *testing.T) {
 	}
 }
 
-func getCLI(t *testing.T, url, id string) invocationRecord {
+func getCLI(t *testing.T, url, id string) ferry.Invocation {
 	t.Helper()
 	root := runCLI(t, url, testAdminKey, "invocations", "--limit", "200", "-o", "json").want(t, 0, "invocations")
 	var l struct {
-		Invocations []invocationRecord `json:"invocations"`
+		Invocations []ferry.Invocation `json:"invocations"`
 	}
 	cliMust(t, json.Unmarshal([]byte(root.stdout), &l))
 	for _, inv := range l.Invocations {
-		if inv.ID == id {
+		if inv.ID.String() == id {
 			return inv
 		}
 	}
 	t.Fatalf("invocation %s not listed", id)
-	return invocationRecord{}
+	return ferry.Invocation{}
 }
 
-func waitCLI(t *testing.T, url, id string) invocationRecord {
+func waitCLI(t *testing.T, url, id string) ferry.Invocation {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		inv := getCLI(t, url, id)
-		if final(inv.Status) || time.Now().After(deadline) {
+		if inv.Status.Final() || time.Now().After(deadline) {
 			return inv
 		}
 		time.Sleep(200 * time.Millisecond)

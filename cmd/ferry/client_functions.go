@@ -4,11 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
-	"mime/multipart"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,24 +16,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-)
 
-// functionJSON is the part of a function version the tables show.
-type functionJSON struct {
-	Name          string            `json:"name"`
-	Version       int               `json:"version"`
-	LatestVersion int               `json:"latest_version"`
-	Runtime       string            `json:"runtime"`
-	Handler       string            `json:"handler"`
-	Checksum      string            `json:"checksum"`
-	CodeSize      float64           `json:"code_size"`
-	Limits        map[string]any    `json:"limits"`
-	Env           map[string]string `json:"env"`
-	Secrets       []string          `json:"secrets"`
-	Description   string            `json:"description"`
-	CreatedAt     string            `json:"created_at"`
-	UpdatedAt     string            `json:"updated_at"`
-}
+	"github.com/ferry-faas/ferry"
+	apiclient "github.com/ferry-faas/ferry/client"
+)
 
 type deployFlags struct {
 	name, runtime, handler, description, network string
@@ -57,23 +42,19 @@ func deployCommand(cfg *clientConfig) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			body, ctype, err := deployForm(args[0], f)
+			d, err := deployOf(args[0], f)
 			if err != nil {
 				return err
 			}
-			_, _, res, err := c.do(cmd.Context(), request{method: "POST", path: "/v1/functions", body: body, ctype: ctype, wait: "uploading"})
-			if err != nil {
+			var v ferry.Version
+			if err := c.waiting("uploading", func() (err error) { v, err = c.api.Deploy(cmd.Context(), d); return err }); err != nil {
 				return err
 			}
 			if c.json {
-				return c.printJSON(res)
-			}
-			var v functionJSON
-			if err := jsonUnmarshal(res, &v); err != nil {
-				return err
+				return c.printValue(v)
 			}
 			fmt.Fprintf(c.stdout, "Deployed %s version %d (%s, handler %s, %s, sha256 %.12s)\n",
-				v.Name, v.Version, v.Runtime, v.Handler, humanBytes(v.CodeSize), v.Checksum)
+				v.Function, v.Version, v.Runtime, v.Handler, humanBytes(float64(v.CodeSize)), v.Checksum)
 			return nil
 		},
 	}
@@ -105,84 +86,53 @@ func defaultName(p string) string {
 	return strings.Trim(invalidNameChars.ReplaceAllString(strings.ToLower(base), "-"), "-")
 }
 
-// deployForm builds the multipart body of a deploy.
-func deployForm(path string, f deployFlags) (io.Reader, string, error) {
+// deployOf reads the code at path (a folder is packed as .tar.gz) and the
+// flags into a deploy.
+func deployOf(path string, f deployFlags) (apiclient.Deploy, error) {
+	var d apiclient.Deploy
 	if f.runtime == "" || f.handler == "" {
-		return nil, "", usageError("deploy needs --runtime and --handler")
+		return d, usageError("deploy needs --runtime and --handler")
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, "", usageError("%v", err)
+		return d, usageError("%v", err)
 	}
-	var code []byte
-	filename := filepath.Base(path)
+	d.Filename = filepath.Base(path)
 	if fi.IsDir() {
-		if code, err = packDir(path); err != nil {
-			return nil, "", usageError("packing %s: %v", path, err)
+		if d.Code, err = packDir(path); err != nil {
+			return d, usageError("packing %s: %v", path, err)
 		}
-		filename = "bundle.tar.gz"
-	} else if code, err = os.ReadFile(path); err != nil {
-		return nil, "", usageError("%v", err)
+		d.Filename = "bundle.tar.gz"
+	} else if d.Code, err = os.ReadFile(path); err != nil {
+		return d, usageError("%v", err)
 	}
-	name := f.name
-	if name == "" {
-		name = defaultName(path)
+	d.Name, d.Runtime, d.Handler, d.Description = f.name, ferry.Runtime(f.runtime), f.handler, f.description
+	if d.Name == "" {
+		d.Name = defaultName(path)
 	}
-	fields := [][2]string{{"name", name}, {"runtime", f.runtime}, {"handler", f.handler}}
 	if f.timeout != "" {
-		secs, err := parseSeconds(f.timeout)
-		if err != nil {
-			return nil, "", err
-		}
-		fields = append(fields, [2]string{"timeout_seconds", strconv.Itoa(secs)})
-	}
-	add := func(k string, v int) {
-		if v != 0 {
-			fields = append(fields, [2]string{k, strconv.Itoa(v)})
+		if d.Limits.TimeoutSeconds, err = parseSeconds(f.timeout); err != nil {
+			return d, err
 		}
 	}
-	add("memory_mb", f.memory)
-	add("retries", f.retries)
-	add("max_concurrency", f.maxConcurrency)
-	if f.cpus != 0 {
-		fields = append(fields, [2]string{"cpus", strconv.FormatFloat(f.cpus, 'f', -1, 64)})
-	}
+	d.Limits.MemoryMB, d.Limits.Retries, d.Limits.MaxConcurrency, d.Limits.CPUs = f.memory, f.retries, f.maxConcurrency, f.cpus
 	if f.network != "" {
-		if _, err := strconv.ParseBool(f.network); err != nil {
-			return nil, "", usageError("--network must be true or false, not %q", f.network)
+		if d.Limits.Network, err = strconv.ParseBool(f.network); err != nil {
+			return d, usageError("--network must be true or false, not %q", f.network)
 		}
-		fields = append(fields, [2]string{"network", f.network})
-	}
-	if f.description != "" {
-		fields = append(fields, [2]string{"description", f.description})
 	}
 	for _, kv := range f.env {
-		if !strings.Contains(kv, "=") {
-			return nil, "", usageError("--env %q is not KEY=VALUE", kv)
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return d, usageError("--env %q is not KEY=VALUE", kv)
 		}
-		fields = append(fields, [2]string{"env", kv})
-	}
-	for _, name := range f.secrets {
-		fields = append(fields, [2]string{"secrets", name})
-	}
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for _, kv := range fields {
-		if err := mw.WriteField(kv[0], kv[1]); err != nil {
-			return nil, "", err
+		if d.Env == nil {
+			d.Env = map[string]string{}
 		}
+		d.Env[k] = v
 	}
-	fw, err := mw.CreateFormFile("code", filename)
-	if err != nil {
-		return nil, "", err
-	}
-	if _, err := fw.Write(code); err != nil {
-		return nil, "", err
-	}
-	if err := mw.Close(); err != nil {
-		return nil, "", err
-	}
-	return &buf, mw.FormDataContentType(), nil
+	d.Secrets = f.secrets
+	return d, nil
 }
 
 // parseSeconds reads "30", "30s" or "2m" as whole seconds.
@@ -274,28 +224,28 @@ func getCommand(cfg *clientConfig) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			path := "/v1/functions/" + url.PathEscape(args[0])
-			if version != 0 { // the API refuses a negative one
-				path += "?version=" + strconv.Itoa(version)
-			}
-			var v functionJSON
-			body, err := c.getJSON(cmd.Context(), path, &v)
-			if err != nil {
+			var v ferry.Version
+			if err := c.waiting("", func() (err error) { v, err = c.api.Function(cmd.Context(), args[0], version); return err }); err != nil {
 				return err
 			}
 			if c.json {
-				return c.printJSON(body)
+				return c.printValue(v)
 			}
 			tw := c.table("FIELD", "VALUE")
 			row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
-			row("name", v.Name)
+			row("name", v.Function)
 			row("version", v.Version)
 			row("runtime", v.Runtime)
 			row("handler", v.Handler)
 			row("checksum", v.Checksum)
-			row("code size", humanBytes(v.CodeSize))
-			for _, k := range []string{"timeout_seconds", "memory_mb", "cpus", "max_concurrency", "network", "retries"} {
-				row(k, v.Limits[k])
+			row("code size", humanBytes(float64(v.CodeSize)))
+			l := v.Limits
+			for _, kv := range []struct {
+				k string
+				v any
+			}{{"timeout_seconds", l.TimeoutSeconds}, {"memory_mb", l.MemoryMB}, {"cpus", l.CPUs},
+				{"max_concurrency", l.MaxConcurrency}, {"network", l.Network}, {"retries", l.Retries}} {
+				row(kv.k, kv.v)
 			}
 			for _, k := range sortedKeys(v.Env) {
 				row("env "+k, v.Env[k])
@@ -312,38 +262,6 @@ func getCommand(cfg *clientConfig) *cobra.Command {
 	return cmd
 }
 
-// fetchAll follows next_cursor through every page of a listing.
-func fetchAll[T any](c *client, cmd *cobra.Command, path, field string, max int) ([]T, error) {
-	var all []T
-	cursor := ""
-	for {
-		sep := "?"
-		if strings.Contains(path, "?") {
-			sep = "&"
-		}
-		limit := 200
-		if max > 0 && max-len(all) < limit {
-			limit = max - len(all)
-		}
-		p := path + sep + "limit=" + strconv.Itoa(limit)
-		if cursor != "" {
-			p += "&cursor=" + url.QueryEscape(cursor)
-		}
-		var page map[string]jsonRaw
-		if _, err := c.getJSON(cmd.Context(), p, &page); err != nil {
-			return nil, err
-		}
-		var items []T
-		if err := jsonUnmarshal(page[field], &items); err != nil {
-			return nil, err
-		}
-		all = append(all, items...)
-		if err := jsonUnmarshal(page["next_cursor"], &cursor); err != nil || cursor == "" || (max > 0 && len(all) >= max) {
-			return all, nil
-		}
-	}
-}
-
 func lsCommand(cfg *clientConfig) *cobra.Command {
 	return &cobra.Command{
 		Use:     "ls",
@@ -355,12 +273,12 @@ func lsCommand(cfg *clientConfig) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fns, err := fetchAll[functionJSON](c, cmd, "/v1/functions", "functions", 0)
-			if err != nil {
+			var fns []ferry.Function
+			if err := c.waiting("", func() (err error) { fns, err = c.api.Functions(cmd.Context(), 0); return err }); err != nil {
 				return err
 			}
 			if c.json {
-				return c.printValue(map[string]any{"functions": nonNil(fns)})
+				return c.printValue(map[string]any{"functions": fns})
 			}
 			tw := c.table("NAME", "VERSION", "UPDATED", "DESCRIPTION")
 			for _, f := range fns {
@@ -381,16 +299,16 @@ func versionsCommand(cfg *clientConfig) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			vs, err := fetchAll[functionJSON](c, cmd, "/v1/functions/"+url.PathEscape(args[0])+"/versions", "versions", 0)
-			if err != nil {
+			var vs []ferry.Version
+			if err := c.waiting("", func() (err error) { vs, err = c.api.Versions(cmd.Context(), args[0], 0); return err }); err != nil {
 				return err
 			}
 			if c.json {
-				return c.printValue(map[string]any{"versions": nonNil(vs)})
+				return c.printValue(map[string]any{"versions": vs})
 			}
 			tw := c.table("VERSION", "RUNTIME", "HANDLER", "SIZE", "CHECKSUM", "CREATED")
 			for _, v := range vs {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%.12s\t%s\n", v.Version, v.Runtime, v.Handler, humanBytes(v.CodeSize), v.Checksum, shortTime(v.CreatedAt))
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%.12s\t%s\n", v.Version, v.Runtime, v.Handler, humanBytes(float64(v.CodeSize)), v.Checksum, shortTime(v.CreatedAt))
 			}
 			return tw.Flush()
 		},
@@ -398,23 +316,33 @@ func versionsCommand(cfg *clientConfig) *cobra.Command {
 }
 
 func rmCommand(cfg *clientConfig) *cobra.Command {
+	cmd := deleteCommand(cfg, "rm NAME", "Delete a function with all its versions and code (invocation records stay)",
+		"a function NAME", "deleted", (*apiclient.Client).DeleteFunction)
+	cmd.Aliases = []string{"delete"}
+	return cmd
+}
+
+// deleteCommand is a command that removes one thing named by its argument
+// (a function, a chain, a key) and says so: "Deleted NAME", or with -o json
+// {"deleted": "NAME"} (done names the action: deleted, revoked).
+func deleteCommand(cfg *clientConfig, use, short, argName, done string,
+	del func(c *apiclient.Client, ctx context.Context, name string) error) *cobra.Command {
 	return &cobra.Command{
-		Use:     "rm NAME",
-		Aliases: []string{"delete"},
-		Short:   "Delete a function with all its versions and code (invocation records stay)",
-		Args:    exactArgs(1, "a function NAME"),
+		Use:   use,
+		Short: short,
+		Args:  exactArgs(1, argName),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cfg.client(cmd)
 			if err != nil {
 				return err
 			}
-			if _, _, _, err := c.do(cmd.Context(), request{method: "DELETE", path: "/v1/functions/" + url.PathEscape(args[0])}); err != nil {
+			if err := c.waiting("", func() error { return del(c.api, cmd.Context(), args[0]) }); err != nil {
 				return err
 			}
 			if c.json {
-				return c.printValue(map[string]any{"deleted": args[0]})
+				return c.printValue(map[string]any{done: args[0]})
 			}
-			fmt.Fprintf(c.stdout, "Deleted %s\n", args[0])
+			fmt.Fprintf(c.stdout, "%s%s %s\n", strings.ToUpper(done[:1]), done[1:], args[0])
 			return nil
 		},
 	}

@@ -9,40 +9,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ferry-faas/ferry"
+	apiclient "github.com/ferry-faas/ferry/client"
 )
-
-// invocationRecord is the part of an invocation the CLI shows.
-type invocationRecord struct {
-	ID       string          `json:"id"`
-	Function string          `json:"function"`
-	Version  int             `json:"version"`
-	Status   string          `json:"status"`
-	Result   json.RawMessage `json:"result"`
-	Error    *struct {
-		Type    string `json:"type"`
-		Message string `json:"message"`
-		Stack   string `json:"stack"`
-	} `json:"error"`
-	Metrics *struct {
-		DurationMS float64 `json:"duration_ms"`
-		InitMS     float64 `json:"init_ms"`
-		TotalMS    float64 `json:"total_ms"`
-		Cold       bool    `json:"cold"`
-	} `json:"metrics"`
-	RetryOf   string `json:"retry_of"`
-	CreatedAt string `json:"created_at"`
-}
-
-func final(status string) bool {
-	switch status {
-	case "completed", "failed", "timeout", "cancelled":
-		return true
-	}
-	return false
-}
 
 // readData reads --data: inline JSON, @file, or @- for stdin.
 func readData(data string, stdin io.Reader) ([]byte, error) {
@@ -71,15 +43,24 @@ type invokeOptions struct {
 	version              int
 }
 
+// readEvent reads --data and checks that it is JSON (or empty: null).
+func readEvent(cmd *cobra.Command, data string) ([]byte, error) {
+	input, err := readData(data, cmd.InOrStdin())
+	if err != nil {
+		return nil, err
+	}
+	if len(strings.TrimSpace(string(input))) > 0 && !json.Valid(input) {
+		return nil, usageError("--data is not valid JSON")
+	}
+	return input, nil
+}
+
 // postInvoke sends the --data input to an invoke endpoint and returns the
 // server's status and body.
 func (c *client) postInvoke(cmd *cobra.Command, path, wait string, opts invokeOptions) (int, []byte, error) {
-	input, err := readData(opts.data, cmd.InOrStdin())
+	input, err := readEvent(cmd, opts.data)
 	if err != nil {
 		return 0, nil, err
-	}
-	if len(strings.TrimSpace(string(input))) > 0 && !json.Valid(input) {
-		return 0, nil, usageError("--data is not valid JSON")
 	}
 	q := url.Values{}
 	if opts.version != 0 { // the API refuses a negative one, naming the flag's field
@@ -132,37 +113,39 @@ cancelled. With --follow, the function's logs go to stderr as they are written.
 			if opts.follow {
 				wait = ""
 			}
-			status, body, err := c.postInvoke(cmd, "/v1/functions/"+url.PathEscape(args[0])+"/invoke", wait, opts)
+			event, err := readEvent(cmd, opts.data)
 			if err != nil {
 				return err
 			}
-			var inv invocationRecord
-			if err := jsonUnmarshal(body, &inv); err != nil {
+			var inv ferry.Invocation
+			err = c.waiting(wait, func() (err error) {
+				inv, err = c.api.Invoke(cmd.Context(), args[0], event, apiclient.Invoke{Version: opts.version, Alias: opts.alias,
+					Async: opts.async || opts.follow, IdempotencyKey: opts.idempotencyKey})
+				return err
+			})
+			if err != nil {
 				return err
 			}
 			if opts.async {
 				if c.json {
-					return c.printJSON(body)
+					return c.printValue(inv)
 				}
 				fmt.Fprintln(c.stdout, inv.ID)
 				return nil
 			}
 			if opts.follow {
 				// The logs end when the invocation does; then its record.
-				if err := c.followLogs(cmd.Context(), inv.ID, c.stderr); err != nil {
+				if err := c.followLogs(cmd.Context(), inv.ID.String(), c.stderr); err != nil {
 					return err
 				}
 			}
-			if status == 202 || !final(inv.Status) {
+			if !inv.Status.Final() {
 				// The server stopped waiting; keep polling the record.
-				if body, err = c.pollFinal(cmd.Context(), inv.ID, "running "+args[0]); err != nil {
-					return err
-				}
-				if err := jsonUnmarshal(body, &inv); err != nil {
+				if inv, err = c.pollFinal(cmd.Context(), inv.ID.String(), "running "+args[0]); err != nil {
 					return err
 				}
 			}
-			return c.printInvocationResult(body, inv)
+			return c.printInvocationResult(inv)
 		},
 	}
 	fl := cmd.Flags()
@@ -176,30 +159,23 @@ cancelled. With --follow, the function's logs go to stderr as they are written.
 }
 
 // pollFinal polls an invocation until it is final.
-func (c *client) pollFinal(ctx context.Context, id, label string) ([]byte, error) {
-	stop := startProgress(c.stderr, label)
-	defer stop()
-	delay := 200 * time.Millisecond
-	for {
-		var inv invocationRecord
-		body, err := c.getJSON(ctx, "/v1/invocations/"+url.PathEscape(id), &inv)
-		if err != nil || final(inv.Status) {
-			return body, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, &cliError{code: exitServer, msg: "interrupted while waiting for invocation " + id}
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 2*time.Second)
+func (c *client) pollFinal(ctx context.Context, id, label string) (ferry.Invocation, error) {
+	var inv ferry.Invocation
+	err := c.waiting(label, func() (err error) {
+		inv, err = c.api.Wait(ctx, id)
+		return err
+	})
+	if err != nil && ctx.Err() != nil {
+		return inv, &cliError{code: exitServer, msg: "interrupted while waiting for invocation " + id}
 	}
+	return inv, err
 }
 
 // printInvocationResult prints a final invocation: the result on stdout, a
 // status line on stderr; exit code 1 unless it completed.
-func (c *client) printInvocationResult(body []byte, inv invocationRecord) error {
+func (c *client) printInvocationResult(inv ferry.Invocation) error {
 	if c.json {
-		if err := c.printJSON(body); err != nil {
+		if err := c.printValue(inv); err != nil {
 			return err
 		}
 	} else if len(inv.Result) > 0 {
@@ -210,7 +186,7 @@ func (c *client) printInvocationResult(body []byte, inv invocationRecord) error 
 	if !c.json {
 		fmt.Fprintln(c.stderr, statusLine(inv))
 	}
-	if inv.Status == "completed" {
+	if inv.Status == ferry.StatusCompleted {
 		return nil
 	}
 	msg := fmt.Sprintf("invocation %s %s", inv.ID, inv.Status)
@@ -220,7 +196,7 @@ func (c *client) printInvocationResult(body []byte, inv invocationRecord) error 
 	return &cliError{code: exitFunctionFailed, msg: msg}
 }
 
-func statusLine(inv invocationRecord) string {
+func statusLine(inv ferry.Invocation) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s v%d: %s", inv.ID, inv.Function, inv.Version, inv.Status)
 	if m := inv.Metrics; m != nil {
@@ -235,7 +211,7 @@ func statusLine(inv invocationRecord) string {
 	return b.String()
 }
 
-func durationOf(inv invocationRecord) string {
+func durationOf(inv ferry.Invocation) string {
 	if inv.Metrics == nil {
 		return "-"
 	}
@@ -257,23 +233,17 @@ func invocationsCommand(cfg *clientConfig) *cobra.Command {
 			if limit < 1 {
 				return usageError("--limit must be at least 1")
 			}
-			q := url.Values{}
-			if function != "" {
-				q.Set("function", function)
-			}
-			if status != "" {
-				q.Set("status", status)
-			}
-			path := "/v1/invocations"
-			if len(q) > 0 {
-				path += "?" + q.Encode()
-			}
-			invs, err := fetchAll[invocationRecord](c, cmd, path, "invocations", limit)
+			var invs []ferry.Invocation
+			err = c.waiting("", func() (err error) {
+				invs, err = c.api.Invocations(cmd.Context(),
+					apiclient.InvocationFilter{Function: function, Status: ferry.InvocationStatus(status)}, limit)
+				return err
+			})
 			if err != nil {
 				return err
 			}
 			if c.json {
-				return c.printValue(map[string]any{"invocations": nonNil(invs)})
+				return c.printValue(map[string]any{"invocations": invs})
 			}
 			tw := c.table("ID", "FUNCTION", "VERSION", "STATUS", "DURATION", "CREATED")
 			for _, inv := range invs {
@@ -303,18 +273,12 @@ func logsCommand(cfg *clientConfig) *cobra.Command {
 			if follow {
 				return c.followLogs(cmd.Context(), args[0], c.stdout)
 			}
-			_, _, body, err := c.do(cmd.Context(), request{method: "GET", path: "/v1/invocations/" + url.PathEscape(args[0]) + "/logs"})
-			if err != nil {
+			var l apiclient.InvocationLogs
+			if err := c.waiting("", func() (err error) { l, err = c.api.Logs(cmd.Context(), args[0]); return err }); err != nil {
 				return err
 			}
 			if c.json {
-				return c.printJSON(body)
-			}
-			var l struct {
-				Logs string `json:"logs"`
-			}
-			if err := jsonUnmarshal(body, &l); err != nil {
-				return err
+				return c.printValue(l)
 			}
 			_, err = io.WriteString(c.stdout, l.Logs)
 			return err
@@ -331,60 +295,45 @@ func (c *client) followLogs(ctx context.Context, id string, w io.Writer) error {
 	return err
 }
 
-func cancelCommand(cfg *clientConfig) *cobra.Command {
+// invocationCommand is an action on one invocation (cancel, retry) that
+// returns an invocation record, printed by show unless -o json.
+func invocationCommand(cfg *clientConfig, use, short, wait string,
+	act func(c *apiclient.Client, ctx context.Context, id string) (ferry.Invocation, error),
+	show func(c *client, inv ferry.Invocation)) *cobra.Command {
 	return &cobra.Command{
-		Use:   "cancel ID",
-		Short: "Cancel a pending or running invocation",
+		Use:   use + " ID",
+		Short: short,
 		Args:  exactArgs(1, "an invocation ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cfg.client(cmd)
 			if err != nil {
 				return err
 			}
-			_, _, body, err := c.do(cmd.Context(), request{method: "POST", path: "/v1/invocations/" + url.PathEscape(args[0]) + "/cancel", wait: "cancelling"})
-			if err != nil {
+			var inv ferry.Invocation
+			if err := c.waiting(wait, func() (err error) { inv, err = act(c.api, cmd.Context(), args[0]); return err }); err != nil {
 				return err
 			}
 			if c.json {
-				return c.printJSON(body)
+				return c.printValue(inv)
 			}
-			var inv invocationRecord
-			if err := jsonUnmarshal(body, &inv); err != nil {
-				return err
-			}
-			if final(inv.Status) {
-				fmt.Fprintf(c.stdout, "%s %s\n", inv.ID, inv.Status)
-			} else {
-				fmt.Fprintf(c.stdout, "%s cancel requested (still %s)\n", inv.ID, inv.Status)
-			}
+			show(c, inv)
 			return nil
 		},
 	}
 }
 
+func cancelCommand(cfg *clientConfig) *cobra.Command {
+	return invocationCommand(cfg, "cancel", "Cancel a pending or running invocation", "cancelling",
+		(*apiclient.Client).Cancel, func(c *client, inv ferry.Invocation) {
+			if inv.Status.Final() {
+				fmt.Fprintf(c.stdout, "%s %s\n", inv.ID, inv.Status)
+			} else {
+				fmt.Fprintf(c.stdout, "%s cancel requested (still %s)\n", inv.ID, inv.Status)
+			}
+		})
+}
+
 func retryCommand(cfg *clientConfig) *cobra.Command {
-	return &cobra.Command{
-		Use:   "retry ID",
-		Short: "Re-run a failed, timed-out or cancelled invocation; prints the new invocation id",
-		Args:  exactArgs(1, "an invocation ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cfg.client(cmd)
-			if err != nil {
-				return err
-			}
-			_, _, body, err := c.do(cmd.Context(), request{method: "POST", path: "/v1/invocations/" + url.PathEscape(args[0]) + "/retry"})
-			if err != nil {
-				return err
-			}
-			if c.json {
-				return c.printJSON(body)
-			}
-			var inv invocationRecord
-			if err := jsonUnmarshal(body, &inv); err != nil {
-				return err
-			}
-			fmt.Fprintln(c.stdout, inv.ID)
-			return nil
-		},
-	}
+	return invocationCommand(cfg, "retry", "Re-run a failed, timed-out or cancelled invocation; prints the new invocation id", "",
+		(*apiclient.Client).Retry, func(c *client, inv ferry.Invocation) { fmt.Fprintln(c.stdout, inv.ID) })
 }

@@ -2,21 +2,12 @@ package main
 
 import (
 	"fmt"
-	"net/url"
 
 	"github.com/spf13/cobra"
-)
 
-type keyRecord struct {
-	ID         string `json:"id"`
-	Name       string `json:"name"`
-	Prefix     string `json:"prefix"`
-	Role       string `json:"role"`
-	Key        string `json:"key"`
-	CreatedAt  string `json:"created_at"`
-	LastUsedAt string `json:"last_used_at"`
-	RevokedAt  string `json:"revoked_at"`
-}
+	"github.com/ferry-faas/ferry"
+	apiclient "github.com/ferry-faas/ferry/client"
+)
 
 func keysCommand(cfg *clientConfig) *cobra.Command {
 	cmd := &cobra.Command{
@@ -40,19 +31,21 @@ func keysCommand(cfg *clientConfig) *cobra.Command {
 			if role == "" || name == "" {
 				return usageError("keys create needs --role (admin, developer or invoker) and --name")
 			}
-			body, ctype := jsonBody(map[string]string{"role": role, "name": name})
-			_, _, res, err := c.do(cmd.Context(), request{method: "POST", path: "/v1/keys", body: body, ctype: ctype})
-			if err != nil {
+			var k ferry.APIKey
+			var secret string
+			if err := c.waiting("", func() (err error) {
+				k, secret, err = c.api.CreateKey(cmd.Context(), name, ferry.Role(role))
+				return err
+			}); err != nil {
 				return err
 			}
 			if c.json {
-				return c.printJSON(res)
+				return c.printValue(struct {
+					ferry.APIKey
+					Key string `json:"key"`
+				}{k, secret})
 			}
-			var k keyRecord
-			if err := jsonUnmarshal(res, &k); err != nil {
-				return err
-			}
-			fmt.Fprintln(c.stdout, k.Key)
+			fmt.Fprintln(c.stdout, secret)
 			fmt.Fprintf(c.stderr, "Created %s key %q (id %s). The key is shown only this once.\n", k.Role, k.Name, k.ID)
 			return nil
 		},
@@ -69,43 +62,23 @@ func keysCommand(cfg *clientConfig) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var res struct {
-				Keys []keyRecord `json:"keys"`
-			}
-			body, err := c.getJSON(cmd.Context(), "/v1/keys", &res)
-			if err != nil {
+			var keys []ferry.APIKey
+			if err := c.waiting("", func() (err error) { keys, err = c.api.Keys(cmd.Context()); return err }); err != nil {
 				return err
 			}
 			if c.json {
-				return c.printJSON(body)
+				return c.printValue(map[string]any{"keys": nonNil(keys)})
 			}
 			tw := c.table("ID", "NAME", "PREFIX", "ROLE", "CREATED", "LAST USED", "REVOKED")
-			for _, k := range res.Keys {
+			for _, k := range keys {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Prefix, k.Role,
-					shortTime(k.CreatedAt), shortTime(k.LastUsedAt), shortTime(k.RevokedAt))
+					shortTime(k.CreatedAt), shortTimePtr(k.LastUsedAt), shortTimePtr(k.RevokedAt))
 			}
 			return tw.Flush()
 		},
 	}
-	revoke := &cobra.Command{
-		Use:   "revoke ID",
-		Short: "Revoke an API key",
-		Args:  exactArgs(1, "a key ID (see ferry keys list)"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cfg.client(cmd)
-			if err != nil {
-				return err
-			}
-			if _, _, _, err := c.do(cmd.Context(), request{method: "DELETE", path: "/v1/keys/" + url.PathEscape(args[0])}); err != nil {
-				return err
-			}
-			if c.json {
-				return c.printValue(map[string]any{"revoked": args[0]})
-			}
-			fmt.Fprintf(c.stdout, "Revoked %s\n", args[0])
-			return nil
-		},
-	}
+	revoke := deleteCommand(cfg, "revoke ID", "Revoke an API key", "a key ID (see ferry keys list)", "revoked",
+		(*apiclient.Client).RevokeKey)
 	cmd.AddCommand(create, list, revoke)
 	return cmd
 }

@@ -144,7 +144,7 @@ func scheduleLsCommand(cfg *clientConfig) *cobra.Command {
 			for _, s := range page.Schedules {
 				next := "-"
 				if len(s.NextRuns) > 0 {
-					next = shortTime(s.NextRuns[0])
+					next = shortTimeOf(s.NextRuns[0])
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\n", s.Name, s.target(), s.when(), orDash(s.Overlap), s.Paused, next)
 			}
@@ -176,10 +176,10 @@ func scheduleGetCommand(cfg *clientConfig) *cobra.Command {
 				fmt.Fprintf(c.stdout, "  paused: %s\n", s.Note)
 			}
 			for _, r := range s.RecentRuns {
-				fmt.Fprintf(c.stdout, "  ran %s  %s\n", shortTime(r.ScheduledAt), r.Link)
+				fmt.Fprintf(c.stdout, "  ran %s  %s\n", shortTimeOf(r.ScheduledAt), r.Link)
 			}
 			for _, n := range s.NextRuns {
-				fmt.Fprintf(c.stdout, "  next %s\n", shortTime(n))
+				fmt.Fprintf(c.stdout, "  next %s\n", shortTimeOf(n))
 			}
 			return nil
 		},

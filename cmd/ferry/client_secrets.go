@@ -95,7 +95,7 @@ after it, without a deploy.`,
 			}
 			tw := c.table("NAME", "OWNER KEY", "UPDATED")
 			for _, s := range res.Secrets {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, orDash(s.OwnerKeyID), shortTime(s.UpdatedAt))
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, orDash(s.OwnerKeyID), shortTimeOf(s.UpdatedAt))
 			}
 			return tw.Flush()
 		},

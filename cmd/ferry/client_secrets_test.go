@@ -60,7 +60,7 @@ func TestClientSecretCommands(t *testing.T) {
 	runCLI(t, url, admin, "deploy", fn, "--runtime", "python", "--handler", "uses_token.handler", "--name", "uses-token",
 		"--secret", "API_TOKEN").want(t, 0, "deploy with a secret")
 	r = runCLI(t, url, admin, "get", "uses-token", "-o", "json").want(t, 0, "get")
-	var v functionJSON
+	var v ferry.Version
 	cliMust(t, json.Unmarshal([]byte(r.stdout), &v))
 	if len(v.Secrets) != 1 || v.Secrets[0] != "API_TOKEN" {
 		t.Errorf("secrets of the version: %v", v.Secrets)

@@ -112,7 +112,7 @@ func TestClientCommandsAgainstAPI(t *testing.T) {
 	runCLI(t, url, admin, "deploy", fnDir, "--name", "hello-world", "--runtime", "python", "--handler", "app.handler").want(t, 0, "redeploy")
 	r = runCLI(t, url, admin, "versions", "hello-world", "-o", "json").want(t, 0, "versions json")
 	var vs struct {
-		Versions []functionJSON `json:"versions"`
+		Versions []ferry.Version `json:"versions"`
 	}
 	cliMust(t, json.Unmarshal([]byte(r.stdout), &vs))
 	if len(vs.Versions) != 2 || vs.Versions[0].Version != 2 || vs.Versions[0].Checksum != vs.Versions[1].Checksum {
@@ -127,9 +127,9 @@ func TestClientCommandsAgainstAPI(t *testing.T) {
 	runCLI(t, url, admin, "deploy", jsFile, "--runtime", "nodejs", "--handler", "greet.handler", "--timeout", "1m",
 		"--memory", "256", "--env", "A=1", "--env", "B=x=y", "--network", "--description", "greets").want(t, 0, "deploy file")
 	r = runCLI(t, url, admin, "get", "greet", "-o", "json").want(t, 0, "get json")
-	var v functionJSON
+	var v ferry.Version
 	cliMust(t, json.Unmarshal([]byte(r.stdout), &v))
-	if v.Limits["timeout_seconds"] != 60.0 || v.Limits["memory_mb"] != 256.0 || v.Limits["network"] != true ||
+	if v.Limits.TimeoutSeconds != 60 || v.Limits.MemoryMB != 256 || !v.Limits.Network ||
 		v.Env["A"] != "1" || v.Env["B"] != "x=y" || v.Description != "greets" {
 		t.Errorf("get greet: %+v", v)
 	}
@@ -174,13 +174,13 @@ func TestClientCommandsAgainstAPI(t *testing.T) {
 	}
 	r = runCLI(t, url, admin, "keys", "list", "-o", "json").want(t, 0, "keys list")
 	var keys struct {
-		Keys []keyRecord `json:"keys"`
+		Keys []ferry.APIKey `json:"keys"`
 	}
 	cliMust(t, json.Unmarshal([]byte(r.stdout), &keys))
 	var invID string
 	for _, k := range keys.Keys {
 		if k.Name == "ci" && k.Prefix == invKey[:8] {
-			invID = k.ID
+			invID = k.ID.String()
 		}
 	}
 	if invID == "" || strings.Contains(r.stdout, invKey) {
@@ -220,6 +220,18 @@ func TestClientCommandsAgainstAPI(t *testing.T) {
 	runCLI(t, url, admin, "get", "greet").want(t, exitAPI, "get removed")
 }
 
+// Invocation ids of the fake API: UUIDs, as the API's.
+const (
+	idOK    = "0190a000-0000-7000-8000-000000000001"
+	idAsync = "0190a000-0000-7000-8000-000000000002"
+	idFail  = "0190a000-0000-7000-8000-000000000003"
+	idSlow  = "0190a000-0000-7000-8000-000000000004"
+	idNew   = "0190a000-0000-7000-8000-000000000005"
+	idAbc   = "0190a000-0000-7000-8000-000000000006"
+	idDone  = "0190a000-0000-7000-8000-000000000007"
+	idOld   = "0190a000-0000-7000-8000-000000000008"
+)
+
 // fakeInvokeAPI answers invoke, invocations, logs, cancel and retry with
 // canned records, to check the CLI's output and exit codes.
 func fakeInvokeAPI(t *testing.T) (*httptest.Server, *atomic.Value) {
@@ -237,32 +249,32 @@ func fakeInvokeAPI(t *testing.T) (*httptest.Server, *atomic.Value) {
 		case "ok":
 			if r.URL.Query().Get("async") == "true" {
 				w.WriteHeader(202)
-				io.WriteString(w, inv("id-async", "pending", ""))
+				io.WriteString(w, inv(idAsync, "pending", ""))
 				return
 			}
-			io.WriteString(w, inv("id-ok", "completed", `,"result":{"hello":"world"},"metrics":{"duration_ms":1.5}`))
+			io.WriteString(w, inv(idOK, "completed", `,"result":{"hello":"world"},"metrics":{"duration_ms":1.5}`))
 		case "fail":
-			io.WriteString(w, inv("id-fail", "failed", `,"error":{"type":"ValueError","message":"bad input","stack":"line 1"}`))
+			io.WriteString(w, inv(idFail, "failed", `,"error":{"type":"ValueError","message":"bad input","stack":"line 1"}`))
 		case "slow":
 			w.WriteHeader(202)
-			io.WriteString(w, inv("id-slow", "running", ""))
+			io.WriteString(w, inv(idSlow, "running", ""))
 		case "broken":
 			w.WriteHeader(500)
 			io.WriteString(w, `{"error":{"code":"internal","message":"internal error"}}`)
 		}
 	})
-	mux.HandleFunc("GET /v1/invocations/id-slow", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /v1/invocations/"+idSlow, func(w http.ResponseWriter, r *http.Request) {
 		if polls.Add(1) < 3 {
-			io.WriteString(w, inv("id-slow", "running", ""))
+			io.WriteString(w, inv(idSlow, "running", ""))
 			return
 		}
-		io.WriteString(w, inv("id-slow", "timeout", `,"error":{"type":"Timeout","message":"took too long"}`))
+		io.WriteString(w, inv(idSlow, "timeout", `,"error":{"type":"Timeout","message":"took too long"}`))
 	})
 	mux.HandleFunc("GET /v1/invocations/{id}/logs", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, `{"id":"x","status":"completed","logs":"line one\nline two\n"}`)
+		io.WriteString(w, `{"id":"`+idOK+`","status":"completed","logs":"line one\nline two\n"}`)
 	})
 	mux.HandleFunc("POST /v1/invocations/{id}/cancel", func(w http.ResponseWriter, r *http.Request) {
-		if r.PathValue("id") == "done" {
+		if r.PathValue("id") == idDone {
 			w.WriteHeader(409)
 			io.WriteString(w, `{"error":{"code":"conflict","message":"invocation done is already completed"}}`)
 			return
@@ -271,7 +283,7 @@ func fakeInvokeAPI(t *testing.T) (*httptest.Server, *atomic.Value) {
 	})
 	mux.HandleFunc("POST /v1/invocations/{id}/retry", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(202)
-		io.WriteString(w, inv("id-new", "pending", `,"retry_of":"`+r.PathValue("id")+`"`))
+		io.WriteString(w, inv(idNew, "pending", `,"retry_of":"`+r.PathValue("id")+`"`))
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -283,7 +295,7 @@ func TestClientInvokeOutputAndExitCodes(t *testing.T) {
 	url := srv.URL
 
 	r := runCLI(t, url, "k", "invoke", "ok", "--data", `{"a":1}`, "--version", "2", "--idempotency-key", "K1").want(t, 0, "invoke ok")
-	if strings.TrimSpace(r.stdout) != "{\n  \"hello\": \"world\"\n}" || !strings.Contains(r.stderr, "id-ok f v1: completed in 1.5 ms") {
+	if strings.TrimSpace(r.stdout) != "{\n  \"hello\": \"world\"\n}" || !strings.Contains(r.stderr, idOK+" f v1: completed in 1.5 ms") {
 		t.Errorf("invoke ok: stdout %q stderr %q", r.stdout, r.stderr)
 	}
 	if got := last.Load(); got != `version=2|K1|{"a":1}` {
@@ -306,12 +318,12 @@ func TestClientInvokeOutputAndExitCodes(t *testing.T) {
 		t.Errorf("failed: err %v stderr %q", r.err, r.stderr)
 	}
 	r = runCLI(t, url, "k", "invoke", "fail", "-o", "json").want(t, exitFunctionFailed, "failed function json")
-	var rec invocationRecord
+	var rec ferry.Invocation
 	if err := json.Unmarshal([]byte(r.stdout), &rec); err != nil || rec.Status != "failed" {
 		t.Errorf("failed json: %q", r.stdout)
 	}
 	r = runCLI(t, url, "k", "invoke", "ok", "--async").want(t, 0, "async")
-	if strings.TrimSpace(r.stdout) != "id-async" {
+	if strings.TrimSpace(r.stdout) != idAsync {
 		t.Errorf("async: %q", r.stdout)
 	}
 	// The server answered 202 to a sync invoke: the CLI polls until the end.
@@ -325,16 +337,16 @@ func TestClientInvokeOutputAndExitCodes(t *testing.T) {
 	if r.stdout != "line one\nline two\n" {
 		t.Errorf("logs: %q", r.stdout)
 	}
-	r = runCLI(t, url, "k", "cancel", "abc").want(t, 0, "cancel")
-	if strings.TrimSpace(r.stdout) != "abc cancelled" {
+	r = runCLI(t, url, "k", "cancel", idAbc).want(t, 0, "cancel")
+	if strings.TrimSpace(r.stdout) != idAbc+" cancelled" {
 		t.Errorf("cancel: %q", r.stdout)
 	}
-	r = runCLI(t, url, "k", "cancel", "done").want(t, exitAPI, "cancel a final one")
+	r = runCLI(t, url, "k", "cancel", idDone).want(t, exitAPI, "cancel a final one")
 	if !strings.Contains(r.err.Error(), "already completed (HTTP 409)") {
 		t.Errorf("cancel 409: %v", r.err)
 	}
-	r = runCLI(t, url, "k", "retry", "old").want(t, 0, "retry")
-	if strings.TrimSpace(r.stdout) != "id-new" {
+	r = runCLI(t, url, "k", "retry", idOld).want(t, 0, "retry")
+	if strings.TrimSpace(r.stdout) != idNew {
 		t.Errorf("retry: %q", r.stdout)
 	}
 }
