@@ -31,12 +31,11 @@ func get(t *testing.T, url string) (int, string) {
 // newKey creates an API key with the admin key; it returns the secret and id.
 func (s *testServer) newKey(t *testing.T, role ferry.Role) (string, string) {
 	t.Helper()
-	var k struct{ Key, ID string }
-	resp := s.do(t, http.MethodPost, "/v1/keys", map[string]any{"name": string(role), "role": role}, &k)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("create key: %s", resp.Status)
+	k, secret, err := s.api().CreateKey(context.Background(), string(role), role)
+	if err != nil {
+		t.Fatalf("create key: %v", err)
 	}
-	return k.Key, k.ID
+	return secret, k.ID.String()
 }
 
 // uniqueName is a schedule name of its own for this test server: schedules

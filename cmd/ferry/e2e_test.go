@@ -2,13 +2,16 @@ package main
 
 import (
 	"bytes"
-	"encoding/base64"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferry-faas/ferry"
+	apiclient "github.com/ferry-faas/ferry/client"
 )
 
 // httpJSON sends body (nil, []byte or any value to marshal) and decodes the answer into out.
@@ -50,17 +53,32 @@ func (s *testServer) do(t *testing.T, method, path string, body any, out any, he
 	return resp
 }
 
+// api is a typed client of the test server with the admin key.
+func (s *testServer) api() *apiclient.Client { return apiclient.New(s.URL(), testAdminKey) }
+
+// deploy deploys code through the typed client; extra holds the JSON deploy
+// fields besides the code: limits (timeout_seconds, ...) and env.
 func (s *testServer) deploy(t *testing.T, name, runtime, handler, filename, code string, extra map[string]any) {
 	t.Helper()
-	body := map[string]any{"name": name, "runtime": runtime, "handler": handler, "filename": filename,
-		"code": base64.StdEncoding.EncodeToString([]byte(code))}
-	for k, v := range extra {
-		body[k] = v
+	d := apiclient.Deploy{Name: name, Runtime: ferry.Runtime(runtime), Handler: handler, Filename: filename, Code: []byte(code)}
+	if extra != nil {
+		var fields struct {
+			ferry.Limits
+			Env map[string]string `json:"env"`
+		}
+		b, err := json.Marshal(extra)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&fields); err != nil {
+			t.Fatalf("deploy %s: extra %s: %v", name, b, err)
+		}
+		d.Limits, d.Env = fields.Limits, fields.Env
 	}
-	resp := s.do(t, http.MethodPost, "/v1/functions", body, nil)
-	if resp.StatusCode != http.StatusCreated {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("deploy %s: %s: %s", name, resp.Status, b)
+	if _, err := s.api().Deploy(context.Background(), d); err != nil {
+		t.Fatalf("deploy %s: %v", name, err)
 	}
 }
 
