@@ -328,14 +328,14 @@ func resolveInside(links map[string]string, dir, target string) error {
 // entry. Files are world-readable: containers run as an unprivileged user.
 func Unpack(bundle []byte, name, dst string) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return ferry.Errorf(ferry.EINTERNAL, "create %s: %v", dst, err)
+		return ferry.Wrap(err, ferry.EINTERNAL, "create %s: %v", dst, err)
 	}
 	if err := os.Chmod(dst, 0o755); err != nil {
-		return ferry.Errorf(ferry.EINTERNAL, "chmod %s: %v", dst, err)
+		return ferry.Wrap(err, ferry.EINTERNAL, "chmod %s: %v", dst, err)
 	}
 	root, err := os.OpenRoot(dst)
 	if err != nil {
-		return ferry.Errorf(ferry.EINTERNAL, "open %s: %v", dst, err)
+		return ferry.Wrap(err, ferry.EINTERNAL, "open %s: %v", dst, err)
 	}
 	defer root.Close()
 	return extract(bundle, name, &rootSink{root: root})

@@ -206,31 +206,31 @@ func (e *Executor) prepare(in *instance) error {
 	// The runner (uid 1000) must be able to reach the socket in this folder,
 	// and nothing more: it is mounted read-only (connecting needs no write).
 	if err := os.Mkdir(in.runDir, 0o755); err != nil {
-		return ferry.Errorf(ferry.EINTERNAL, "create run folder: %v", err)
+		return ferry.Wrap(err, ferry.EINTERNAL, "create run folder: %v", err)
 	}
 	if err := os.Chmod(in.runDir, 0o755); err != nil {
-		return ferry.Errorf(ferry.EINTERNAL, "chmod run folder: %v", err)
+		return ferry.Wrap(err, ferry.EINTERNAL, "chmod run folder: %v", err)
 	}
 	if in.taskDir != "" {
 		// Read-only in the container; uid 1000 must be able to list it.
 		if err := os.Mkdir(in.taskDir, 0o755); err != nil {
-			return ferry.Errorf(ferry.EINTERNAL, "create code folder: %v", err)
+			return ferry.Wrap(err, ferry.EINTERNAL, "create code folder: %v", err)
 		}
 		if err := os.Chmod(in.taskDir, 0o755); err != nil {
-			return ferry.Errorf(ferry.EINTERNAL, "chmod code folder: %v", err)
+			return ferry.Wrap(err, ferry.EINTERNAL, "chmod code folder: %v", err)
 		}
 	}
 	sock := filepath.Join(in.runDir, socketName)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
-		return ferry.Errorf(ferry.EINTERNAL, "listen on runner socket: %v", err)
+		return ferry.Wrap(err, ferry.EINTERNAL, "listen on runner socket: %v", err)
 	}
 	in.ln = ln
 	if err := os.Chmod(sock, 0o666); err != nil {
-		return ferry.Errorf(ferry.EINTERNAL, "chmod runner socket: %v", err)
+		return ferry.Wrap(err, ferry.EINTERNAL, "chmod runner socket: %v", err)
 	}
 	if in.logs, err = openLogPipe(in.runDir, in.marks, e.cfg.LogLimit); err != nil {
-		return ferry.Errorf(ferry.EINTERNAL, "%v", err)
+		return ferry.Wrap(err, ferry.EINTERNAL, "%v", err)
 	}
 	return nil
 }
@@ -309,7 +309,7 @@ func (e *Executor) awaitRunner(ctx context.Context, in *instance, l launch, load
 		select {
 		case a := <-accC:
 			if a.err != nil {
-				return 0, nil, ferry.Errorf(ferry.EINTERNAL, "accept runner connection: %v", a.err)
+				return 0, nil, ferry.Wrap(a.err, ferry.EINTERNAL, "accept runner connection: %v", a.err)
 			}
 			in.conn = a.c
 		case <-w.exitC:

@@ -88,7 +88,7 @@ func LoadKeyring(getenv func(string) string) (*Keyring, error) {
 	case file != "":
 		var b []byte
 		if b, err = os.ReadFile(file); err != nil {
-			return nil, ferry.Errorf(ferry.EINVALID, "FERRY_SECRETS_KEY_FILE: %v", err)
+			return nil, ferry.Wrap(err, ferry.EINVALID, "FERRY_SECRETS_KEY_FILE: %v", err)
 		}
 		current, err = ParseKey("FERRY_SECRETS_KEY_FILE "+file, string(b))
 	}
