@@ -14,7 +14,7 @@ dev: tools images
 stop:
 	scripts/stack.sh down dev
 
-## test: tidy check, darwin build, lint, go vet + every test with -race against the test stack (ports 1xxxx)
+## test: tidy check, darwin and windows builds, lint, go vet + every test with -race against the test stack (ports 1xxxx)
 test: tools images deploy-images
 	scripts/test.sh
 

@@ -78,18 +78,11 @@ func (in *instance) alive() bool {
 	if err != nil {
 		return false
 	}
-	var n int
-	var rerr error
-	err = raw.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, rerr = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return true
-	})
-	if err != nil {
+	idle := false
+	if err := raw.Read(func(fd uintptr) bool { idle = peekIdle(fd); return true }); err != nil {
 		return false
 	}
-	_ = n // n == 0 with no error is EOF; n > 0 is unexpected data
-	return errors.Is(rerr, syscall.EAGAIN)
+	return idle // a peek that finds data (unasked) or the end of file is not idle
 }
 
 // launch is one container for start to create, built by the caller from

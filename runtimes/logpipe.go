@@ -6,7 +6,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode/utf8"
 )
@@ -69,7 +68,7 @@ type logPipe struct {
 // openLogPipe creates the FIFO in dir, opens it and starts reading.
 func openLogPipe(dir string, marks logMarks, limit int) (*logPipe, error) {
 	path := dir + "/" + logFIFOName
-	if err := syscall.Mkfifo(path, 0o600); err != nil {
+	if err := mkfifo(path, 0o600); err != nil {
 		return nil, fmt.Errorf("create log FIFO: %w", err)
 	}
 	// uid 1000 writes, nobody else reads.

@@ -21,8 +21,9 @@ if ! diff=$(go mod tidy -diff 2>&1); then
 	echo "[test] go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result" >&2
 	exit 1
 fi
-echo "[test] GOOS=darwin go build ./cmd/ferry" >&2
+echo "[test] GOOS=darwin and GOOS=windows go build ./cmd/ferry" >&2
 GOOS=darwin go build -o /dev/null ./cmd/ferry
+GOOS=windows go build -o /dev/null ./cmd/ferry
 scripts/lint.sh
 
 # Two `make test` at once (also from two checkouts) would share the test ports
