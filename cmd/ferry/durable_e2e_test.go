@@ -35,6 +35,49 @@ def handler(event, context):
     c = context.step("three", lambda: run("three", b + 1, event.get("sleep", 0)))
     return [a, b, c]
 `},
+	"nodejs": {"nodejs", "app.handler", "app.js", `const run = (name, value, sleep = 0) => new Promise((resolve) => {
+  console.log('ran', name);
+  setTimeout(() => resolve(value), sleep * 1000);
+});
+exports.handler = async (event, context) => {
+  console.log('run begins');
+  const a = await context.step('one', () => run('one', 1));
+  const b = await context.step('two', () => run('two', a + 1));
+  const c = await context.step('three', () => run('three', b + 1, event.sleep || 0));
+  return [a, b, c];
+};
+`},
+	"go": {"go", "Handle", "main.go", `package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+func run(name string, value int, sleep float64) func(context.Context) (interface{}, error) {
+	return func(context.Context) (interface{}, error) {
+		fmt.Println("ran", name)
+		time.Sleep(time.Duration(sleep * float64(time.Second)))
+		return value, nil
+	}
+}
+
+func Handle(ctx context.Context, event struct{ Sleep float64 }) ([]int, error) {
+	fmt.Println("run begins")
+	var a, b, c int
+	if err := FerryStep(ctx, "one", &a, run("one", 1, 0)); err != nil {
+		return nil, err
+	}
+	if err := FerryStep(ctx, "two", &b, run("two", a+1, 0)); err != nil {
+		return nil, err
+	}
+	if err := FerryStep(ctx, "three", &c, run("three", b+1, event.Sleep)); err != nil {
+		return nil, err
+	}
+	return []int{a, b, c}, nil
+}
+`},
 }
 
 // durableDB opens the test server's database for the step records.
@@ -54,7 +97,7 @@ func durableDB(t *testing.T, cfg Config) *postgres.DB {
 // run again: each has one record, made before the kill, and the run that
 // completed printed only step 3.
 func TestDurableStepsSurviveWorkerKill(t *testing.T) {
-	for _, rt := range []string{"python"} {
+	for _, rt := range []string{"python", "nodejs", "go"} {
 		t.Run(rt, func(t *testing.T) {
 			h := threeSteps[rt]
 			cfg := testConfig(t, "e2e_durable_kill_"+rt)
@@ -123,4 +166,155 @@ func TestDurableStepsSurviveWorkerKill(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitTwice: step "before", a wait of event.wait seconds, step "after".
+var waitTwice = map[string]durableHandler{
+	"python": {"python", "app.handler", "app.py", `def handler(event, context):
+    print("run begins")
+    def run(name, value):
+        print("ran", name)
+        return value
+    a = context.step("before", lambda: run("before", 1))
+    context.wait(event["wait"])
+    b = context.step("after", lambda: run("after", a + 1))
+    return [a, b]
+`},
+	"nodejs": {"nodejs", "app.handler", "app.js", `exports.handler = async (event, context) => {
+  console.log('run begins');
+  const run = (name, value) => { console.log('ran', name); return value; };
+  const a = await context.step('before', () => run('before', 1));
+  await context.wait(event.wait);
+  const b = await context.step('after', () => run('after', a + 1));
+  return [a, b];
+};
+`},
+	"go": {"go", "Handle", "main.go", `package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+func Handle(ctx context.Context, event struct{ Wait float64 }) ([]int, error) {
+	fmt.Println("run begins")
+	var a, b int
+	if err := FerryStep(ctx, "before", &a, func(context.Context) (interface{}, error) {
+		fmt.Println("ran before")
+		return 1, nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := FerryWait(ctx, "", time.Duration(event.Wait*float64(time.Second))); err != nil {
+		return nil, err
+	}
+	if err := FerryStep(ctx, "after", &b, func(context.Context) (interface{}, error) {
+		fmt.Println("ran after")
+		return a + 1, nil
+	}); err != nil {
+		return nil, err
+	}
+	return []int{a, b}, nil
+}
+`},
+}
+
+// waitForStatus polls an invocation until its status is want.
+func (s *testServer) waitForStatus(t *testing.T, id, want string, within time.Duration) invocationJSON {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var inv invocationJSON
+		s.do(t, http.MethodGet, "/v1/invocations/"+id, nil, &inv)
+		if inv.Status == want {
+			return inv
+		}
+		if inv.Status != "pending" && inv.Status != "running" && inv.Status != "waiting" {
+			var logs struct{ Logs string }
+			s.do(t, http.MethodGet, "/v1/invocations/"+id+"/logs", nil, &logs)
+			t.Fatalf("invocation %s ended %s (%+v), want %q; logs %q", id, inv.Status, inv.Error, want, logs.Logs)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("invocation %s is %q after %s, want %q", id, inv.Status, within, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkWaitedOnce: the handler ran twice (before and after the wait) and
+// each step once, in order, in the invocation's logs.
+func checkWaitedOnce(t *testing.T, logs string) {
+	t.Helper()
+	if n := strings.Count(logs, "run begins"); n != 2 {
+		t.Errorf("the handler ran %d times, want 2 (before and after the wait): %q", n, logs)
+	}
+	if strings.Count(logs, "ran before") != 1 || strings.Count(logs, "ran after") != 1 {
+		t.Errorf("want each step to run once: %q", logs)
+	}
+	i, j, k := strings.Index(logs, "ran before"), strings.Index(logs, "suspended at wait"), strings.Index(logs, "ran after")
+	if i < 0 || j < i || k < j {
+		t.Errorf("logs out of order: %q", logs)
+	}
+}
+
+// TestDurableWait: wait(2 s) releases the container to the warm pool while the
+// invocation is waiting, then the handler runs again with step "before"
+// replayed.
+func TestDurableWait(t *testing.T) {
+	for _, rt := range []string{"python", "nodejs", "go"} {
+		t.Run(rt, func(t *testing.T) {
+			h := waitTwice[rt]
+			s := startTestServer(t, "e2e_durable_wait_"+rt)
+			s.deploy(t, "waits", h.runtime, h.handler, h.filename, h.code, map[string]any{"timeout_seconds": 10})
+			began := time.Now()
+			inv, resp := s.invoke(t, "waits", map[string]any{"wait": 2}, "Prefer", "respond-async")
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("invoke: %s", resp.Status)
+			}
+			s.waitForStatus(t, inv.ID, "waiting", time.Minute)
+			if st := s.executor.Stats(); st.Busy != 0 || st.Idle < 1 {
+				t.Errorf("while waiting the container must be idle in the warm pool: %+v", st)
+			}
+			final := s.waitFinal(t, inv.ID, time.Minute)
+			if final.Status != "completed" || strings.ReplaceAll(string(final.Result), " ", "") != "[1,2]" {
+				t.Fatalf("invocation: %s %s %+v", final.Status, final.Result, final.Error)
+			}
+			if took := time.Since(began); took < 2*time.Second {
+				t.Errorf("completed after %s, before its wait of 2 s ended", took)
+			}
+			t.Logf("completed %s after the invoke (wait 2 s)", time.Since(began).Round(time.Millisecond))
+			var logs struct{ Logs string }
+			s.do(t, http.MethodGet, "/v1/invocations/"+inv.ID+"/logs", nil, &logs)
+			checkWaitedOnce(t, logs.Logs)
+		})
+	}
+}
+
+// TestDurableWaitSurvivesWorkerRestart: the worker is killed while the
+// invocation waits (10 s) and another one started; the wait ends on time and
+// the handler resumes on the new worker.
+func TestDurableWaitSurvivesWorkerRestart(t *testing.T) {
+	h := waitTwice["python"]
+	cfg := testConfig(t, "e2e_durable_wait_restart")
+	s := startWithConfig(t, cfg, roles{api: true})
+	worker, _ := startWorkerProcess(t, cfg)
+	s.deploy(t, "waits", h.runtime, h.handler, h.filename, h.code, map[string]any{"timeout_seconds": 10})
+	inv, resp := s.invoke(t, "waits", map[string]any{"wait": 10}, "Prefer", "respond-async")
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("invoke: %s", resp.Status)
+	}
+	s.waitForStatus(t, inv.ID, "waiting", time.Minute)
+	if err := worker.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = worker.Wait()
+	startWorkerProcess(t, cfg)
+	final := s.waitFinal(t, inv.ID, 2*time.Minute)
+	if final.Status != "completed" || strings.ReplaceAll(string(final.Result), " ", "") != "[1,2]" {
+		t.Fatalf("invocation: %s %s %+v", final.Status, final.Result, final.Error)
+	}
+	var logs struct{ Logs string }
+	s.do(t, http.MethodGet, "/v1/invocations/"+inv.ID+"/logs", nil, &logs)
+	checkWaitedOnce(t, logs.Logs)
 }

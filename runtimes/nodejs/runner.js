@@ -287,31 +287,202 @@ function connect(file, waitMs = 5000) {
   });
 }
 
-// Calls fn over the socket's frames, one at a time.
+// Calls fn over the socket's frames, one at a time. A checkpoint_ack answers
+// the running invocation's checkpoint, so it is handed over at once (the
+// invocation's frame is still being served).
 function serveFrames(sock, onFrame) {
   let buf = Buffer.alloc(0);
+  const queue = [];
   let busy = false;
   const pump = async () => {
     if (busy) return;
     busy = true;
-    while (buf.length >= 4) {
-      const n = buf.readUInt32BE(0);
-      if (buf.length < 4 + n) break;
-      const body = buf.subarray(4, 4 + n).toString('utf8');
-      buf = buf.subarray(4 + n);
-      // The frame is one level around the event; a deeper event is refused
-      // before parsing, by an invocation that does not call the handler.
-      await onFrame(jsonTooDeep(body, MAX_JSON_DEPTH + 1) ? { type: 'invoke', tooDeep: true } : JSON.parse(body));
-    }
+    while (queue.length) await onFrame(queue.shift());
     busy = false;
   };
   sock.on('data', (chunk) => {
     buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+    try {
+      while (buf.length >= 4) {
+        const n = buf.readUInt32BE(0);
+        if (buf.length < 4 + n) break;
+        const body = buf.subarray(4, 4 + n).toString('utf8');
+        buf = buf.subarray(4 + n);
+        if (body.startsWith('{"type":"checkpoint_ack"')) {
+          const waiter = ackWaiters.shift();
+          if (waiter) waiter(JSON.parse(body));
+          continue;
+        }
+        // The frame is one level around the event; a deeper event is refused
+        // before parsing, by an invocation that does not call the handler.
+        queue.push(jsonTooDeep(body, MAX_JSON_DEPTH + 1) ? { type: 'invoke', tooDeep: true } : JSON.parse(body));
+      }
+    } catch (err) {
+      logs.diag(`fatal: ${err && err.stack}`);
+      process.exit(2);
+    }
     pump().catch((err) => {
       logs.diag(`fatal: ${err && err.stack}`);
       process.exit(2);
     });
   });
+}
+
+// ---- durable functions ----------------------------------------------------------
+// (runtimes/README.md, "Durable functions"): a step's result is checkpointed by
+// the host before the handler goes on; a later run of the handler gets the
+// recorded operations in its invoke frame and returns their results.
+
+const ackWaiters = []; // FIFO: the host answers checkpoints in order
+
+function checkpoint(head, resultJSON) {
+  let text = JSON.stringify(head);
+  if (resultJSON !== undefined) text = text.slice(0, -1) + ',"result":' + resultJSON + '}';
+  return new Promise((resolve, reject) => {
+    ackWaiters.push((ack) => {
+      if (ack.ok) resolve(ack);
+      else {
+        const e = ack.error || {};
+        reject(new FerryError(e.type || 'Durable.CheckpointFailed', e.message || 'checkpoint refused'));
+      }
+    });
+    conn.write(frame(text));
+  });
+}
+
+// A recorded step's failure, thrown again when the handler replays it.
+class StepError extends Error {
+  constructor(info) {
+    super((info && info.message) || 'step failed');
+    this.name = (info && info.type) || 'Error';
+  }
+}
+
+function seconds(d) {
+  if (d && typeof d === 'object') {
+    return (d.days || 0) * 86400 + (d.hours || 0) * 3600 + (d.minutes || 0) * 60 + (d.seconds || 0);
+  }
+  return d;
+}
+
+const never = () => new Promise(() => {});
+
+// The durable operations of one run, on its context (AWS's names: step, wait,
+// createCallback, waitForCallback).
+function addDurable(context, ops, suspend) {
+  const recorded = new Map((ops || []).map((op) => [op.name, op]));
+  const used = new Set();
+  const counters = {};
+  let suspended = null;
+  const begin = (name, kind) => {
+    if (suspended !== null) return [null, null, true];
+    if (name === undefined || name === null) {
+      counters[kind] = (counters[kind] || 0) + 1;
+      name = `${kind}#${counters[kind]}`;
+    }
+    if (typeof name !== 'string' || !name) throw new FerryError('Durable.InvalidName', 'an operation name is a non-empty string');
+    if (used.has(name)) {
+      throw new FerryError('Durable.DuplicateName', `operation name '${name}' is used twice in this invocation: names must be unique`);
+    }
+    used.add(name);
+    const op = recorded.get(name);
+    if (op && op.kind !== kind) {
+      throw new FerryError('Durable.NonDeterministic', `operation '${name}' was recorded as a ${op.kind}, not a ${kind}: ` +
+        'the handler must reach its operations in the same order on every run');
+    }
+    return [name, op, false];
+  };
+  const stop = (name) => {
+    suspended = name;
+    suspend(name);
+    return never();
+  };
+
+  context.step = async (name, fn, opts = {}) => {
+    if (typeof name === 'function') [name, fn, opts] = [undefined, name, fn || {}];
+    const [n, op, stopped] = begin(name, 'step');
+    if (stopped) return never();
+    if (op) {
+      if (op.status === 'succeeded') return op.result === undefined ? null : op.result;
+      throw new StepError(op.error);
+    }
+    const attempts = Math.max(1, opts.attempts || 1);
+    const t0 = performance.now();
+    let value;
+    let attempt = 1;
+    for (; ; attempt++) {
+      try {
+        value = await fn({ attempt });
+        break;
+      } catch (err) {
+        if (attempt >= attempts) {
+          if (suspended !== null) return never();
+          await checkpoint({ type: 'checkpoint', kind: 'step', name: n, status: 'failed', attempts: attempt,
+            error: errorInfo(err), duration_ms: performance.now() - t0 });
+          throw err;
+        }
+        const backoff = (opts.backoffSeconds === undefined ? 1 : opts.backoffSeconds) * (opts.backoffRate || 2) ** (attempt - 1);
+        await new Promise((r) => setTimeout(r, backoff * 1000));
+      }
+    }
+    let text;
+    try {
+      text = JSON.stringify(value === undefined ? null : value);
+    } catch (e) {
+      throw new FerryError('Step.MarshalError', `the result of step '${n}' is not JSON: ${e.message}`);
+    }
+    if (text === undefined) text = 'null';
+    if (suspended !== null) return never();
+    const ack = await checkpoint({ type: 'checkpoint', kind: 'step', name: n, status: 'succeeded', attempts: attempt,
+      duration_ms: performance.now() - t0 }, text);
+    if ('result' in ack) return ack.result; // an earlier attempt recorded this step first
+    return JSON.parse(text);
+  };
+
+  // wait(duration) or wait(name, duration); duration in seconds or {days, hours, minutes, seconds}.
+  context.wait = async (name, duration) => {
+    if (duration === undefined && typeof name !== 'string') [name, duration] = [undefined, name];
+    const [n, op, stopped] = begin(name, 'wait');
+    if (stopped) return never();
+    if (op) return op.status === 'succeeded' ? null : stop(n);
+    await checkpoint({ type: 'checkpoint', kind: 'wait', name: n, status: 'started', wait_seconds: seconds(duration) });
+    return stop(n);
+  };
+
+  context.createCallback = async (name, opts = {}) => {
+    if (typeof name === 'object' && name !== null) [name, opts] = [undefined, name];
+    const [n, op, stopped] = begin(name, 'callback');
+    if (stopped) return never();
+    let ack = {};
+    if (!op) {
+      ack = await checkpoint({ type: 'checkpoint', kind: 'callback', name: n, status: 'started',
+        timeout_seconds: opts.timeout === undefined ? 0 : seconds(opts.timeout) });
+    }
+    return {
+      name: n,
+      callbackId: ack.callback_id || null,
+      url: ack.callback_url || null,
+      result: async () => {
+        if (suspended !== null) return never();
+        const done = recorded.get(n);
+        if (done && done.status === 'succeeded') return done.result === undefined ? null : done.result;
+        if (done && (done.status === 'failed' || done.status === 'timed_out')) {
+          throw new StepError(done.error || { type: 'Callback.Timeout', message: 'callback failed' });
+        }
+        return stop(n);
+      },
+    };
+  };
+
+  // waitForCallback(name, submitter(callbackId, url), {timeout}): createCallback,
+  // the submitter as the step "<name>.submit", then the POSTed JSON.
+  context.waitForCallback = async (name, submitter, opts = {}) => {
+    if (typeof name === 'function') [name, submitter, opts] = [undefined, name, submitter || {}];
+    const cb = await context.createCallback(name, opts);
+    if (submitter) await context.step(`${cb.name}.submit`, () => submitter(cb.callbackId, cb.url));
+    return cb.result();
+  };
+  return context;
 }
 
 // ---- invocation ---------------------------------------------------------------
@@ -346,7 +517,12 @@ function runHandler(fn, msg, inv) {
       else if (inv.late === undefined) inv.late = err;
     };
     const done = (err, result) => finish(err == null ? null : err, result, true);
-    const context = makeContext(msg.id || '', msg.deadline_ms || 0, done);
+    const context = addDurable(makeContext(msg.id || '', msg.deadline_ms || 0, done), msg.operations,
+      (name) => {
+        if (settled) return;
+        settled = true;
+        resolve({ suspended: name, context });
+      });
     owner.run(inv, () => {
       try {
         const args = [msg.event === undefined ? null : msg.event, context];
@@ -444,7 +620,7 @@ async function invoke(fn, msg) {
   const processes = functionProcesses();
   logs.begin();
   const t0 = performance.now();
-  let { err, result, viaCallback, context } = msg.tooDeep
+  let { err, result, viaCallback, context, suspended } = msg.tooDeep
     ? { err: new FerryError('Runtime.UnmarshalError', `the event is ${tooDeepMessage}`) }
     : await runHandler(fn, msg, inv);
   if (viaCallback && context.callbackWaitsForEmptyEventLoop) await emptyEventLoop();
@@ -482,6 +658,12 @@ async function invoke(fn, msg) {
     memory_peak: memoryPeak(),
     cpu_ms: (cpu.user + cpu.system) / 1000,
   };
+  if (suspended !== undefined) {
+    // Stopped at a wait or a callback: the host resumes it later.
+    head.ok = true;
+    head.suspended = suspended;
+    return JSON.stringify(head);
+  }
   if (!ok) {
     head.error = error;
     return JSON.stringify(head);

@@ -105,6 +105,7 @@ func main() {
 	}
 	w := bufio.NewWriter(conn)
 	r := bufio.NewReader(conn)
+	ferryConnW, ferryConnR = w, r
 
 	// A spare (FERRY_SPARE=1) starts before it belongs to any function: it
 	// says "waiting" and takes the function's environment from the init frame
@@ -182,6 +183,8 @@ type ferryInvokeMsg struct {
 	ID         string          `json:"id"`
 	Event      json.RawMessage `json:"event"`
 	DeadlineMS int64           `json:"deadline_ms"`
+	// Operations recorded by earlier runs (durable functions).
+	Operations []ferryOperation `json:"operations"`
 
 	tooDeep bool // the event nests deeper than ferryMaxJSONDepth; not decoded
 }
@@ -200,6 +203,7 @@ type ferryResultMsg struct {
 	DurationMS float64         `json:"duration_ms"`
 	MemoryPeak int64           `json:"memory_peak"`
 	CPUMS      float64         `json:"cpu_ms"`
+	Suspended  string          `json:"suspended,omitempty"`
 }
 
 var (
@@ -313,12 +317,30 @@ func (f *ferryFunc) invoke(msg *ferryInvokeMsg, info ferryInfo, logs *ferryLogs)
 		ctx = context.WithValue(ctx, k, v)
 	}
 
+	durable := ferryNewDurable(msg.Operations)
+	ctx = context.WithValue(ctx, ferryDurableKey{}, durable)
+
 	procs := ferryFunctionProcesses()
 	cpu0 := ferryCPUTime()
 	logs.begin()
 	start := time.Now()
-	result, ferr := f.call(ctx, msg.Event, msg.tooDeep)
+	// The handler runs on its own goroutine so that a durable wait can end
+	// it (runtime.Goexit) and leave the runner serving.
+	var result json.RawMessage
+	var ferr *ferryError
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		result, ferr = f.call(ctx, msg.Event, msg.tooDeep)
+	}()
+	<-done
 	duration := time.Since(start)
+	durable.mu.Lock()
+	suspended := durable.suspended
+	durable.mu.Unlock()
+	if suspended != "" {
+		result, ferr = nil, nil
+	}
 	ferryEndProcesses(procs)
 	logs.end()
 	return &ferryResultMsg{
@@ -329,6 +351,7 @@ func (f *ferryFunc) invoke(msg *ferryInvokeMsg, info ferryInfo, logs *ferryLogs)
 		DurationMS: ferryMillis(duration),
 		MemoryPeak: ferryMemoryPeak(),
 		CPUMS:      ferryMillis(ferryCPUTime() - cpu0),
+		Suspended:  suspended,
 	}
 }
 
