@@ -25,6 +25,24 @@ type Operation struct {
 	FinishedAt    *time.Time      `json:"finished_at,omitempty"`
 	// WaitUntil is when a wait ends, or when a callback times out.
 	WaitUntil *time.Time `json:"wait_until,omitempty"`
+	// ResultRef is the object store key of a result over the inline limit
+	// (Result is empty in the record then).
+	ResultRef string `json:"-"`
+}
+
+// NewOperation is a checkpoint to record. TokenHash is set for callbacks.
+type NewOperation struct {
+	Name       string
+	Kind       OperationKind
+	Status     OperationStatus
+	Result     json.RawMessage
+	ResultRef  string
+	ResultSize int
+	Error      *FunctionError
+	Attempts   int
+	DurationMS float64
+	WaitUntil  *time.Time
+	TokenHash  []byte
 }
 
 // OperationKind names what an operation does.

@@ -243,6 +243,14 @@ func (a *Chains) RunStep(ctx context.Context, in StepInput) (StepOutput, error) 
 	if err != nil {
 		return StepOutput{}, err
 	}
+	if out.Suspension != nil {
+		// A chain step's invocation cannot suspend: the chain waits with its
+		// own wait and callback steps.
+		if out, err = a.Invocations.finish(ctx, id, ferry.Outcome{Status: ferry.StatusFailed, Error: &ferry.FunctionError{
+			Type: "Durable.Unsupported", Message: "a function run as a chain step cannot wait (wait or callback); use the chain's own steps"}}); err != nil {
+			return StepOutput{}, err
+		}
+	}
 	rec := out.Invocation
 	if out.ResultOmitted {
 		if rec, err = a.Store.GetInvocation(ctx, id); err != nil {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/runtimes"
-	"github.com/ferry-faas/ferry/storage/postgres"
 	"github.com/google/uuid"
 )
 
@@ -20,11 +19,10 @@ import (
 // activity replays an invocation's recorded operations to the runner and
 // records each new one in PostgreSQL before the handler goes on.
 
-// DurableStore is what durable invocations need from PostgreSQL; the Store
-// of an Invocations implements it to run durable handlers.
+// DurableStore is what durable invocations need from PostgreSQL (*postgres.DB).
 type DurableStore interface {
-	ListOperations(ctx context.Context, id uuid.UUID, now time.Time) ([]postgres.StoredOperation, error)
-	RecordOperation(ctx context.Context, id uuid.UUID, op postgres.NewOperation) (bool, error)
+	ListOperations(ctx context.Context, id uuid.UUID, now time.Time) ([]ferry.Operation, error)
+	RecordOperation(ctx context.Context, id uuid.UUID, op ferry.NewOperation) (bool, error)
 	SuspendInvocation(ctx context.Context, id uuid.UUID, logs string) (ferry.Invocation, error)
 }
 
@@ -61,7 +59,7 @@ type durableRun struct {
 	id       uuid.UUID
 	function uuid.UUID
 	mu       sync.Mutex
-	ops      map[string]postgres.StoredOperation
+	ops      map[string]ferry.Operation
 }
 
 // operationsKey is where a step result over InlineLimit lives: under its
@@ -78,7 +76,7 @@ func (d *durableRun) load(ctx context.Context) ([]runtimes.Operation, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.ops = make(map[string]postgres.StoredOperation, len(stored))
+	d.ops = make(map[string]ferry.Operation, len(stored))
 	out := make([]runtimes.Operation, 0, len(stored))
 	for _, op := range stored {
 		d.ops[op.Name] = op
@@ -103,7 +101,7 @@ func (d *durableRun) checkpoint(ctx context.Context, c runtimes.Checkpoint) runt
 	if c.Name == "" || len(c.Name) > ferry.MaxOperationName {
 		return refuse("Durable.InvalidName", "an operation needs a name of 1 to %d bytes", ferry.MaxOperationName)
 	}
-	op := postgres.NewOperation{Name: c.Name, Kind: ferry.OperationKind(c.Kind), Attempts: c.Attempts, DurationMS: c.DurationMS}
+	op := ferry.NewOperation{Name: c.Name, Kind: ferry.OperationKind(c.Kind), Attempts: c.Attempts, DurationMS: c.DurationMS}
 	var ack runtimes.CheckpointAck
 	now := time.Now()
 	switch op.Kind {
@@ -173,8 +171,7 @@ func (d *durableRun) checkpoint(ctx context.Context, c runtimes.Checkpoint) runt
 		return d.replayStored(ctx, c.Name)
 	}
 	d.mu.Lock()
-	d.ops[c.Name] = postgres.StoredOperation{Operation: ferry.Operation{Name: op.Name, Kind: op.Kind, Status: op.Status,
-		WaitUntil: op.WaitUntil}}
+	d.ops[c.Name] = ferry.Operation{Name: op.Name, Kind: op.Kind, Status: op.Status, WaitUntil: op.WaitUntil}
 	d.mu.Unlock()
 	ack.OK = true
 	return ack

@@ -145,6 +145,9 @@ type Invocations struct {
 	// Secrets resolves the values of the secrets a version reads, at run time
 	// (*secrets.Vault); nil: a version that reads secrets fails.
 	Secrets SecretResolver
+	// Durable records the operations of durable handlers; nil: their
+	// operations fail with Runtime.DurableUnavailable.
+	Durable DurableStore
 	// CallbackBaseURL is the API's public base URL, for callback URLs.
 	CallbackBaseURL string
 
@@ -211,8 +214,8 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	var durable *durableRun
 	loaded := make(chan error, 1)
 	var ops []runtimes.Operation
-	if ds, ok := a.Store.(DurableStore); ok {
-		durable = &durableRun{a: a, store: ds, id: in.InvocationID, function: v.FunctionID}
+	if a.Durable != nil {
+		durable = &durableRun{a: a, store: a.Durable, id: in.InvocationID, function: v.FunctionID}
 		go func() {
 			var err error
 			ops, err = durable.load(ctx)

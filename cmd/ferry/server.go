@@ -151,6 +151,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 			Secrets:         vault,
 			Logs:            a.db,
 			Logger:          log,
+			Durable:         a.db,
 			CallbackBaseURL: cfg.PublicURL,
 		}
 		chains := &activities.Chains{Store: a.db, ScheduleStore: a.db, Objects: a.objects, Invocations: invocations, Logger: log,

@@ -11,33 +11,11 @@ import (
 	"github.com/ferry-faas/ferry"
 )
 
-// StoredOperation is an operation as recorded: a result over the inline limit
-// lives in the object store under ResultRef (Result is empty then).
-type StoredOperation struct {
-	ferry.Operation
-	ResultRef string
-}
-
-// NewOperation is a checkpoint to record. TokenHash is set for callbacks.
-type NewOperation struct {
-	Name       string
-	Kind       ferry.OperationKind
-	Status     ferry.OperationStatus
-	Result     json.RawMessage
-	ResultRef  string
-	ResultSize int
-	Error      *ferry.FunctionError
-	Attempts   int
-	DurationMS float64
-	WaitUntil  *time.Time
-	TokenHash  []byte
-}
-
 const operationColumns = `name, kind, status, result, coalesce(result_ref, ''), result_size, error,
 	attempts, duration_ms, created_at, finished_at, wait_until`
 
-func scanOperation(row pgx.Row) (StoredOperation, error) {
-	var op StoredOperation
+func scanOperation(row pgx.Row) (ferry.Operation, error) {
+	var op ferry.Operation
 	var kind, status string
 	var result []byte
 	err := row.Scan(&op.Name, &kind, &status, &result, &op.ResultRef, &op.ResultSize, &op.Error,
@@ -54,7 +32,7 @@ func scanOperation(row pgx.Row) (StoredOperation, error) {
 // ListOperations returns an invocation's operations in the order they were
 // first recorded. Waits whose time has come (at now) are marked succeeded, and
 // callbacks past their timeout timed out, before they are read.
-func (db *DB) ListOperations(ctx context.Context, id uuid.UUID, now time.Time) ([]StoredOperation, error) {
+func (db *DB) ListOperations(ctx context.Context, id uuid.UUID, now time.Time) ([]ferry.Operation, error) {
 	ops, err := db.listOperations(ctx, id)
 	if err != nil {
 		return nil, err
@@ -78,13 +56,13 @@ func (db *DB) ListOperations(ctx context.Context, id uuid.UUID, now time.Time) (
 	return ops, nil
 }
 
-func (db *DB) listOperations(ctx context.Context, id uuid.UUID) ([]StoredOperation, error) {
+func (db *DB) listOperations(ctx context.Context, id uuid.UUID) ([]ferry.Operation, error) {
 	rows, err := db.pool.Query(ctx, `SELECT `+operationColumns+` FROM invocation_steps
 		WHERE invocation_id = $1 ORDER BY seq`, id)
 	if err != nil {
 		return nil, db.mapErr(err, invocationName(id))
 	}
-	ops, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StoredOperation, error) { return scanOperation(row) })
+	ops, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ferry.Operation, error) { return scanOperation(row) })
 	if err != nil {
 		return nil, db.mapErr(err, invocationName(id))
 	}
@@ -94,7 +72,7 @@ func (db *DB) listOperations(ctx context.Context, id uuid.UUID) ([]StoredOperati
 // RecordOperation records a checkpoint once: when the invocation already has
 // an operation of that name (an earlier attempt recorded it), nothing changes
 // and inserted is false. More than ferry.MaxOperations is ETOOMANY.
-func (db *DB) RecordOperation(ctx context.Context, id uuid.UUID, op NewOperation) (inserted bool, err error) {
+func (db *DB) RecordOperation(ctx context.Context, id uuid.UUID, op ferry.NewOperation) (inserted bool, err error) {
 	errJSON, err := jsonOrNil(sanitizeError(op.Error))
 	if err != nil {
 		return false, err
