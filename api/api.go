@@ -89,6 +89,12 @@ type Deps struct {
 	// Schedules is Temporal's schedule client (client.Client.ScheduleClient).
 	// nil: the schedule routes answer 503.
 	Schedules client.ScheduleClient
+	// Durable reads durable steps and completes callbacks. nil: the steps
+	// and callback routes answer 503.
+	Durable DurableStore
+	// Signals delivers callbacks to waiting invocations (client.Client). nil:
+	// a waiting invocation finds its callback's body at the callback's timeout.
+	Signals Signaler
 	// Queries asks a running chain run's workflow for its progress. nil: a
 	// running chain run shows the steps its record has.
 	Queries Querier

@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/ferry-faas/ferry"
 )
 
 //go:embed openapi.json
@@ -42,6 +44,9 @@ func (s *server) routes(e *echo.Echo) {
 	e.GET("/v1/invocations", s.listInvocations, auth)
 	e.GET("/v1/invocations/:id", s.getInvocation, auth)
 	e.GET("/v1/invocations/:id/logs", s.invocationLogs, auth)
+	e.GET("/v1/invocations/:id/steps", s.invocationSteps, auth)
+	// The token in the URL is the credential of a callback: no API key.
+	e.POST("/v1/callbacks/:token", s.completeCallback, s.limitBody(ferry.MaxCallbackBody))
 	e.POST("/v1/invocations/:id/cancel", s.cancelInvocation, auth, body)
 	e.POST("/v1/invocations/:id/retry", s.retryInvocation, auth, body)
 

@@ -147,9 +147,29 @@ func (k runs[R]) wait(ctx context.Context, r R, done <-chan R, res result[R], li
 		rec, ok, err := res(wctx, k.s.Temporal.GetWorkflow(wctx, m.workflowID, ""))
 		got <- end{rec, ok, err}
 	}()
+	// A durable handler that suspends (waiting) may wait for hours: the
+	// record is checked once a second, and a waiting run is answered 202.
+	waiting := make(chan R, 1)
+	go func() {
+		t := time.NewTicker(waitingPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+				if rec, err := k.get(wctx, m.id); err == nil && k.meta(rec).status == ferry.StatusWaiting {
+					waiting <- rec
+					return
+				}
+			}
+		}
+	}()
 	var err error
 	select {
 	case rec := <-done:
+		return rec, nil
+	case rec := <-waiting:
 		return rec, nil
 	case e := <-got:
 		if e.ok {
@@ -180,6 +200,10 @@ func (k runs[R]) wait(ctx context.Context, r R, done <-chan R, res result[R], li
 	}
 	return rec, nil
 }
+
+// waitingPoll is how often a sync wait reads the record to notice that a
+// durable handler suspended (docs/API.md: such an invoke answers 202).
+const waitingPoll = time.Second
 
 // endOnly is the result of a workflow whose output is not the record: wait
 // reads the record.

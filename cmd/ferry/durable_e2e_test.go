@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"syscall"
@@ -317,4 +320,151 @@ func TestDurableWaitSurvivesWorkerRestart(t *testing.T) {
 	var logs struct{ Logs string }
 	s.do(t, http.MethodGet, "/v1/invocations/"+inv.ID+"/logs", nil, &logs)
 	checkWaitedOnce(t, logs.Logs)
+}
+
+// approvalHandler creates the callback "approval" (timeout event.timeout),
+// returns its id from the step "submit", sleeps event.pause s in the step
+// "pause", then waits for the callback: {"approval": body}, or {"error": type}.
+const approvalHandler = `import time
+
+def handler(event, context):
+    print("run begins")
+    cb = context.create_callback("approval", timeout=event.get("timeout", 60))
+    context.step("submit", lambda: cb.callback_id)
+    context.step("pause", lambda: time.sleep(event.get("pause", 0)))
+    try:
+        return {"approval": cb.result()}
+    except Exception as e:
+        return {"error": getattr(e, "type", type(e).__name__), "message": str(e)}
+`
+
+type stepsJSON struct {
+	Status string `json:"status"`
+	Steps  []struct {
+		Name   string          `json:"name"`
+		Kind   string          `json:"kind"`
+		Status string          `json:"status"`
+		Result json.RawMessage `json:"result"`
+	} `json:"steps"`
+}
+
+// callbackToken polls the steps of invocation id until "submit" recorded the token.
+func (s *testServer) callbackToken(t *testing.T, id string) string {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var st stepsJSON
+		s.do(t, http.MethodGet, "/v1/invocations/"+id+"/steps", nil, &st)
+		for _, op := range st.Steps {
+			var token string
+			if op.Name == "submit" && json.Unmarshal(op.Result, &token) == nil && token != "" {
+				return token
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no callback token after a minute: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// postCallback POSTs body to the callback of token, without an API key.
+func (s *testServer) postCallback(t *testing.T, token string, body []byte) (int, string) {
+	t.Helper()
+	resp, err := http.Post(s.URL()+"/v1/callbacks/"+token, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestDurableCallbacks: a POST before the handler waits, a POST while it
+// waits, a reused token, a wrong token, a bad body, a timeout, and a cancel of
+// a waiting invocation, each with its documented answer.
+func TestDurableCallbacks(t *testing.T) {
+	s := startTestServer(t, "e2e_durable_callbacks")
+	s.deploy(t, "approve", "python", "app.handler", "app.py", approvalHandler, map[string]any{"timeout_seconds": 10})
+	start := func(event map[string]any) string {
+		inv, resp := s.invoke(t, "approve", event, "Prefer", "respond-async")
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("invoke: %s", resp.Status)
+		}
+		return inv.ID
+	}
+	result := func(id string) string {
+		final := s.waitFinal(t, id, time.Minute)
+		if final.Status != "completed" {
+			t.Fatalf("invocation %s: %s %+v", id, final.Status, final.Error)
+		}
+		return strings.ReplaceAll(string(final.Result), " ", "")
+	}
+
+	t.Run("after the wait", func(t *testing.T) {
+		id := start(map[string]any{})
+		token := s.callbackToken(t, id)
+		if len(token) < 43 {
+			t.Fatalf("token %q is shorter than 256 bits in base64", token)
+		}
+		s.waitForStatus(t, id, "waiting", time.Minute)
+		if code, body := s.postCallback(t, token, []byte(`{"ok":`)); code != http.StatusBadRequest {
+			t.Errorf("a body that is not JSON: %d %s, want 400", code, body)
+		}
+		if code, body := s.postCallback(t, token, bytes.Repeat([]byte(" "), 300<<10)); code != http.StatusRequestEntityTooLarge {
+			t.Errorf("a body over 256 KiB: %d %s, want 413", code, body)
+		}
+		if code, body := s.postCallback(t, token, []byte(`{"by":"ann"}`)); code != http.StatusAccepted {
+			t.Fatalf("POST: %d %s", code, body)
+		}
+		if got := result(id); got != `{"approval":{"by":"ann"}}` {
+			t.Errorf("result %s", got)
+		}
+		if code, body := s.postCallback(t, token, []byte(`{}`)); code != http.StatusConflict {
+			t.Errorf("a reused token: %d %s, want 409", code, body)
+		}
+		wrong := []byte(token)
+		wrong[5] ^= 1
+		if code, body := s.postCallback(t, string(wrong), []byte(`{}`)); code != http.StatusNotFound {
+			t.Errorf("a wrong token: %d %s, want 404", code, body)
+		}
+		if code, _ := s.postCallback(t, "short", []byte(`{}`)); code != http.StatusNotFound {
+			t.Errorf("a malformed token: %d, want 404", code)
+		}
+	})
+	t.Run("before the wait", func(t *testing.T) {
+		id := start(map[string]any{"pause": 4})
+		token := s.callbackToken(t, id) // the handler is in "pause" now
+		if code, body := s.postCallback(t, token, []byte(`"early"`)); code != http.StatusAccepted {
+			t.Fatalf("POST: %d %s", code, body)
+		}
+		if got := result(id); got != `{"approval":"early"}` {
+			t.Errorf("result %s", got)
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		id := start(map[string]any{"timeout": 2})
+		token := s.callbackToken(t, id)
+		if got := result(id); !strings.Contains(got, `"error":"Callback.Timeout"`) {
+			t.Errorf("result %s, want the error Callback.Timeout", got)
+		}
+		if code, body := s.postCallback(t, token, []byte(`{}`)); code != http.StatusConflict {
+			t.Errorf("a POST after the timeout: %d %s, want 409", code, body)
+		}
+	})
+	t.Run("cancel while waiting", func(t *testing.T) {
+		id := start(map[string]any{})
+		s.waitForStatus(t, id, "waiting", time.Minute)
+		s.do(t, http.MethodPost, "/v1/invocations/"+id+"/cancel", nil, nil)
+		if final := s.waitFinal(t, id, time.Minute); final.Status != "cancelled" {
+			t.Errorf("cancelled while waiting: %s", final.Status)
+		}
+	})
+	t.Run("sync invoke answers 202 when it waits", func(t *testing.T) {
+		var inv invocationJSON
+		resp := s.do(t, http.MethodPost, "/v1/functions/approve/invoke", map[string]any{}, &inv)
+		if resp.StatusCode != http.StatusAccepted || inv.Status != "waiting" || resp.Header.Get("Location") != "/v1/invocations/"+inv.ID {
+			t.Errorf("sync invoke of a handler that waits: %s status %q Location %q", resp.Status, inv.Status, resp.Header.Get("Location"))
+		}
+	})
 }

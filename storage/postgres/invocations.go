@@ -204,7 +204,8 @@ func (db *DB) ListInvocations(ctx context.Context, f ferry.InvocationFilter, p f
 
 // StartInvocation records that the function of an invocation that is not final
 // is being started by the attempt holding token: the first call moves it from
-// pending to running (recording when and in which workflow run), every call
+// pending (or a durable invocation from waiting) to running (recording when
+// and in which workflow run), every call
 // counts one more attempt, and the attempt takes the record's lease for ttl
 // (RenewInvocation extends it, ReleaseInvocation gives it up). It returns the
 // record's status afterwards: running, or the final status of a record that is
@@ -219,7 +220,7 @@ func (db *DB) StartInvocation(ctx context.Context, id uuid.UUID, runID string, a
 			run_id = CASE WHEN status = 'pending' THEN $2 ELSE run_id END,
 			started_at = coalesce(started_at, $3),
 			lease_token = $4, lease_until = now() + make_interval(secs => $5)
-		WHERE id = $1 AND (status = 'pending' OR status = 'running'
+		WHERE id = $1 AND (status IN ('pending', 'waiting') OR status = 'running'
 			AND (lease_until IS NULL OR lease_until < now() OR lease_token = $4))`,
 		id, runID, at, token, ttl.Seconds())
 	if err != nil {
