@@ -204,7 +204,22 @@ func imageTagForTest() string {
 
 func (h *faultHarness) startWorker(t *testing.T) {
 	t.Helper()
-	h.worker, h.logs = startWorkerProcess(t, h.cfg)
+	w, logs := startWorkerProcess(t, h.cfg)
+	h.worker, h.logs = w, logs
+	// Drained at the end (before startWorkerProcess's kill), so that its
+	// executor removes its containers: once the data folder is gone, no
+	// reaper can tell that they are orphans.
+	t.Cleanup(func() {
+		if w.ProcessState != nil || w.Process.Signal(syscall.SIGTERM) != nil {
+			return // waited for already, or gone
+		}
+		exited := make(chan struct{})
+		go func() { _ = w.Wait(); close(exited) }()
+		select {
+		case <-exited:
+		case <-time.After(time.Minute):
+		}
+	})
 }
 
 func (h *faultHarness) killWorker(t *testing.T) {
