@@ -122,7 +122,7 @@ func containerConfig(s Spec, p containerParams) (*container.Config, *container.H
 }
 
 // spareConfig is the configuration of a spare: a container of a runtime that
-// belongs to no function yet (see "Spares" in executor.go). It has the same
+// belongs to no function yet (runtimes/README.md, "Spares"). It has the same
 // hardening as containerConfig and the default limits (its memory and CPU
 // quota are updated when it is assigned; the pids limit is the same for
 // every function), no network, and its own code folder codeDir, still empty,
@@ -204,9 +204,9 @@ func spareUpdate(s Spec) container.UpdateConfig {
 // 299999999).
 func nanoCPUs(cpus float64) int64 { return int64(math.Round(cpus * 1e9)) }
 
-// startupEnv are variables an interpreter reads when it starts, not later:
-// setting them in a running spare would not have their effect, so a function
-// that sets one gets a container created for it.
+// startupEnvPrefixes and startupEnvNames are variables an interpreter reads
+// when it starts, not later: setting them in a running spare would not have
+// their effect, so a function that sets one gets a container created for it.
 var startupEnvPrefixes = []string{"PYTHON", "NODE_", "UV_", "LD_", "LC_", "MALLOC_", "GLIBC_", "GCONV_", "OPENSSL_"}
 
 var startupEnvNames = map[string]bool{"LANG": true, "LANGUAGE": true, "TZ": true, "PATH": true, "TMPDIR": true}

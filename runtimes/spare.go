@@ -15,40 +15,10 @@ import (
 	"github.com/ferry-faas/ferry"
 )
 
-// Spares. Creating and starting a container and starting an interpreter in it
-// cost 0.5 to 1 s on a small machine, nearly all of it in the engine and the
-// interpreter, none of it specific to a function. So the executor keeps
-// Config.Spares containers per runtime (python and nodejs) started ahead of
-// time, belonging to no function:
-//
-//   - A spare is created by spareConfig: the hardening of every container, the
-//     runtime's image, no network, the default limits, FERRY_SPARE=1 and no
-//     function settings. Its /var/task is its own host folder
-//     (DataDir/task/<container>), empty at first and mounted read-only. Its
-//     runner connects and sends {"type":"waiting"}; the spare is then ready.
-//   - A cold start of a python or nodejs function without network and without
-//     start-up variables (canUseSpare) takes a ready spare of its runtime if
-//     there is one (acquire). From then on the container belongs to that
-//     function version's warm-pool key only; it is never given to another
-//     function, and it is discarded after a timeout, OOM or crash like any
-//     other container. The function's identity lives in the pool's memory:
-//     Docker labels cannot change, and the spare keeps ferry.spare=true.
-//   - assign fills the spare's code folder with hard links to (or copies of)
-//     the files of Spec.CodeDir, sets the function's memory (memory+swap
-//     equal) and CPU quota with ContainerUpdate (the pids limit and ulimits
-//     are the same for every function and set at creation), and sends
-//     {"type":"init", "handler", "env", ...}; the runner sets the environment,
-//     loads the handler and answers ready or init_error as at a normal start.
-//   - A replacement is started in the background whenever a spare is taken,
-//     and the reaper's tick tops the spares up (after a failure, with a
-//     growing delay). Spares count against MaxContainers; they are only
-//     started below it, and a cold start at the cap evicts a spare before an
-//     idle warm container. Close removes them; the reaper treats a spare whose
-//     owner is gone like any other orphan.
-//
-// Everything else (network: true, go, variables such as PYTHONPATH or
-// NODE_OPTIONS that an interpreter reads only at its start, or no ready
-// spare) starts a container created for the function, as before.
+// Spares: the executor keeps Config.Spares containers per runtime (python and
+// nodejs) started ahead of time, belonging to no function; a cold start that
+// may use one (canUseSpare) takes it and assign gives it the function. Why,
+// and every rule: runtimes/README.md, "Spares".
 
 // DefaultSpares is the number of spares per runtime when Config.Spares is 0.
 const DefaultSpares = 1

@@ -10,4 +10,6 @@ import "errors"
 
 func peekIdle(fd uintptr) bool { return true }
 
-func mkfifo(path string, mode uint32) error { return errors.New("the executor needs a Unix host (FIFOs)") }
+func mkfifo(path string, mode uint32) error {
+	return errors.New("the executor needs a Unix host (FIFOs)")
+}
