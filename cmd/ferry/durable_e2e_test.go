@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -287,6 +288,23 @@ func TestDurableWait(t *testing.T) {
 				t.Errorf("completed after %s, before its wait of 2 s ended", took)
 			}
 			t.Logf("completed %s after the invoke (wait 2 s)", time.Since(began).Round(time.Millisecond))
+			var rec struct {
+				FinishedAt time.Time `json:"finished_at"`
+			}
+			s.do(t, http.MethodGet, "/v1/invocations/"+inv.ID, nil, &rec)
+			var st struct {
+				Steps []struct {
+					Kind      string    `json:"kind"`
+					WaitUntil time.Time `json:"wait_until"`
+				} `json:"steps"`
+			}
+			s.do(t, http.MethodGet, "/v1/invocations/"+inv.ID+"/steps", nil, &st)
+			for _, op := range st.Steps {
+				if op.Kind == "wait" {
+					t.Logf("resume: the record was final %s after the wait ended (timer, Run, replay, step, record)",
+						rec.FinishedAt.Sub(op.WaitUntil).Round(time.Millisecond))
+				}
+			}
 			var logs struct{ Logs string }
 			s.do(t, http.MethodGet, "/v1/invocations/"+inv.ID+"/logs", nil, &logs)
 			checkWaitedOnce(t, logs.Logs)
@@ -467,4 +485,54 @@ func TestDurableCallbacks(t *testing.T) {
 			t.Errorf("sync invoke of a handler that waits: %s status %q Location %q", resp.Status, inv.Status, resp.Header.Get("Location"))
 		}
 	})
+}
+
+// TestDurableStepCost measures what one step adds to a warm Python handler:
+// invocations of 20 steps and of none, interleaved, on the same warm
+// container; (duration with 20 - duration without) / 20 per pair. The
+// numbers go to docs/BENCHMARKS.md; the test checks that every step was recorded.
+func TestDurableStepCost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measurement")
+	}
+	s := startTestServer(t, "e2e_durable_step_cost")
+	s.deploy(t, "steps", "python", "app.handler", "app.py", `def handler(event, context):
+    return [context.step("s%d" % i, lambda: i) for i in range(event["n"])]
+`, map[string]any{"timeout_seconds": 10})
+	duration := func(n int) float64 {
+		var inv struct {
+			ID      string `json:"id"`
+			Status  string `json:"status"`
+			Metrics struct {
+				DurationMS float64 `json:"duration_ms"`
+			} `json:"metrics"`
+		}
+		s.do(t, http.MethodPost, "/v1/functions/steps/invoke", map[string]any{"n": n}, &inv)
+		if inv.Status != "completed" {
+			t.Fatalf("invocation of %d steps: %s", n, inv.Status)
+		}
+		if n > 0 {
+			var st stepsJSON
+			s.do(t, http.MethodGet, "/v1/invocations/"+inv.ID+"/steps", nil, &st)
+			if len(st.Steps) != n {
+				t.Fatalf("%d steps recorded, want %d", len(st.Steps), n)
+			}
+		}
+		return inv.Metrics.DurationMS
+	}
+	duration(0) // warm up
+	duration(20)
+	const pairs, steps = 40, 20
+	var per []float64
+	var base []float64
+	for range pairs {
+		d0 := duration(0)
+		d := duration(steps)
+		base = append(base, d0)
+		per = append(per, (d-d0)/steps)
+	}
+	sort.Float64s(per)
+	sort.Float64s(base)
+	t.Logf("one step on a warm container: p50 %.3f ms, p99 %.3f ms (%d pairs of %d steps vs none); handler without steps p50 %.3f ms",
+		per[len(per)/2], per[len(per)*99/100], pairs, steps, base[len(base)/2])
 }
