@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -535,4 +537,45 @@ func TestDurableStepCost(t *testing.T) {
 	sort.Float64s(base)
 	t.Logf("one step on a warm container: p50 %.3f ms, p99 %.3f ms (%d pairs of %d steps vs none); handler without steps p50 %.3f ms",
 		per[len(per)/2], per[len(per)*99/100], pairs, steps, base[len(base)/2])
+}
+
+// TestDurableOrderExamples runs the README's order flow (examples/order-*):
+// the order waits, the approval is POSTed to the URL the handler printed, and
+// the order ends charged with each step run once.
+func TestDurableOrderExamples(t *testing.T) {
+	s := startTestServer(t, "e2e_durable_examples")
+	for _, ex := range []struct{ runtime, dir, file string }{
+		{"python", "order-python", "order.py"}, {"nodejs", "order-nodejs", "order.js"},
+	} {
+		t.Run(ex.runtime, func(t *testing.T) {
+			code, err := os.ReadFile(filepath.Join("..", "..", "examples", ex.dir, ex.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.deploy(t, ex.dir, ex.runtime, "order.handler", ex.file, string(code), nil)
+			inv, resp := s.invoke(t, ex.dir, map[string]any{"id": "42", "item": "kayak", "qty": 1, "amount": 899}, "Prefer", "respond-async")
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("invoke: %s", resp.Status)
+			}
+			s.waitForStatus(t, inv.ID, "waiting", time.Minute)
+			var logs struct{ Logs string }
+			s.do(t, http.MethodGet, "/v1/invocations/"+inv.ID+"/logs", nil, &logs)
+			i := strings.Index(logs.Logs, "/v1/callbacks/")
+			if i < 0 {
+				t.Fatalf("no callback URL in the logs: %q", logs.Logs)
+			}
+			token := strings.Fields(logs.Logs[i+len("/v1/callbacks/"):])[0]
+			if code, body := s.postCallback(t, token, []byte(`{"approved": true}`)); code != http.StatusAccepted {
+				t.Fatalf("approve: %d %s", code, body)
+			}
+			final := s.waitFinal(t, inv.ID, time.Minute)
+			if final.Status != "completed" || !strings.Contains(string(final.Result), `"charged"`) {
+				t.Fatalf("order: %s %s %+v", final.Status, final.Result, final.Error)
+			}
+			s.do(t, http.MethodGet, "/v1/invocations/"+inv.ID+"/logs", nil, &logs)
+			if strings.Count(logs.Logs, "reserving") != 1 || strings.Count(logs.Logs, "charging") != 1 {
+				t.Errorf("each step must run once: %q", logs.Logs)
+			}
+		})
+	}
 }
