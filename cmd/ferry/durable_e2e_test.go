@@ -579,3 +579,48 @@ func TestDurableOrderExamples(t *testing.T) {
 		})
 	}
 }
+
+// TestDurableLimits: a duplicate step name, a step result that is not JSON and
+// too many steps fail the invocation with their error types; a result over
+// 256 KiB is stored by reference and replayed whole.
+func TestDurableLimits(t *testing.T) {
+	s := startTestServer(t, "e2e_durable_limits")
+	s.deploy(t, "limits", "python", "app.handler", "app.py", `def handler(event, context):
+    case = event["case"]
+    if case == "duplicate":
+        context.step("a", lambda: 1)
+        context.step("a", lambda: 2)
+    if case == "notjson":
+        context.step("s", lambda: {1, 2})
+    if case == "many":
+        for i in range(1001):
+            context.step("s%d" % i, lambda: i)
+    if case == "large":
+        big = context.step("big", lambda: "x" * (300 << 10))
+        context.wait(0.1)
+        return len(big)
+`, map[string]any{"timeout_seconds": 10})
+	for c, want := range map[string]string{"duplicate": "Durable.DuplicateName", "notjson": "Step.MarshalError",
+		"many": "Durable.TooManyOperations"} {
+		inv, _ := s.invoke(t, "limits", map[string]any{"case": c}, "Prefer", "respond-async")
+		final := s.waitFinal(t, inv.ID, time.Minute)
+		if final.Status != "failed" || final.Error == nil || final.Error.Type != want {
+			t.Errorf("%s: %s %+v, want failed %s", c, final.Status, final.Error, want)
+		}
+	}
+	inv, _ := s.invoke(t, "limits", map[string]any{"case": "large"}, "Prefer", "respond-async")
+	if final := s.waitFinal(t, inv.ID, time.Minute); final.Status != "completed" || string(final.Result) != "307200" {
+		t.Fatalf("large: %s %s %+v", final.Status, final.Result, final.Error)
+	}
+	var st struct {
+		Steps []struct {
+			Name          string `json:"name"`
+			ResultOmitted bool   `json:"result_omitted"`
+			ResultSize    int    `json:"result_size"`
+		} `json:"steps"`
+	}
+	s.do(t, http.MethodGet, "/v1/invocations/"+inv.ID+"/steps", nil, &st)
+	if len(st.Steps) != 2 || !st.Steps[0].ResultOmitted || st.Steps[0].ResultSize != 307202 {
+		t.Errorf("steps of large: %+v", st.Steps)
+	}
+}
