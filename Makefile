@@ -18,7 +18,7 @@ stop:
 test: tools images deploy-images
 	scripts/test.sh
 
-## lint: staticcheck over the module, workflowcheck over ./workflows/...
+## lint: gofmt, staticcheck over the module, workflowcheck over ./workflows/...
 lint: tools
 	scripts/lint.sh
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make lint`: staticcheck over the whole module and Temporal's workflowcheck
+# `make lint`: gofmt, staticcheck over the whole module and Temporal's workflowcheck
 # over the workflow code (config in workflows/workflowcheck.yaml). Both are
 # pinned and installed into ./bin by scripts/tools.sh (`make tools`).
 set -euo pipefail
@@ -14,6 +14,13 @@ for tool in staticcheck workflowcheck; do
 	fi
 done
 
+echo "[lint] gofmt -l" >&2
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))
+if [ -n "$unformatted" ]; then
+	echo "[lint] not gofmt-ed (run gofmt -w):" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
 echo "[lint] staticcheck ./..." >&2
 bin/staticcheck ./...
 echo "[lint] workflowcheck ./workflows/..." >&2
