@@ -314,12 +314,15 @@ func TestDurableWait(t *testing.T) {
 	}
 }
 
-// TestDurableWaitSurvivesWorkerRestart: the worker is killed while the
-// invocation waits (10 s) and another one started; the wait ends on time and
-// the handler resumes on the new worker.
+// TestDurableWaitSurvivesWorkerRestart: while the invocation waits (10 s),
+// the Temporal server (a dev server of this test's own) is stopped, the worker
+// killed, and both started again; the wait ends and the handler resumes on the
+// new worker.
 func TestDurableWaitSurvivesWorkerRestart(t *testing.T) {
 	h := waitTwice["python"]
+	temporal := newDevTemporal(t)
 	cfg := testConfig(t, "e2e_durable_wait_restart")
+	cfg.TemporalAddress = temporal.addr
 	s := startWithConfig(t, cfg, roles{api: true})
 	worker, _ := startWorkerProcess(t, cfg)
 	s.deploy(t, "waits", h.runtime, h.handler, h.filename, h.code, map[string]any{"timeout_seconds": 10})
@@ -328,10 +331,12 @@ func TestDurableWaitSurvivesWorkerRestart(t *testing.T) {
 		t.Fatalf("invoke: %s", resp.Status)
 	}
 	s.waitForStatus(t, inv.ID, "waiting", time.Minute)
+	temporal.stop(t)
 	if err := worker.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = worker.Wait()
+	temporal.start(t)
 	startWorkerProcess(t, cfg)
 	final := s.waitFinal(t, inv.ID, 2*time.Minute)
 	if final.Status != "completed" || strings.ReplaceAll(string(final.Result), " ", "") != "[1,2]" {
