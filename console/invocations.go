@@ -86,6 +86,7 @@ func (c *console) invocationsPage(w http.ResponseWriter, r *http.Request, s *ses
 type invocationView struct {
 	Invocation  ferry.Invocation
 	Logs        string
+	Steps       []ferry.Operation // a durable invocation's steps, waits and callbacks
 	TemporalURL string
 }
 
@@ -106,6 +107,16 @@ func (c *console) loadInvocation(r *http.Request, s *session) (invocationView, e
 		return v, err
 	}
 	v.Logs = logs.Logs
+	var steps struct {
+		Steps []ferry.Operation `json:"steps"`
+	}
+	if err := a.get("/v1/invocations/"+id.String()+"/steps", &steps); err != nil {
+		// A server without durable functions answers 503: no steps to show.
+		if ae := asAPIError(err); ae.Status != http.StatusServiceUnavailable {
+			return v, err
+		}
+	}
+	v.Steps = steps.Steps
 	v.TemporalURL = c.workflowURL(v.Invocation.WorkflowID)
 	return v, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/internal/testenv"
@@ -23,6 +25,13 @@ const consoleFunction = `def handler(event, context):
     if event and event.get("fail"):
         raise ValueError("asked to fail")
     return {"greeting": "Hello, " + (event or {}).get("name", "world")}
+`
+
+// durableFunction checkpoints one step and reads a secret.
+const durableFunction = `import os
+
+def handler(event, context):
+    return context.step("add", lambda: {"sum": 40 + 2, "has_secret": bool(os.environ.get("CONSOLE_TOKEN"))})
 `
 
 // browser starts headless Chromium (Debian's chromium-headless-shell or
@@ -175,7 +184,9 @@ func seedHistory(t *testing.T, s *testServer, name string) {
 
 // TestConsoleE2E drives the console in a real browser against a whole Ferry.
 func TestConsoleE2E(t *testing.T) {
-	s := startTestServer(t, "console")
+	cfg := testConfig(t, "console")
+	cfg.SecretsKey = newSecretsKey(t)
+	s := startWithConfig(t, cfg, roles{api: true, worker: true})
 	s.requireImage(t, "ferry/python")
 	ctx := browser(t)
 	base := s.URL() + "/console"
@@ -185,6 +196,15 @@ func TestConsoleE2E(t *testing.T) {
 	s.deploy(t, "secret", "python", "secret.handler", "secret.py", consoleFunction, nil)
 	if r := s.do(t, http.MethodPut, "/v1/functions/hello/aliases/prod", map[string]any{"version": 1}, nil); r.StatusCode >= 300 {
 		t.Fatalf("set alias: %s", r.Status)
+	}
+	secretValue := "tok-" + uuid.NewString()
+	if r := s.do(t, http.MethodPut, "/v1/secrets/CONSOLE_TOKEN", map[string]any{"value": secretValue}, nil); r.StatusCode != http.StatusCreated {
+		t.Fatalf("set secret: %s", r.Status)
+	}
+	if r := s.do(t, http.MethodPost, "/v1/functions", map[string]any{"name": "durable", "runtime": "python",
+		"handler": "durable.handler", "filename": "durable.py", "code": base64.StdEncoding.EncodeToString([]byte(durableFunction)),
+		"secrets": []string{"CONSOLE_TOKEN"}}, nil); r.StatusCode != http.StatusCreated {
+		t.Fatalf("deploy durable: %s", r.Status)
 	}
 
 	// Signing in: a page asks for the key, a wrong key is refused.
@@ -236,6 +256,24 @@ func TestConsoleE2E(t *testing.T) {
 	temporal := value(t, ctx, "Temporal link", chromedp.AttributeValue(chromedp.CSS("#temporal-link"), "href"))
 	wantContains(t, "Temporal link", temporal.Value, "/workflows/"+failedID)
 	screenshot(t, ctx, "invocation")
+
+	// A durable function: the secrets it reads by name (never the value), and its steps.
+	run(t, ctx, "open the durable function", chromedp.Navigate(base+"/functions/durable"), chromedp.WaitVisible(chromedp.CSS("#secrets")))
+	wantContains(t, "secrets", textOf(t, ctx, "#secrets"), "CONSOLE_TOKEN")
+	if page := value(t, ctx, "page", chromedp.Evaluate[string](`document.documentElement.outerHTML`)); strings.Contains(page, secretValue) {
+		t.Fatal("the function page shows the secret's value")
+	}
+	durable, resp := s.invoke(t, "durable", map[string]any{})
+	if resp.StatusCode != http.StatusOK || durable.Status != "completed" {
+		t.Fatalf("invoke durable: %s %s %s", resp.Status, durable.Status, durable.Result)
+	}
+	run(t, ctx, "open the durable invocation", chromedp.Navigate(base+"/invocations/"+durable.ID), chromedp.WaitVisible(chromedp.CSS("#steps")))
+	step := value(t, ctx, "step row", chromedp.Evaluate[[]string](`[...document.querySelectorAll("#steps tbody tr td")].map(e => e.textContent.trim())`))
+	if len(step) != 6 || step[0] != "add" || step[1] != "step" || step[2] != "succeeded" || step[3] != "1" {
+		t.Fatalf("steps table: %q, want one row: add, step, succeeded, 1 attempt, duration, result", step)
+	}
+	wantContains(t, "step result", step[5], `"sum": 42`)
+	wantContains(t, "step result", step[5], `"has_secret": true`)
 
 	// The invocations list, filtered to failed.
 	run(t, ctx, "filter failed", chromedp.Navigate(base+"/invocations"), chromedp.WaitVisible(chromedp.CSS("#filters")),
