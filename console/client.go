@@ -69,7 +69,7 @@ func (w *response) WriteHeader(status int) {
 // or 5xx answer is an *apiError; otherwise the body is decoded into out (when
 // not nil).
 func (a *apiClient) do(method, path string, body []byte, header http.Header, out any) (*response, error) {
-	req, err := http.NewRequestWithContext(a.r.Context(), method, path, bytes.NewReader(body))
+	req, err := a.request(method, path, body, "application/json")
 	if err != nil {
 		return nil, err
 	}
@@ -79,9 +79,6 @@ func (a *apiClient) do(method, path string, body []byte, header http.Header, out
 	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Authorization", "Bearer "+a.key)
-	req.Header.Set("Accept", "application/json")
-	req.RemoteAddr = a.r.RemoteAddr
 	res := &response{header: http.Header{}}
 	a.h.ServeHTTP(res, req)
 	if res.status == 0 {
@@ -106,6 +103,30 @@ func (a *apiClient) do(method, path string, body []byte, header http.Header, out
 		}
 	}
 	return res, nil
+}
+
+// request is a request to the API with the key, from the console request's
+// client.
+func (a *apiClient) request(method, path string, body []byte, accept string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(a.r.Context(), method, path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.key)
+	req.Header.Set("Accept", accept)
+	req.RemoteAddr = a.r.RemoteAddr
+	return req, nil
+}
+
+// stream answers w with the API's own answer to GET path, written (and
+// flushed) as the API writes it: for streams such as a log follow.
+func (a *apiClient) stream(w http.ResponseWriter, path, accept string) {
+	req, err := a.request(http.MethodGet, path, nil, accept)
+	if err != nil {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	a.h.ServeHTTP(w, req)
 }
 
 func (a *apiClient) get(path string, out any) error {

@@ -123,6 +123,7 @@ func New(d Deps) http.Handler {
 	mux.Handle("GET "+Prefix+"/invocations/{id}", c.signedIn(c.invocationPage))
 	mux.Handle("POST "+Prefix+"/invocations/{id}/{action}", c.signedIn(c.invocationAction))
 	mux.Handle("GET "+Prefix+"/data/invocations/{id}", c.signedIn(c.invocationData))
+	mux.Handle("GET "+Prefix+"/data/invocations/{id}/logs", c.signedIn(c.invocationLogs))
 	mux.Handle("GET "+Prefix+"/chains", c.signedIn(c.chainsPage))
 	mux.Handle("GET "+Prefix+"/chains/{name}", c.signedIn(c.chainPage))
 	mux.Handle("GET "+Prefix+"/chain-runs/{id}", c.signedIn(c.chainRunPage))

@@ -142,6 +142,18 @@ func (c *console) invocationData(w http.ResponseWriter, r *http.Request, s *sess
 		"final": v.Invocation.Status.Final(), "logs": v.Logs})
 }
 
+// invocationLogs is the API's stream of a running invocation's logs
+// (GET /v1/invocations/{id}/logs?follow=true, server-sent events), followed by
+// the page's script with the session's key.
+func (c *console) invocationLogs(w http.ResponseWriter, r *http.Request, s *session) {
+	id, err := uuid.Parse(r.PathValue("id"))
+	if err != nil {
+		c.errorPage(w, r, s, &apiError{Status: http.StatusBadRequest, Code: ferry.EINVALID, Message: "not a valid invocation id"})
+		return
+	}
+	c.api(r, s).stream(w, "/v1/invocations/"+id.String()+"/logs?follow=true", "text/event-stream")
+}
+
 // invocationAction cancels or retries an invocation.
 func (c *console) invocationAction(w http.ResponseWriter, r *http.Request, s *session) {
 	id, err := uuid.Parse(r.PathValue("id"))

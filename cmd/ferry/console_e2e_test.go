@@ -34,6 +34,16 @@ def handler(event, context):
     return context.step("add", lambda: {"sum": 40 + 2, "has_secret": bool(os.environ.get("CONSOLE_TOKEN"))})
 `
 
+// slowFunction prints a line, and another a few seconds later.
+const slowFunction = `import time
+
+def handler(event, context):
+    print("first line", flush=True)
+    time.sleep(5)
+    print("second line")
+    return {"ok": True}
+`
+
 // browser starts headless Chromium (Debian's chromium-headless-shell or
 // chromium, installed by scripts/tools.sh) with a 1280x800 window.
 func browser(t *testing.T) context.Context {
@@ -275,6 +285,24 @@ func TestConsoleE2E(t *testing.T) {
 	wantContains(t, "step result", step[5], `"sum": 42`)
 	wantContains(t, "step result", step[5], `"has_secret": true`)
 
+	// A running invocation's logs stream into its page (server-sent events
+	// through the console), which reloads when it ends.
+	s.deploy(t, "slow", "python", "slow.handler", "slow.py", slowFunction, nil)
+	slow, resp := s.invoke(t, "slow", map[string]any{}, "Prefer", "respond-async")
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("invoke slow: %s", resp.Status)
+	}
+	run(t, ctx, "open the running invocation", chromedp.Navigate(base+"/invocations/"+slow.ID), chromedp.WaitVisible(chromedp.CSS("#logs")))
+	// Only the script sets data-via, before the page reloads for the end.
+	waitJS(t, ctx, "the first line streamed", `document.querySelector("#logs").dataset.via === "stream" &&
+		document.querySelector("#logs").textContent.includes("first line")`)
+	if got := textOf(t, ctx, "#logs"); strings.Contains(got, "second line") {
+		t.Fatalf("logs while running: %q, want only the first line", got)
+	}
+	waitJS(t, ctx, "the page reloaded when the invocation ended", `!document.querySelector("#logs").dataset.via &&
+		document.querySelector("#inv-status").textContent.includes("completed")`)
+	wantContains(t, "logs after the end", textOf(t, ctx, "#logs"), "first line\nsecond line")
+
 	// The invocations list, filtered to failed.
 	run(t, ctx, "filter failed", chromedp.Navigate(base+"/invocations"), chromedp.WaitVisible(chromedp.CSS("#filters")),
 		chromedp.SetValue(chromedp.CSS("#f-status"), "failed"), chromedp.Click(chromedp.CSS("#filter")))
@@ -387,5 +415,11 @@ func TestConsoleE2E(t *testing.T) {
 	}
 	if st := fetchStatus(t, ctx, `fetch("/console/data/functions/hello").then(r => r.status)`); st != http.StatusOK {
 		t.Fatalf("invoker's data request on a granted function: %d, want 200", st)
+	}
+	if st := fetchStatus(t, ctx, `fetch("/console/data/invocations/`+durable.ID+`/logs").then(r => r.status)`); st != http.StatusForbidden {
+		t.Fatalf("invoker's log stream of an ungranted function's invocation: %d, want 403", st)
+	}
+	if st := fetchStatus(t, ctx, `fetch("/console/data/invocations/`+failedID+`/logs").then(r => r.status)`); st != http.StatusOK {
+		t.Fatalf("invoker's log stream of a granted function's invocation: %d, want 200", st)
 	}
 }

@@ -25,21 +25,36 @@ document.querySelectorAll("form[data-enhance]").forEach((form) => {
   });
 });
 
-// A running invocation: poll its data until it is final, then reload.
+// A running invocation: follow its logs as a stream of server-sent events
+// until it is final, then reload; without EventSource, or when the stream
+// fails, poll its data instead.
 const live = document.querySelector("#inv-status[data-live]");
 if (live) {
   const logs = document.querySelector("#logs");
   const poll = async () => {
     try {
       const res = await fetch(live.dataset.src, { credentials: "same-origin" });
-      if (!res.ok) return;
-      const d = await res.json();
-      if (logs && d.logs) logs.textContent = d.logs;
-      if (d.final) { location.reload(); return; }
+      if (res.ok) {
+        const d = await res.json();
+        if (logs && d.logs) logs.textContent = d.logs;
+        if (d.final) { location.reload(); return; }
+      }
     } catch (e) { /* try again */ }
     setTimeout(poll, 1000);
   };
-  setTimeout(poll, 1000);
+  if (window.EventSource && logs && live.dataset.follow) {
+    const es = new EventSource(live.dataset.follow);
+    let text = ""; // the stream starts with the output so far
+    es.addEventListener("logs", (ev) => {
+      text += JSON.parse(ev.data).text;
+      logs.textContent = text;
+      logs.dataset.via = "stream";
+    });
+    es.addEventListener("end", () => { es.close(); location.reload(); });
+    es.onerror = () => { es.close(); setTimeout(poll, 1000); };
+  } else {
+    setTimeout(poll, 1000);
+  }
 }
 
 // A function's numbers: refresh every 15 s while the page is visible.
