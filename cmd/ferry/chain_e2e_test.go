@@ -377,7 +377,8 @@ func TestE2EChains(t *testing.T) {
 	})
 
 	t.Run("scheduled invocation gets the API's execution timeout", func(t *testing.T) {
-		// Under 30 s: the scheduled formula used to floor it there (16m, not 15m10s).
+		// Under 30 s: the scheduled formula used to floor it there (16m, not 15m10s),
+		// plus the longest durable wait.
 		s.deploy(t, "inc5", "python", "inc.handler", "inc.py", pyInc, map[string]any{"timeout_seconds": 5, "retries": 1})
 		want := workflows.InvokeExecutionTimeout(ferry.Limits{TimeoutSeconds: 5, Retries: 1})
 		timeoutOf := func(id string) time.Duration {
@@ -392,7 +393,7 @@ func TestE2EChains(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || inv.Status != "completed" {
 			t.Fatalf("invoke: %s %+v", resp.Status, inv)
 		}
-		if got := timeoutOf(inv.ID); got != want || want != 15*time.Minute+10*time.Second {
+		if got := timeoutOf(inv.ID); got != want || want != 15*time.Minute+10*time.Second+ferry.MaxWait {
 			t.Fatalf("API invocation's execution timeout %v, want %v", got, want)
 		}
 		name := s.scheduleEverySecond(t, "tick5", "inc5", 1)
