@@ -213,3 +213,20 @@ func TestDataErrorsAreJSON(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// Without scripts, the page of a running invocation reloads itself to show
+// new logs; a final one does not.
+func TestInvocationPageRefreshesWithoutScript(t *testing.T) {
+	c := &console{Deps: Deps{Logger: slog.New(slog.DiscardHandler)}, pages: parseTemplates()}
+	for _, tc := range []struct {
+		status ferry.InvocationStatus
+		want   bool
+	}{{ferry.StatusRunning, true}, {ferry.StatusWaiting, true}, {ferry.StatusCompleted, false}} {
+		w := httptest.NewRecorder()
+		v := invocationView{Invocation: ferry.Invocation{ID: uuid.New(), Function: "f", Status: tc.status}}
+		c.render(w, httptest.NewRequest(http.MethodGet, "/", nil), http.StatusOK, "invocation", page{Title: "t", Data: v})
+		if got := strings.Contains(w.Body.String(), `<noscript><meta http-equiv="refresh" content="3"></noscript>`); got != tc.want {
+			t.Errorf("%s invocation: refresh without script %v, want %v", tc.status, got, tc.want)
+		}
+	}
+}
