@@ -22,7 +22,7 @@ test: tools images deploy-images
 lint: tools
 	scripts/lint.sh
 
-## tools: install the pinned Temporal CLI, Temporal server, UI server, versitygw, staticcheck and workflowcheck into ./bin, and Debian packages
+## tools: install the pinned Temporal CLI, Temporal server, UI server, Compose v2, versitygw, staticcheck and workflowcheck into ./bin, and Debian packages
 tools:
 	scripts/tools.sh
 

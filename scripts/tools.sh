@@ -4,6 +4,8 @@
 #   ./bin/temporal-server, ./bin/temporal-sql-tool, ./bin/temporal-ui-server
 #                    the Temporal server (PostgreSQL), its schema tool and the Web UI
 #                    server, pinned in scripts/temporal and scripts/temporal-ui
+#   ./bin/docker-compose  Docker Compose v2, pinned in scripts/compose (the
+#                    compose test runs it; users have their own `docker compose`)
 #   ./bin/versitygw  S3 server over a POSIX folder, pinned version
 #   ./bin/staticcheck, ./bin/workflowcheck  linters of `make lint`, pinned versions
 #   Debian packages: PostgreSQL server, debootstrap (runtime images), curl,
@@ -47,21 +49,22 @@ go_tool() {
 	log "$1 $version: built in $((SECONDS - start))s"
 }
 
-# module_tool BINARY DIR PACKAGE builds PACKAGE, a tool of the main module in DIR
-# (whose go.mod pins it), into ./bin/BINARY unless it was built from the same
-# go.sum.
+# module_tool BINARY DIR PACKAGE [GO BUILD FLAGS...] builds PACKAGE, a tool of
+# the main module in DIR (whose go.mod pins it), into ./bin/BINARY unless it was
+# built from the same go.sum.
 module_tool() {
-	local bin=$GOBIN/$1 dir=$2 pkg=$3 want
+	local name=$1 bin=$GOBIN/$1 dir=$2 pkg=$3 want
+	shift 3
 	want=$(sha256sum "$dir/go.sum" | cut -c1-16)
 	if [ -x "$bin" ] && [ "$(cat "$bin.gosum" 2>/dev/null)" = "$want" ]; then
-		log "$1 ($dir, go.sum $want): present"
+		log "$name ($dir, go.sum $want): present"
 		return
 	fi
-	log "$1: building $pkg from $dir (takes minutes the first time)"
+	log "$name: building $pkg from $dir (takes minutes the first time)"
 	local start=$SECONDS
-	(cd "$dir" && go build -trimpath -o "$bin" "$pkg")
+	(cd "$dir" && go build -trimpath "$@" -o "$bin" "$pkg")
 	echo "$want" >"$bin.gosum"
-	log "$1: built in $((SECONDS - start))s"
+	log "$name: built in $((SECONDS - start))s"
 }
 
 # temporal_tool builds ./bin/temporal from $TEMPORAL_DIR unless it was built
@@ -122,6 +125,9 @@ temporal_tool
 module_tool temporal-server scripts/temporal go.temporal.io/server/cmd/server
 module_tool temporal-sql-tool scripts/temporal go.temporal.io/server/cmd/tools/sql
 module_tool temporal-ui-server scripts/temporal-ui github.com/temporalio/ui-server/v2/cmd/server
+# Stamp the version in as Compose's release builds do (`docker compose version`).
+module_tool docker-compose scripts/compose github.com/docker/compose/v2/cmd \
+	-ldflags "-X github.com/docker/compose/v2/internal.Version=$(cd scripts/compose && go list -m -f '{{.Version}}' github.com/docker/compose/v2)"
 go_tool versitygw "$VERSITYGW_MOD" "$VERSITYGW_VERSION"
 go_tool staticcheck "$STATICCHECK_MOD" "$STATICCHECK_VERSION"
 go_tool workflowcheck "$WORKFLOWCHECK_MOD" "$WORKFLOWCHECK_VERSION"

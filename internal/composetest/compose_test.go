@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,24 +57,43 @@ func (v *volume) UnmarshalJSON(b []byte) error {
 // repoRoot walks up from the package folder to the folder holding go.mod.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := findRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return root
+}
+
+func findRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatal("go.mod not found above the test's folder")
+			return "", errors.New("go.mod not found above the test's folder")
 		}
 		dir = parent
 	}
 }
 
-// lookCompose finds Compose v2 (`docker compose`) or v1 (`docker-compose`).
+// lookCompose finds the Compose to run: FERRY_TEST_COMPOSE if set (a command
+// line, e.g. "docker-compose" for v1.29), else the pinned v2 that `make tools`
+// builds into the repository's bin, else `docker compose` (v2 plugin), else
+// docker-compose on the PATH.
 func lookCompose() ([]string, error) {
+	if c := strings.Fields(os.Getenv("FERRY_TEST_COMPOSE")); len(c) > 0 {
+		return c, nil
+	}
+	if root, err := findRoot(); err == nil {
+		if bin := filepath.Join(root, "bin", "docker-compose"); exec.Command(bin, "version").Run() == nil {
+			return []string{bin}, nil
+		}
+	}
 	if docker, err := exec.LookPath("docker"); err == nil {
 		if exec.Command(docker, "compose", "version").Run() == nil {
 			return []string{docker, "compose"}, nil
@@ -82,17 +102,29 @@ func lookCompose() ([]string, error) {
 	if dc, err := exec.LookPath("docker-compose"); err == nil {
 		return []string{dc}, nil
 	}
-	return nil, errors.New("neither `docker compose` nor `docker-compose` found")
+	return nil, errors.New("neither bin/docker-compose (make tools), `docker compose` nor `docker-compose` found")
 }
 
+// composeCommand returns lookCompose's command, logging once which Compose
+// version runs.
 func composeCommand(t *testing.T) []string {
 	t.Helper()
 	cmd, err := lookCompose()
 	if err != nil {
 		testenv.Unavailable(t, "Docker Compose", err)
 	}
+	logComposeVersion.Do(func() {
+		out, err := exec.Command(cmd[0], append(cmd[1:], "version", "--short")...).Output()
+		if err != nil {
+			t.Logf("compose: %s, version unknown: %v", strings.Join(cmd, " "), err)
+			return
+		}
+		t.Logf("compose: %s, version %s", strings.Join(cmd, " "), strings.TrimSpace(string(out)))
+	})
 	return cmd
 }
+
+var logComposeVersion sync.Once
 
 func execCommand(ctx context.Context, cmdline []string, dir string, env []string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, cmdline[0], cmdline[1:]...)
