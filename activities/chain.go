@@ -186,6 +186,10 @@ type StepInput struct {
 	// InlineMax is the largest output returned inline (0: InlineLimit); steps
 	// inside a map use MapItemInline.
 	InlineMax int `json:"inline_max,omitempty"`
+	// Parent, when set, runs the function for a durable invoke operation of
+	// that invocation (Path is the operation's name) instead of a chain step:
+	// the invocation's id derives from the parent's, and it has no chain run.
+	Parent uuid.UUID `json:"parent,omitempty"`
 }
 
 // StepOutput is the step's final invocation status and output.
@@ -204,6 +208,13 @@ type StepOutput struct {
 func (a *Chains) RunStep(ctx context.Context, in StepInput) (StepOutput, error) {
 	id := ferry.StepInvocationID(in.ChainRunID, in.Path)
 	log := a.Logger.With("chain_run", in.ChainRunID, "step", in.Path, "invocation", id, "function", in.Function)
+	var chainRunID *uuid.UUID
+	if in.Parent != uuid.Nil {
+		id = InvokeOperationID(in.Parent, in.Path)
+		log = a.Logger.With("parent", in.Parent, "operation", in.Path, "invocation", id, "function", in.Function)
+	} else {
+		chainRunID = &in.ChainRunID
+	}
 	inv, err := a.Store.GetInvocation(ctx, id)
 	switch {
 	case err == nil && inv.Status.Final():
@@ -220,10 +231,9 @@ func (a *Chains) RunStep(ctx context.Context, in StepInput) (StepOutput, error) 
 		if err != nil {
 			return StepOutput{}, err
 		}
-		chainRunID := in.ChainRunID
 		inv, _, err = a.Store.CreateInvocation(ctx, ferry.Invocation{ID: id, Function: in.Function,
 			FunctionID: v.FunctionID, Version: in.Version,
-			Status: ferry.StatusPending, Event: event, ChainRunID: &chainRunID, WorkflowID: activity.GetInfo(ctx).WorkflowExecution.ID,
+			Status: ferry.StatusPending, Event: event, ChainRunID: chainRunID, WorkflowID: activity.GetInfo(ctx).WorkflowExecution.ID,
 			CreatedAt: time.Now()})
 		if ferry.ErrorCode(err) == ferry.ECONFLICT {
 			// A concurrent attempt created it: read it back.
@@ -244,8 +254,8 @@ func (a *Chains) RunStep(ctx context.Context, in StepInput) (StepOutput, error) 
 		return StepOutput{}, err
 	}
 	if out.Suspension != nil {
-		// A chain step's invocation cannot suspend: the chain waits with its
-		// own wait and callback steps.
+		// A chain step's (or an invoke operation's) invocation cannot
+		// suspend: the chain waits with its own wait and callback steps.
 		if out, err = a.Invocations.finish(ctx, id, ferry.Outcome{Status: ferry.StatusFailed, Error: &ferry.FunctionError{
 			Type: "Durable.Unsupported", Message: "a function run as a chain step cannot wait (wait or callback); use the chain's own steps"}}); err != nil {
 			return StepOutput{}, err
@@ -258,6 +268,12 @@ func (a *Chains) RunStep(ctx context.Context, in StepInput) (StepOutput, error) 
 		}
 	}
 	return a.stepOutput(ctx, in, rec)
+}
+
+// InvokeOperationID is the id of the invocation that a durable invoke
+// operation named name of invocation parent runs.
+func InvokeOperationID(parent uuid.UUID, name string) uuid.UUID {
+	return uuid.NewSHA1(parent, []byte("invoke\x00"+name))
 }
 
 func (a *Chains) stepOutput(ctx context.Context, in StepInput, inv ferry.Invocation) (StepOutput, error) {

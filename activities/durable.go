@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,7 @@ type DurableStore interface {
 	ListOperations(ctx context.Context, id uuid.UUID, now time.Time) ([]ferry.Operation, error)
 	RecordOperation(ctx context.Context, id uuid.UUID, op ferry.NewOperation) (bool, error)
 	SuspendInvocation(ctx context.Context, id uuid.UUID, logs string) (ferry.Invocation, error)
+	CompleteOperation(ctx context.Context, id uuid.UUID, op ferry.NewOperation) error
 }
 
 // Suspension says that the handler stopped at a wait or a callback: the
@@ -33,6 +35,19 @@ type Suspension struct {
 	Operation string              `json:"operation"`
 	Kind      ferry.OperationKind `json:"kind"`
 	Until     time.Time           `json:"until"`
+	// Invoke is the function an invoke operation runs (kind invoke).
+	Invoke *InvokeRequest `json:"invoke,omitempty"`
+}
+
+// InvokeRequest is what an invoke operation runs: a version pinned when the
+// handler reached it. It is the started operation's stored result until the
+// invoked function's own result replaces it.
+type InvokeRequest struct {
+	Function       string  `json:"function"`
+	Version        int     `json:"version"`
+	TimeoutSeconds int     `json:"timeout_seconds"`
+	Retries        int     `json:"retries"`
+	Event          Payload `json:"event"`
 }
 
 // SignalCallback is the signal that tells a waiting invocation that one of its
@@ -155,6 +170,12 @@ func (d *durableRun) checkpoint(ctx context.Context, c runtimes.Checkpoint) runt
 		op.Status, op.WaitUntil, op.TokenHash = ferry.OperationStarted, &until, CallbackTokenHash(token)
 		ack.CallbackID = token
 		ack.CallbackURL = d.a.CallbackBaseURL + "/v1/callbacks/" + token
+	case ferry.OperationInvoke:
+		req, ack := d.invokeRequest(ctx, c)
+		if ack != nil {
+			return *ack
+		}
+		op.Status, op.Result = ferry.OperationStarted, req
 	default:
 		return refuse("Durable.InvalidCheckpoint", "unknown operation kind %q", c.Kind)
 	}
@@ -171,7 +192,7 @@ func (d *durableRun) checkpoint(ctx context.Context, c runtimes.Checkpoint) runt
 		return d.replayStored(ctx, c.Name)
 	}
 	d.mu.Lock()
-	d.ops[c.Name] = ferry.Operation{Name: op.Name, Kind: op.Kind, Status: op.Status, WaitUntil: op.WaitUntil}
+	d.ops[c.Name] = ferry.Operation{Name: op.Name, Kind: op.Kind, Status: op.Status, WaitUntil: op.WaitUntil, Result: op.Result}
 	d.mu.Unlock()
 	ack.OK = true
 	return ack
@@ -194,13 +215,108 @@ func (d *durableRun) replayStored(ctx context.Context, name string) runtimes.Che
 	return refuse("Durable.CheckpointFailed", "operation %q vanished", name)
 }
 
-// suspension is the wait or callback the handler stopped at.
+// invokeRequest pins the version an invoke operation runs and stores an
+// event over the inline limit in the object store.
+func (d *durableRun) invokeRequest(ctx context.Context, c runtimes.Checkpoint) (json.RawMessage, *runtimes.CheckpointAck) {
+	fail := func(typ, format string, args ...any) (json.RawMessage, *runtimes.CheckpointAck) {
+		ack := refuse(typ, format, args...)
+		return nil, &ack
+	}
+	if c.Function == "" {
+		return fail("Invoke.InvalidFunction", "invoke %q names no function", c.Name)
+	}
+	if len(c.Event) == 0 {
+		c.Event = json.RawMessage("null")
+	}
+	if !json.Valid(c.Event) {
+		return fail("Invoke.InvalidEvent", "the event of invoke %q is not JSON", c.Name)
+	}
+	v, err := d.a.Store.GetVersion(ctx, c.Function, 0)
+	switch {
+	case ferry.ErrorCode(err) == ferry.ENOTFOUND:
+		return fail(ferry.ErrTypeFunctionNotFound, "invoke %q: %s", c.Name, ferry.ErrorMessage(err))
+	case err != nil:
+		return fail("Durable.CheckpointFailed", "invoke %q: reading function %q: %v", c.Name, c.Function, err)
+	}
+	l := v.Limits.WithDefaults()
+	req := InvokeRequest{Function: v.Function, Version: v.Version, TimeoutSeconds: l.TimeoutSeconds, Retries: l.Retries,
+		Event: Payload{Inline: c.Event}}
+	if len(c.Event) > InlineLimit {
+		req.Event = Payload{Ref: operationsKey(d.function, d.id, c.Name+"\x00event")}
+		if err := d.a.Objects.Put(ctx, req.Event.Ref, c.Event); err != nil {
+			return fail("Durable.CheckpointFailed", "storing the event of invoke %q: %v", c.Name, err)
+		}
+	}
+	raw, err := json.Marshal(req)
+	if err != nil {
+		return fail("Durable.CheckpointFailed", "invoke %q: %v", c.Name, err)
+	}
+	return raw, nil
+}
+
+// suspension is the wait, callback or invoke the handler stopped at.
 func (d *durableRun) suspension(name string) (*Suspension, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	op, ok := d.ops[name]
+	if ok && op.Kind == ferry.OperationInvoke && op.Status == ferry.OperationStarted {
+		var req InvokeRequest
+		if err := json.Unmarshal(op.Result, &req); err != nil {
+			return nil, fmt.Errorf("invoke %q: reading its request: %w", name, err)
+		}
+		return &Suspension{Operation: name, Kind: op.Kind, Invoke: &req}, nil
+	}
 	if !ok || op.Status != ferry.OperationStarted || op.WaitUntil == nil {
 		return nil, fmt.Errorf("the runner suspended at %q, which is no started wait or callback", name)
 	}
 	return &Suspension{Operation: name, Kind: op.Kind, Until: *op.WaitUntil}, nil
+}
+
+// CompleteInvokeInput ends an invoke operation with the invoked function's outcome.
+type CompleteInvokeInput struct {
+	InvocationID uuid.UUID  `json:"invocation_id"`
+	FunctionID   uuid.UUID  `json:"function_id"`
+	Operation    string     `json:"operation"`
+	Outcome      StepOutput `json:"outcome"`
+}
+
+// CompleteInvoke records an invoke operation's outcome: the invoked
+// function's result (read from its record when history carries only a
+// reference), or its error. Idempotent.
+func (a *Invocations) CompleteInvoke(ctx context.Context, in CompleteInvokeInput) error {
+	if a.Durable == nil {
+		return fmt.Errorf("durable operations are not available on this worker")
+	}
+	op := ferry.NewOperation{Name: in.Operation, Kind: ferry.OperationInvoke}
+	o := in.Outcome
+	if o.Status != ferry.StatusCompleted {
+		op.Status, op.Error = ferry.OperationFailed, o.Error
+		if op.Error == nil {
+			op.Error = &ferry.FunctionError{Type: ferry.ErrTypeError, Message: "the invoked function ended " + string(o.Status)}
+		}
+		return a.Durable.CompleteOperation(ctx, in.InvocationID, op)
+	}
+	result := o.Output.Inline
+	if id, ok := strings.CutPrefix(o.Output.Ref, resultRefPrefix); ok {
+		invID, err := uuid.Parse(id)
+		if err != nil {
+			return err
+		}
+		inv, err := a.Store.GetInvocation(ctx, invID)
+		if err != nil {
+			return err
+		}
+		result = inv.Result
+	}
+	if len(result) == 0 {
+		result = json.RawMessage("null")
+	}
+	op.Status, op.Result, op.ResultSize = ferry.OperationSucceeded, result, len(result)
+	if len(result) > InlineLimit {
+		op.ResultRef, op.Result = operationsKey(in.FunctionID, in.InvocationID, in.Operation), nil
+		if err := a.Objects.Put(ctx, op.ResultRef, result); err != nil {
+			return err
+		}
+	}
+	return a.Durable.CompleteOperation(ctx, in.InvocationID, op)
 }

@@ -73,7 +73,13 @@ func InvokeFunction(ctx workflow.Context, in InvokeInput) (InvokeOutput, error) 
 			break // unreachable: no older history has a suspension
 		}
 		setStatus(ctx, ferry.StatusWaiting)
-		awaitResume(ctx, out.Suspension)
+		if out.Suspension.Kind == ferry.OperationInvoke {
+			if err = invokeOperation(ctx, in, out.Suspension); err != nil {
+				break
+			}
+		} else {
+			awaitResume(ctx, out.Suspension)
+		}
 		if ctx.Err() != nil {
 			break
 		}
@@ -125,6 +131,32 @@ func InvokeFunction(ctx workflow.Context, in InvokeInput) (InvokeOutput, error) 
 
 // versionDurable marks histories that may suspend (durable functions).
 const versionDurable = "durable-suspend"
+
+// versionDurableInvoke marks histories with durable invoke operations.
+const versionDurableInvoke = "durable-invoke"
+
+// invokeOperation runs the function of a durable invoke operation the way a
+// chain runs a function step (an invocation of its own, with a record, logs
+// and retries) and records its outcome as the operation's, for the handler to
+// replay. A failure of the invoked function is the operation's failure, raised
+// in the handler; only a failure to record it fails the invocation.
+func invokeOperation(ctx workflow.Context, in InvokeInput, s *activities.Suspension) error {
+	workflow.GetVersion(ctx, versionDurableInvoke, workflow.DefaultVersion, 1)
+	r := s.Invoke
+	var so activities.StepOutput
+	err := functionActivity(ctx, r.TimeoutSeconds, 0, chainActs.RunStep, activities.StepInput{Parent: in.InvocationID,
+		Path: s.Operation, Function: r.Function, Version: r.Version, Input: r.Event,
+		TimeoutSeconds: r.TimeoutSeconds, Retries: r.Retries}).Get(ctx, &so)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		so = activities.StepOutput{Status: ferry.StatusFailed, Error: errorOf(err, ferry.ErrTypeInfrastructure)}
+	}
+	var a *activities.Invocations
+	return workflow.ExecuteLocalActivity(bookkeeping(ctx), a.CompleteInvoke, activities.CompleteInvokeInput{
+		InvocationID: in.InvocationID, FunctionID: in.FunctionID, Operation: s.Operation, Outcome: so}).Get(ctx, nil)
+}
 
 // awaitResume blocks until a suspension ends: its time (a wait's end or a
 // callback's timeout) or, for a callback, a callback signal. Any callback

@@ -629,3 +629,82 @@ func TestDurableLimits(t *testing.T) {
 		t.Errorf("steps of large: %+v", st.Steps)
 	}
 }
+
+// TestDurableInvoke: context.invoke runs another function as its own
+// invocation (id derived from the caller's and the operation's name) and the
+// handler replays with its result; a failure of the invoked function raises in
+// the handler, an unknown function is refused at once; steps before an invoke
+// do not run again.
+func TestDurableInvoke(t *testing.T) {
+	s := startTestServer(t, "e2e_durable_invoke")
+	s.deploy(t, "double", "python", "app.handler", "app.py", `def handler(event, context):
+    print("doubling", event["n"])
+    return event["n"] * 2
+`, nil)
+	s.deploy(t, "fails", "python", "app.handler", "app.py", `def handler(event, context):
+    raise ValueError("boom")
+`, nil)
+	s.deploy(t, "caller", "python", "app.handler", "app.py", `def handler(event, context):
+    print("run begins")
+    def first():
+        print("ran a")
+        return event["n"]
+    a = context.step("a", first)
+    b = context.invoke("double", {"n": a}, name="double")
+    try:
+        context.invoke("fails", {}, name="fails")
+        failed = None
+    except Exception as exc:
+        failed = str(exc)
+    try:
+        context.invoke("no-such-function", {})
+        missing = None
+    except Exception as exc:
+        missing = str(exc)
+    return {"b": b, "failed": failed, "missing": missing}
+`, map[string]any{"timeout_seconds": 10})
+	inv, resp := s.invoke(t, "caller", map[string]any{"n": 21}, "Prefer", "respond-async")
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("invoke: %s", resp.Status)
+	}
+	final := s.waitFinal(t, inv.ID, 2*time.Minute)
+	var out struct {
+		B       int     `json:"b"`
+		Failed  *string `json:"failed"`
+		Missing *string `json:"missing"`
+	}
+	if final.Status != "completed" || json.Unmarshal(final.Result, &out) != nil {
+		t.Fatalf("caller: %s %s %+v", final.Status, final.Result, final.Error)
+	}
+	if out.B != 42 || out.Failed == nil || !strings.Contains(*out.Failed, "boom") ||
+		out.Missing == nil || !strings.Contains(*out.Missing, "no-such-function") {
+		t.Errorf("caller's result: %s", final.Result)
+	}
+	var logs struct{ Logs string }
+	s.do(t, http.MethodGet, "/v1/invocations/"+inv.ID+"/logs", nil, &logs)
+	if n := strings.Count(logs.Logs, "run begins"); n != 3 || strings.Count(logs.Logs, "ran a") != 1 {
+		t.Errorf("want 3 runs (two invokes suspend) and step a once: %q", logs.Logs)
+	}
+	var st struct {
+		Steps []struct {
+			Name   string          `json:"name"`
+			Kind   string          `json:"kind"`
+			Status string          `json:"status"`
+			Result json.RawMessage `json:"result"`
+		} `json:"steps"`
+	}
+	s.do(t, http.MethodGet, "/v1/invocations/"+inv.ID+"/steps", nil, &st)
+	got := []string{}
+	for _, op := range st.Steps {
+		got = append(got, op.Name+" "+op.Kind+" "+op.Status+" "+string(op.Result))
+	}
+	want := []string{"a step succeeded 21", "double invoke succeeded 42", "fails invoke failed "}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("operations: %q, want %q", got, want)
+	}
+	// The invoked function ran as an invocation of its own, with its logs.
+	child := s.waitFinal(t, uuid.NewSHA1(uuid.MustParse(inv.ID), []byte("invoke\x00double")).String(), time.Minute)
+	if child.Status != "completed" || string(child.Result) != "42" {
+		t.Errorf("invoked invocation: %s %s", child.Status, child.Result)
+	}
+}

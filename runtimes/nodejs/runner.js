@@ -338,6 +338,10 @@ const ackWaiters = []; // FIFO: the host answers checkpoints in order
 function checkpoint(head, resultJSON) {
   let text = JSON.stringify(head);
   if (resultJSON !== undefined) text = text.slice(0, -1) + ',"result":' + resultJSON + '}';
+  return checkpointRaw(text);
+}
+
+function checkpointRaw(text) {
   return new Promise((resolve, reject) => {
     ackWaiters.push((ack) => {
       if (ack.ok) resolve(ack);
@@ -472,6 +476,30 @@ function addDurable(context, ops, suspend) {
         return stop(n);
       },
     };
+  };
+
+  // invoke(functionName, event, name): runs another Ferry function (its latest
+  // version) as a checkpointed operation and returns its result; its failure
+  // throws. The handler stops here while it runs and replays once it ended.
+  context.invoke = async (functionName, event, name) => {
+    const [n, op, stopped] = begin(name, 'invoke');
+    if (stopped) return never();
+    if (op) {
+      if (op.status === 'succeeded') return op.result === undefined ? null : op.result;
+      if (op.status === 'started') return stop(n);
+      throw new StepError(op.error || { type: 'Error', message: 'the invoked function failed' });
+    }
+    let text;
+    try {
+      text = JSON.stringify(event === undefined ? null : event);
+    } catch (e) {
+      throw new FerryError('Invoke.InvalidEvent', `the event of invoke '${n}' is not JSON: ${e.message}`);
+    }
+    if (text === undefined) text = 'null';
+    let head = JSON.stringify({ type: 'checkpoint', kind: 'invoke', name: n, status: 'started', function: functionName });
+    head = head.slice(0, -1) + ',"event":' + text + '}';
+    await checkpointRaw(head);
+    return stop(n);
   };
 
   // waitForCallback(name, submitter(callbackId, url), {timeout}): createCallback,

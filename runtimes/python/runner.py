@@ -238,6 +238,10 @@ def _checkpoint(frame, result_json=None):
     body = json.dumps(frame)
     if result_json is not None:
         body = body[:-1] + ',"result":' + result_json + "}"
+    return _checkpoint_raw(body)
+
+
+def _checkpoint_raw(body):
     with _channel["lock"]:
         send_frame(_channel["sock"], body)
         reply = read_frame(_channel["rfile"])
@@ -380,6 +384,28 @@ class DurableContextMixin:
             d.suspend(name)
         _checkpoint({"type": "checkpoint", "kind": "wait", "name": name, "status": "started",
                      "wait_seconds": _seconds(duration)})
+        d.suspend(name)
+
+    def invoke(self, function, event=None, name=None):
+        """Invokes another Ferry function (its latest version) as a checkpointed
+        operation and returns its result; its failure raises a StepError. The
+        handler stops here while the function runs and replays once it ended."""
+        d = self._durable
+        name, op = d.begin(name, "invoke")
+        if op is not None:
+            if op.get("status") == "succeeded":
+                return op.get("result")
+            if op.get("status") == "started":
+                d.suspend(name)
+            err = op.get("error") or {}
+            raise StepError(err.get("type") or "Error", err.get("message") or "the invoked function failed")
+        try:
+            text = json.dumps(event, allow_nan=False, default=json_default)
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            raise FerryError("Invoke.InvalidEvent", "the event of invoke %r is not JSON: %s" % (name, exc)) from None
+        body = json.dumps({"type": "checkpoint", "kind": "invoke", "name": name, "status": "started",
+                           "function": function})
+        _checkpoint_raw(body[:-1] + ',"event":' + text + "}")
         d.suspend(name)
 
     def create_callback(self, name=None, timeout=None):

@@ -158,3 +158,22 @@ func (db *DB) SuspendInvocation(ctx context.Context, id uuid.UUID, logs string) 
 	}
 	return inv, nil
 }
+
+// CompleteOperation ends a started operation of kind invoke with op's status,
+// result and error. It is idempotent: an operation already ended stays as it is.
+func (db *DB) CompleteOperation(ctx context.Context, id uuid.UUID, op ferry.NewOperation) error {
+	errJSON, err := jsonOrNil(sanitizeError(op.Error))
+	if err != nil {
+		return err
+	}
+	var ref any
+	if op.ResultRef != "" {
+		ref = op.ResultRef
+	}
+	_, err = db.pool.Exec(ctx, `
+		UPDATE invocation_steps SET status = $3, result = $4, result_ref = $5, result_size = $6, error = $7,
+			duration_ms = $8, finished_at = now()
+		WHERE invocation_id = $1 AND name = $2 AND kind = 'invoke' AND status = 'started'`,
+		id, op.Name, string(op.Status), rawJSON(op.Result), ref, op.ResultSize, errJSON, op.DurationMS)
+	return db.mapErr(err, invocationName(id))
+}

@@ -281,3 +281,39 @@ func FerryWaitForCallback(ctx context.Context, name string, timeout time.Duratio
 	d.stop(name)
 	return nil
 }
+
+// FerryInvoke runs another Ferry function (its latest version) with event as
+// a checkpointed operation (AWS's context.invoke) and decodes its result into
+// out (a pointer, or nil). The handler stops here while the function runs and
+// replays once it ended; the function's failure is returned as a
+// *FerryStepError. An empty name is "invoke#<n>", by order.
+func FerryInvoke(ctx context.Context, name, function string, event interface{}, out interface{}) error {
+	d := ferryDurableFrom(ctx)
+	name, op, err := d.begin(name, "invoke")
+	if err != nil {
+		return err
+	}
+	if op != nil {
+		switch op.Status {
+		case "succeeded":
+			return ferryDecode(op.Result, out)
+		case "started":
+			d.stop(name)
+		}
+		e := op.Error
+		if e == nil {
+			e = &ferryError{Type: "Error", Message: "the invoked function failed"}
+		}
+		return &FerryStepError{e.Type, e.Message}
+	}
+	raw, err := json.Marshal(event)
+	if err != nil {
+		return &FerryStepError{"Invoke.InvalidEvent", fmt.Sprintf("the event of invoke %q is not JSON: %v", name, err)}
+	}
+	if _, err := d.checkpoint(map[string]interface{}{"kind": "invoke", "name": name, "status": "started",
+		"function": function, "event": json.RawMessage(raw)}); err != nil {
+		return err
+	}
+	d.stop(name)
+	return nil
+}
