@@ -5,6 +5,7 @@ package ferry
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -261,6 +262,36 @@ const (
 	PermExecute Permission = "execute"
 	PermAdmin   Permission = "admin"
 )
+
+// Allows says whether a key of role r holds perm on a function, given its
+// grants on that function (read only when the role alone does not decide).
+// Admins may do everything and developers read everything; otherwise a grant
+// of perm or admin is needed, and an invoker's write and admin grants count
+// for nothing.
+func (r Role) Allows(perm Permission, grants func() ([]Permission, error)) (bool, error) {
+	switch r {
+	case RoleAdmin:
+		return true, nil
+	case RoleDeveloper:
+		if perm == PermRead {
+			return true, nil
+		}
+	case RoleInvoker:
+		if perm != PermRead && perm != PermExecute {
+			return false, nil
+		}
+	default:
+		return false, nil
+	}
+	perms, err := grants()
+	if err != nil {
+		return false, err
+	}
+	held := func(x Permission) bool {
+		return slices.Contains(perms, x) && (r != RoleInvoker || x == PermRead || x == PermExecute)
+	}
+	return held(perm) || held(PermAdmin) || perm == PermRead && slices.ContainsFunc(perms, held), nil
+}
 
 // APIKey is a stored key; the secret itself is never stored, only its hash.
 type APIKey struct {

@@ -190,6 +190,9 @@ type StepInput struct {
 	// that invocation (Path is the operation's name) instead of a chain step:
 	// the invocation's id derives from the parent's, and it has no chain run.
 	Parent uuid.UUID `json:"parent,omitempty"`
+	// Owner is the parent's API key (RunInput.Owner), for the invocations
+	// that the invoked function invokes in turn.
+	Owner uuid.UUID `json:"owner,omitempty"`
 }
 
 // StepOutput is the step's final invocation status and output.
@@ -249,7 +252,7 @@ func (a *Chains) RunStep(ctx context.Context, in StepInput) (StepOutput, error) 
 	log.Info("chain step running", "attempt", activity.GetInfo(ctx).Attempt)
 	out, err := a.Invocations.Run(ctx, RunInput{InvocationID: id, Function: in.Function,
 		FunctionID: inv.FunctionID, Version: in.Version,
-		Event: event, AcceptedAt: inv.CreatedAt, TimeoutSeconds: in.TimeoutSeconds, Retries: in.Retries})
+		Event: event, AcceptedAt: inv.CreatedAt, TimeoutSeconds: in.TimeoutSeconds, Retries: in.Retries, Owner: in.Owner})
 	if err != nil {
 		return StepOutput{}, err
 	}

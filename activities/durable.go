@@ -73,6 +73,7 @@ type durableRun struct {
 	store    DurableStore
 	id       uuid.UUID
 	function uuid.UUID
+	owner    uuid.UUID
 	mu       sync.Mutex
 	ops      map[string]ferry.Operation
 }
@@ -231,6 +232,9 @@ func (d *durableRun) invokeRequest(ctx context.Context, c runtimes.Checkpoint) (
 	if !json.Valid(c.Event) {
 		return fail("Invoke.InvalidEvent", "the event of invoke %q is not JSON", c.Name)
 	}
+	if ack := d.mayExecute(ctx, c.Function); ack != nil {
+		return nil, ack
+	}
 	v, err := d.a.Store.GetVersion(ctx, c.Function, 0)
 	switch {
 	case ferry.ErrorCode(err) == ferry.ENOTFOUND:
@@ -252,6 +256,45 @@ func (d *durableRun) invokeRequest(ctx context.Context, c runtimes.Checkpoint) (
 		return fail("Durable.CheckpointFailed", "invoke %q: %v", c.Name, err)
 	}
 	return raw, nil
+}
+
+// KeyStore reads API keys and their grants (*postgres.DB).
+type KeyStore interface {
+	KeyByID(ctx context.Context, id uuid.UUID) (ferry.APIKey, error)
+	Permissions(ctx context.Context, keyID uuid.UUID, function string) ([]ferry.Permission, error)
+}
+
+// mayExecute refuses an invoke unless the invocation's owner key, still
+// valid, may execute function, as the API would for the key itself.
+func (d *durableRun) mayExecute(ctx context.Context, function string) *runtimes.CheckpointAck {
+	deny := func(format string, args ...any) *runtimes.CheckpointAck {
+		ack := refuse("Invoke.Forbidden", format, args...)
+		return &ack
+	}
+	if d.owner == uuid.Nil || d.a.Keys == nil {
+		return deny("invoke of %q: this invocation runs for no API key (a chain step, a schedule's firing, or started before invokes existed), so it may invoke no function", function)
+	}
+	k, err := d.a.Keys.KeyByID(ctx, d.owner)
+	switch {
+	case ferry.ErrorCode(err) == ferry.ENOTFOUND:
+		return deny("invoke of %q: the API key %s this invocation runs for no longer exists", function, d.owner)
+	case err != nil:
+		ack := refuse("Durable.CheckpointFailed", "invoke of %q: reading the API key: %v", function, err)
+		return &ack
+	case k.RevokedAt != nil:
+		return deny("invoke of %q: the API key %s (%s) this invocation runs for was revoked", function, k.Prefix, k.ID)
+	}
+	ok, err := k.Role.Allows(ferry.PermExecute, func() ([]ferry.Permission, error) {
+		return d.a.Keys.Permissions(ctx, k.ID, function)
+	})
+	if err != nil {
+		ack := refuse("Durable.CheckpointFailed", "invoke of %q: reading grants: %v", function, err)
+		return &ack
+	}
+	if !ok {
+		return deny("invoke of %q: the API key %s (%s) this invocation runs for has no execute permission on it", function, k.Prefix, k.ID)
+	}
+	return nil
 }
 
 // suspension is the wait, callback or invoke the handler stopped at.

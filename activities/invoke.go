@@ -105,6 +105,10 @@ type RunInput struct {
 	// workflow can choose its activity options without a lookup.
 	TimeoutSeconds int `json:"timeout_seconds"`
 	Retries        int `json:"retries"`
+	// Owner is the API key the invocation runs for (nil for chain steps,
+	// schedules and older inputs): a durable invoke may only run functions it
+	// may execute.
+	Owner uuid.UUID `json:"owner,omitempty"`
 }
 
 // RunOutput is the final record as stored. Event is never included, and Result
@@ -145,6 +149,9 @@ type Invocations struct {
 	// Secrets resolves the values of the secrets a version reads, at run time
 	// (*secrets.Vault); nil: a version that reads secrets fails.
 	Secrets SecretResolver
+	// Keys reads API keys and grants, for what a durable invoke may run; nil:
+	// durable invokes are refused.
+	Keys KeyStore
 	// Durable records the operations of durable handlers; nil: their
 	// operations fail with Runtime.DurableUnavailable.
 	Durable DurableStore
@@ -215,7 +222,7 @@ func (a *Invocations) Run(ctx context.Context, in RunInput) (RunOutput, error) {
 	loaded := make(chan error, 1)
 	var ops []runtimes.Operation
 	if a.Durable != nil {
-		durable = &durableRun{a: a, store: a.Durable, id: in.InvocationID, function: v.FunctionID}
+		durable = &durableRun{a: a, store: a.Durable, id: in.InvocationID, function: v.FunctionID, owner: in.Owner}
 		go func() {
 			var err error
 			ops, err = durable.load(ctx)

@@ -283,35 +283,12 @@ func (s *server) can(c echo.Context, function string, perm ferry.Permission) (bo
 	if p == nil {
 		return false, nil
 	}
-	switch p.Key.Role {
-	case ferry.RoleAdmin:
-		return true, nil
-	case ferry.RoleDeveloper:
-		if perm == ferry.PermRead {
-			return true, nil
-		}
-	case ferry.RoleInvoker:
-		if perm != ferry.PermRead && perm != ferry.PermExecute {
-			return false, nil
-		}
-	default:
-		return false, nil
-	}
-	perms, err := s.auth.permissions(c.Request().Context(), p.Key.ID, function)
-	if err != nil {
-		return false, err
-	}
-	if p.Key.Role == ferry.RoleInvoker {
-		// An invoker's write/admin grants (possible only through the database) count for nothing.
-		perms = slices.DeleteFunc(slices.Clone(perms), func(x ferry.Permission) bool {
-			return !slices.Contains(invokerGrants, x)
-		})
-	}
-	return slices.Contains(perms, perm) || slices.Contains(perms, ferry.PermAdmin) ||
-		(perm == ferry.PermRead && len(perms) > 0), nil
+	return p.Key.Role.Allows(perm, func() ([]ferry.Permission, error) {
+		return s.auth.permissions(c.Request().Context(), p.Key.ID, function)
+	})
 }
 
-// invokerGrants are the grants that count for an invoker key.
+// invokerGrants are the grants that count for an invoker key (ferry.Role.Allows).
 var invokerGrants = []ferry.Permission{ferry.PermRead, ferry.PermExecute}
 
 // viewer is what listings may show the caller, decided in their queries (the

@@ -76,7 +76,7 @@ func (s *server) invoke(c echo.Context) error {
 		done, stop = s.Completions.Subscribe(inv.ID)
 		defer stop()
 	}
-	if err := runs.launch(ctx, inv, eagerIf(!req.async, workflows.InvokeStart(s.TaskQueue, inv, v)), created, req.idempotencyKey != ""); err != nil {
+	if err := runs.launch(ctx, inv, eagerIf(!req.async, workflows.InvokeStart(s.TaskQueue, inv, v, ownerOf(c))), created, req.idempotencyKey != ""); err != nil {
 		return err
 	}
 	if req.async {
@@ -436,8 +436,17 @@ func (s *server) retryInvocation(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := runs.launch(ctx, inv, eagerIf(false, workflows.InvokeStart(s.TaskQueue, inv, v)), true, false); err != nil {
+	if err := runs.launch(ctx, inv, eagerIf(false, workflows.InvokeStart(s.TaskQueue, inv, v, ownerOf(c))), true, false); err != nil {
 		return err
 	}
 	return runs.accepted(c, inv)
+}
+
+// ownerOf is the key on whose behalf an invocation runs: what a durable
+// handler's invoke may execute is decided by its grants.
+func ownerOf(c echo.Context) uuid.UUID {
+	if p := principalOf(c); p != nil {
+		return p.Key.ID
+	}
+	return uuid.Nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/activities"
+	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -19,8 +20,8 @@ import (
 // the API or as a retry: workflow id = invocation id, eager start (the worker in
 // the same process takes the first task without a round trip), and the search
 // attributes the UI filters on. An event too large for Temporal's history stays
-// in the invocation's record only.
-func InvokeStart(taskQueue string, inv ferry.Invocation, v ferry.Version) Start {
+// in the invocation's record only. owner is the API key it runs for.
+func InvokeStart(taskQueue string, inv ferry.Invocation, v ferry.Version, owner uuid.UUID) Start {
 	in := InvokeInput{
 		InvocationID:   inv.ID,
 		Function:       v.Function,
@@ -30,6 +31,7 @@ func InvokeStart(taskQueue string, inv ferry.Invocation, v ferry.Version) Start 
 		AcceptedAt:     inv.CreatedAt,
 		TimeoutSeconds: v.Limits.TimeoutSeconds,
 		Retries:        v.Limits.Retries,
+		Owner:          owner,
 	}
 	if len(inv.Event) > activities.InlineLimit {
 		in.Event, in.EventInRecord = nil, true
@@ -144,7 +146,7 @@ func invokeOperation(ctx workflow.Context, in InvokeInput, s *activities.Suspens
 	workflow.GetVersion(ctx, versionDurableInvoke, workflow.DefaultVersion, 1)
 	r := s.Invoke
 	var so activities.StepOutput
-	err := functionActivity(ctx, r.TimeoutSeconds, 0, chainActs.RunStep, activities.StepInput{Parent: in.InvocationID,
+	err := functionActivity(ctx, r.TimeoutSeconds, 0, chainActs.RunStep, activities.StepInput{Parent: in.InvocationID, Owner: in.Owner,
 		Path: s.Operation, Function: r.Function, Version: r.Version, Input: r.Event,
 		TimeoutSeconds: r.TimeoutSeconds, Retries: r.Retries}).Get(ctx, &so)
 	if err != nil {

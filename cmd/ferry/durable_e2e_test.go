@@ -707,4 +707,78 @@ func TestDurableInvoke(t *testing.T) {
 	if child.Status != "completed" || string(child.Result) != "42" {
 		t.Errorf("invoked invocation: %s %s", child.Status, child.Result)
 	}
+
+	// An invoke runs only what the invocation's key may execute.
+	key, keyID := s.newKey(t, ferry.RoleInvoker)
+	asInvoker := []string{"Authorization", "Bearer " + key, "Prefer", "respond-async"}
+	grant := func(fn string) {
+		if resp := s.do(t, http.MethodPost, "/v1/functions/"+fn+"/permissions",
+			map[string]any{"key_id": keyID, "permission": "execute"}, nil); resp.StatusCode >= 300 {
+			t.Fatalf("grant on %s: %s", fn, resp.Status)
+		}
+	}
+	grant("caller")
+	inv, _ = s.invoke(t, "caller", map[string]any{"n": 1}, asInvoker...)
+	if final := s.waitFinal(t, inv.ID, time.Minute); final.Status != "failed" || final.Error == nil ||
+		final.Error.Type != "Invoke.Forbidden" || !strings.Contains(final.Error.Message, `"double"`) {
+		t.Errorf("invoke without execute on double: %s %+v", final.Status, final.Error)
+	}
+	grant("double")
+	grant("fails")
+	inv, _ = s.invoke(t, "caller", map[string]any{"n": 2}, asInvoker...)
+	if final := s.waitFinal(t, inv.ID, time.Minute); final.Status != "completed" || !strings.Contains(strings.ReplaceAll(string(final.Result), " ", ""), `"b":4`) {
+		t.Errorf("invoke with execute on double: %s %s %+v", final.Status, final.Result, final.Error)
+	}
+}
+
+// TestDurableInvokeRuntimes: invoke in Node.js and Go returns the invoked
+// function's result and raises its failure.
+func TestDurableInvokeRuntimes(t *testing.T) {
+	s := startTestServer(t, "e2e_durable_invoke_rt")
+	s.deploy(t, "double", "python", "app.handler", "app.py", `def handler(event, context):
+    if event["n"] < 0:
+        raise ValueError("negative")
+    return event["n"] * 2
+`, nil)
+	callers := map[string]struct{ runtime, handler, filename, code string }{
+		"nodejs": {"nodejs", "app.handler", "app.js", `exports.handler = async (event, context) => {
+  const b = await context.invoke('double', { n: event.n }, 'double');
+  let failed = null;
+  try { await context.invoke('double', { n: -1 }, 'negative'); } catch (e) { failed = e.message; }
+  return { b, failed };
+};
+`},
+		"go": {"go", "Handle", "main.go", `package main
+
+import "context"
+
+func Handle(ctx context.Context, event struct{ N int }) (map[string]interface{}, error) {
+	var b int
+	if err := FerryInvoke(ctx, "double", "double", map[string]int{"n": event.N}, &b); err != nil {
+		return nil, err
+	}
+	failed := ""
+	if err := FerryInvoke(ctx, "negative", "double", map[string]int{"n": -1}, nil); err != nil {
+		failed = err.Error()
+	}
+	return map[string]interface{}{"b": b, "failed": failed}, nil
+}
+`},
+	}
+	for _, rt := range []string{"nodejs", "go"} {
+		t.Run(rt, func(t *testing.T) {
+			h := callers[rt]
+			s.deploy(t, "caller-"+rt, h.runtime, h.handler, h.filename, h.code, map[string]any{"timeout_seconds": 10})
+			inv, _ := s.invoke(t, "caller-"+rt, map[string]any{"n": 21}, "Prefer", "respond-async")
+			final := s.waitFinal(t, inv.ID, 2*time.Minute)
+			var out struct {
+				B      int    `json:"b"`
+				Failed string `json:"failed"`
+			}
+			if final.Status != "completed" || json.Unmarshal(final.Result, &out) != nil || out.B != 42 ||
+				!strings.Contains(out.Failed, "negative") {
+				t.Fatalf("caller: %s %s %+v", final.Status, final.Result, final.Error)
+			}
+		})
+	}
 }

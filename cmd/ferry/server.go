@@ -152,6 +152,7 @@ func start(ctx context.Context, cfg Config, r roles, log *slog.Logger) (_ *app, 
 			Logs:            a.db,
 			Logger:          log,
 			Durable:         a.db,
+			Keys:            a.db,
 			CallbackBaseURL: cfg.PublicURL,
 		}
 		chains := &activities.Chains{Store: a.db, ScheduleStore: a.db, Objects: a.objects, Invocations: invocations, Logger: log,
