@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/ferry-faas/ferry/workflows"
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"sigs.k8s.io/yaml"
 )
 
@@ -381,13 +383,21 @@ func TestE2EChains(t *testing.T) {
 		// plus the longest durable wait.
 		s.deploy(t, "inc5", "python", "inc.handler", "inc.py", pyInc, map[string]any{"timeout_seconds": 5, "retries": 1})
 		want := workflows.InvokeExecutionTimeout(ferry.Limits{TimeoutSeconds: 5, Retries: 1})
+		// A firing is listed as soon as its ScheduledRun starts, a moment before
+		// that starts the invocation's workflow: wait for it to exist.
 		timeoutOf := func(id string) time.Duration {
 			t.Helper()
-			d, err := s.temporal.DescribeWorkflow(context.Background(), id, "")
-			if err != nil {
-				t.Fatal(err)
+			for wait := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				d, err := s.temporal.DescribeWorkflow(context.Background(), id, "")
+				var notFound *serviceerror.NotFound
+				if errors.As(err, &notFound) && time.Now().Before(wait) {
+					continue
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				return d.RawResponse.GetExecutionConfig().GetWorkflowExecutionTimeout().AsDuration()
 			}
-			return d.RawResponse.GetExecutionConfig().GetWorkflowExecutionTimeout().AsDuration()
 		}
 		inv, resp := s.invoke(t, "inc5", 1)
 		if resp.StatusCode != http.StatusOK || inv.Status != "completed" {
