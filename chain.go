@@ -25,6 +25,9 @@ type Step struct {
 	// MaxConcurrency at a time; the output is the array of results, in order.
 	Map            *Step `json:"map,omitempty"`
 	MaxConcurrency int   `json:"max_concurrency,omitempty"`
+	// WaitSeconds is a durable sleep (a Temporal timer, nothing held while it
+	// lasts) of 1 s up to MaxWait; its output is its input.
+	WaitSeconds int64 `json:"wait_seconds,omitempty"`
 
 	// Retries and TimeoutSeconds override the function version's limits.
 	Retries        int `json:"retries,omitempty"`
@@ -44,6 +47,7 @@ const (
 	StepFunction = "function"
 	StepParallel = "parallel"
 	StepMap      = "map"
+	StepWait     = "wait"
 )
 
 // On-error policies.
@@ -59,6 +63,8 @@ func (s Step) Kind() string {
 		return StepParallel
 	case s.Map != nil:
 		return StepMap
+	case s.WaitSeconds != 0:
+		return StepWait
 	default:
 		return StepFunction
 	}
@@ -111,8 +117,11 @@ func validateStep(s Step, path string, depth int, n *int) error {
 	if s.Map != nil {
 		kinds++
 	}
+	if s.WaitSeconds != 0 {
+		kinds++
+	}
 	if kinds != 1 {
-		return Errorf(EINVALID, "%s: a step sets exactly one of function, parallel or map", path)
+		return Errorf(EINVALID, "%s: a step sets exactly one of function, parallel, map or wait_seconds", path)
 	}
 	switch s.OnError {
 	case "", OnErrorFail, OnErrorContinue:
@@ -170,6 +179,13 @@ func validateStep(s Step, path string, depth int, n *int) error {
 			if err := validateStep(b, fmt.Sprintf("%s.parallel[%d]", path, i), depth+1, n); err != nil {
 				return err
 			}
+		}
+	case StepWait:
+		if s.WaitSeconds < 1 || s.WaitSeconds > int64(MaxWait/time.Second) {
+			return Errorf(EINVALID, "%s.wait_seconds: must be between 1 and %d (%d days)", path, int64(MaxWait/time.Second), int(MaxWait.Hours()/24))
+		}
+		if s.OnError != "" {
+			return Errorf(EINVALID, "%s.on_error: a wait step cannot fail", path)
 		}
 	case StepMap:
 		if s.MaxConcurrency < 0 || s.MaxConcurrency > MaxMapConcurrency {

@@ -128,6 +128,8 @@ func (a *Chains) pin(ctx context.Context, run uuid.UUID, s ferry.Step, path stri
 			s.MaxConcurrency = ferry.DefaultMapParallel
 		}
 		return s, nil
+	case ferry.StepWait:
+		return s, nil
 	}
 	var v ferry.Version
 	var err error

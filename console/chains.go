@@ -57,6 +57,9 @@ func stepNode(s ferry.Step, path string, run *chainRunView) node {
 	if s.Compensate != "" {
 		detail = append(detail, "compensate: "+s.Compensate)
 	}
+	if s.Kind() == ferry.StepWait {
+		detail = append(detail, "wait "+strconv.FormatInt(s.WaitSeconds, 10)+"s")
+	}
 	if s.Kind() == ferry.StepMap {
 		mc := s.MaxConcurrency
 		if mc == 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ferry-faas/ferry"
 	"github.com/ferry-faas/ferry/activities"
@@ -240,6 +241,8 @@ func (r *chainRun) runStep(ctx workflow.Context, step ferry.Step, path string, i
 		out, err = r.runParallel(ctx, step, path, input)
 	case ferry.StepMap:
 		out, err = r.runMap(ctx, step, path, input)
+	case ferry.StepWait:
+		out, err = r.runWait(ctx, step, path, input)
 	}
 	var se *stepError
 	if step.OnError == ferry.OnErrorContinue && errors.As(err, &se) {
@@ -247,6 +250,23 @@ func (r *chainRun) runStep(ctx workflow.Context, step ferry.Step, path string, i
 		return Payload{Inline: b}, nil
 	}
 	return out, err
+}
+
+// runWait sleeps on a durable timer; the step's output is its input. No
+// older history has a wait step (they did not validate), so the version
+// marker only records that this one may.
+func (r *chainRun) runWait(ctx workflow.Context, step ferry.Step, path string, input Payload) (Payload, error) {
+	workflow.GetVersion(ctx, "chain-wait", workflow.DefaultVersion, 1)
+	st := ferry.StepStatus{Path: path, Status: ferry.StatusWaiting}
+	r.setStatus(st)
+	if err := workflow.Sleep(ctx, time.Duration(step.WaitSeconds)*time.Second); err != nil {
+		st.Status = ferry.StatusCancelled
+		r.setStatus(st)
+		return Payload{}, err
+	}
+	st.Status = ferry.StatusCompleted
+	r.setStatus(st)
+	return input, nil
 }
 
 func (r *chainRun) setStatus(s ferry.StepStatus) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -780,5 +781,41 @@ func Handle(ctx context.Context, event struct{ N int }) (map[string]interface{},
 				t.Fatalf("caller: %s %s %+v", final.Status, final.Result, final.Error)
 			}
 		})
+	}
+}
+
+// TestChainWait: a chain's wait step sleeps on a durable timer and passes its
+// input on; bad wait steps are refused at deploy.
+func TestChainWait(t *testing.T) {
+	s := startTestServer(t, "e2e_chain_wait")
+	s.deploy(t, "inc", "python", "inc.handler", "inc.py", pyInc, nil)
+	for _, bad := range []map[string]any{
+		{"wait_seconds": -1},
+		{"wait_seconds": int64(ferry.MaxWait/time.Second) + 1},
+		{"wait_seconds": 5, "function": "inc"},
+		{"wait_seconds": 5, "on_error": "continue"},
+	} {
+		var body map[string]any
+		resp := s.do(t, http.MethodPost, "/v1/chains", map[string]any{"name": "bad-wait", "steps": []any{bad}}, &body)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body), "steps[0]") {
+			t.Errorf("deploy of %v: %s %v, want 400 naming steps[0]", bad, resp.Status, body)
+		}
+	}
+	s.deployChain(t, map[string]any{"name": "inc-wait-inc", "steps": []any{
+		map[string]any{"function": "inc"}, map[string]any{"wait_seconds": 2}, map[string]any{"function": "inc"}}})
+	began := time.Now()
+	run, resp := s.runChain(t, "inc-wait-inc", 40)
+	if resp.StatusCode != http.StatusOK || run.Status != "completed" || string(run.Output) != "42" {
+		t.Fatalf("run: %s %s %s %+v", resp.Status, run.Status, run.Output, run.Error)
+	}
+	if took := time.Since(began); took < 2*time.Second {
+		t.Errorf("completed after %s, before its wait of 2 s ended", took)
+	}
+	var got []string
+	for _, st := range run.Steps {
+		got = append(got, st.Path+" "+st.Status)
+	}
+	if strings.Join(got, ",") != "0 completed,1 completed,2 completed" {
+		t.Errorf("steps: %q", got)
 	}
 }
