@@ -384,24 +384,11 @@ const leaseTTL = 15 * time.Second
 
 // renew extends the lease on the record until stop is called.
 func (a *Invocations) renew(ctx context.Context, log *slog.Logger, id, lease uuid.UUID) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(leaseTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := a.Store.RenewInvocation(ctx, id, lease, leaseTTL); err != nil {
-					log.Warn("renewing the lease on the invocation's record", "err", err)
-				}
-			}
+	return every(ctx, leaseTTL/3, func() {
+		if err := a.Store.RenewInvocation(ctx, id, lease, leaseTTL); err != nil {
+			log.Warn("renewing the lease on the invocation's record", "err", err)
 		}
-	}()
-	return func() { close(done) }
+	})
 }
 
 // release gives up the lease, so that a retry need not wait for it to expire
@@ -543,9 +530,14 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // heartbeat tells Temporal the activity is alive until stop is called; a
 // cancellation requested by the workflow reaches ctx through the heartbeat replies.
 func heartbeat(ctx context.Context) (stop func()) {
+	return every(ctx, time.Second, func() { activity.RecordHeartbeat(ctx) })
+}
+
+// every calls fn every d until stop is called or ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) (stop func()) {
 	done := make(chan struct{})
 	go func() {
-		t := time.NewTicker(time.Second)
+		t := time.NewTicker(d)
 		defer t.Stop()
 		for {
 			select {
@@ -554,7 +546,7 @@ func heartbeat(ctx context.Context) (stop func()) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				activity.RecordHeartbeat(ctx)
+				fn()
 			}
 		}
 	}()
